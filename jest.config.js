@@ -1,0 +1,32 @@
+// Jest runs as native ESM (node --experimental-vm-modules) because
+// @kubernetes/client-node is ESM-only; @swc/jest strips types fast and the
+// type checker (npm run typecheck) is run separately.
+const swc = [
+  '@swc/jest',
+  {
+    jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+    module: { type: 'es6' },
+  },
+];
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': swc },
+  // Sources import './x.js' (NodeNext); map to the .ts file under test.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  testEnvironment: 'node',
+};
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'store',
+      testMatch: ['<rootDir>/test/store/**/*.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'lab',
+      testMatch: ['<rootDir>/test/lab/**/*.test.ts'],
+    },
+  ],
+};

@@ -1,0 +1,32 @@
+// The `pairshift` command. Each command group lives in its own module and
+// registers itself here; this file only wires them and turns errors into one
+// readable line and a non-zero exit (stack traces only with PAIRSHIFT_DEBUG=1).
+import { Command, CommanderError } from 'commander';
+import { describeError } from './errors.js';
+
+export function buildProgram(): Command {
+  const program = new Command('pairshift')
+    .description('Zero-downtime rolling upgrades of bare-metal HA pairs')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed help or the usage error
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`pairshift: ${describeError(err)}\n`);
+    if (process.env.PAIRSHIFT_DEBUG === '1' && err instanceof Error) {
+      process.stderr.write(`${err.stack}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
