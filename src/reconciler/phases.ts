@@ -1,0 +1,37 @@
+// The thirteen phases of an upgrade (task list 2.1.1). This list is the single
+// source of truth: the state machine, the CHECK constraints in migrations/ and
+// the CRD enum are all checked against it by tests.
+export const PHASES = [
+  'IDLE',
+  'PREPARE',
+  'BACKUP',
+  'UPGRADE_BACKUP',
+  'VIP_SWITCH',
+  'UPGRADE_MASTER',
+  'VERIFY',
+  'COMPLETE',
+  'ROLLBACK',
+  'CANCELLED',
+  'FAILED',
+  'TIMEOUT',
+  'UNREACHABLE',
+] as const;
+
+export type Phase = (typeof PHASES)[number];
+
+/** Phases an upgrade never leaves. */
+export const TERMINAL_PHASES: readonly Phase[] = [
+  'COMPLETE',
+  'CANCELLED',
+  'FAILED',
+  'TIMEOUT',
+  'UNREACHABLE',
+];
+
+export function isPhase(value: unknown): value is Phase {
+  return typeof value === 'string' && (PHASES as readonly string[]).includes(value);
+}
+
+export function isTerminal(phase: Phase): boolean {
+  return TERMINAL_PHASES.includes(phase);
+}
