@@ -2,6 +2,7 @@
 // registers itself here; this file only wires them and turns errors into one
 // readable line and a non-zero exit (stack traces only with PAIRSHIFT_DEBUG=1).
 import { Command, CommanderError } from 'commander';
+import { registerDbCommands } from './db.js';
 import { describeError } from './errors.js';
 
 export function buildProgram(): Command {
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  registerDbCommands(program);
   return program;
 }
 
