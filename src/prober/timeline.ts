@@ -1,0 +1,93 @@
+// Outage arithmetic over a list of probe results. Pure: no clock, no I/O.
+//
+// Definitions (docs/prober.md repeats them for readers of the reports):
+// - Probes are ordered by their start time. A probe is "up" or "down".
+// - An outage is a maximal run of consecutive down probes.
+// - Its length runs from the start of the run's first probe to the start of
+//   the next up probe. The next up probe's start is the earliest moment we
+//   have evidence of service again; the first down probe's start is the
+//   earliest moment we have evidence of its absence. The error against the
+//   real gap is therefore at most one probe period at each edge.
+// - A run still down when observation ends is "open": it ends at `endMs`
+//   (the moment the prober stopped scheduling), and is flagged so a reader
+//   knows the service had not come back while we watched.
+//
+// Consequences the tests check: longest <= total <= endMs - first start;
+// total equals the sum, over down probes, of the gap to the next probe's
+// start (or to endMs for the last one); windows are disjoint and ordered.
+
+export interface ProbeSample {
+  /** Start of the probe, in ms on the prober's monotonic clock. */
+  startMs: number;
+  up: boolean;
+}
+
+export interface OutageWindow {
+  startMs: number;
+  endMs: number;
+  durationMs: number;
+  /** Number of down probes in the run. */
+  downProbes: number;
+  /** True when the service was still down when observation ended. */
+  open: boolean;
+}
+
+export interface OutageSummary {
+  probes: number;
+  ok: number;
+  failed: number;
+  longestOutageMs: number;
+  totalOutageMs: number;
+  /** From the first probe's start to endMs (0 without probes). */
+  observedMs: number;
+  outages: OutageWindow[];
+}
+
+export function computeOutages(samples: readonly ProbeSample[], endMs: number): OutageSummary {
+  const sorted = [...samples].sort((a, b) => a.startMs - b.startMs);
+  const last = sorted[sorted.length - 1];
+  if (last !== undefined && endMs < last.startMs) {
+    throw new Error(
+      `observation end ${endMs} ms is before the last probe's start ${last.startMs} ms`,
+    );
+  }
+  const outages: OutageWindow[] = [];
+  let ok = 0;
+  let runStart: number | undefined;
+  let runCount = 0;
+  for (const s of sorted) {
+    if (s.up) {
+      ok++;
+      if (runStart !== undefined) {
+        outages.push(window(runStart, s.startMs, runCount, false));
+        runStart = undefined;
+        runCount = 0;
+      }
+    } else {
+      if (runStart === undefined) runStart = s.startMs;
+      runCount++;
+    }
+  }
+  if (runStart !== undefined) outages.push(window(runStart, endMs, runCount, true));
+
+  let longest = 0;
+  let total = 0;
+  for (const w of outages) {
+    total += w.durationMs;
+    if (w.durationMs > longest) longest = w.durationMs;
+  }
+  const first = sorted[0];
+  return {
+    probes: sorted.length,
+    ok,
+    failed: sorted.length - ok,
+    longestOutageMs: longest,
+    totalOutageMs: total,
+    observedMs: first === undefined ? 0 : endMs - first.startMs,
+    outages,
+  };
+}
+
+function window(startMs: number, endMs: number, downProbes: number, open: boolean): OutageWindow {
+  return { startMs, endMs, durationMs: endMs - startMs, downProbes, open };
+}
