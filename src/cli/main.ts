@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDbCommands } from './db.js';
 import { describeError } from './errors.js';
+import { registerProbeCommands } from './probe.js';
 
 export function buildProgram(): Command {
   const program = new Command('pairshift')
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerDbCommands(program);
+  registerProbeCommands(program);
   return program;
 }
 
