@@ -1,0 +1,237 @@
+// ed25519 signing of package archives.
+//
+// The detached signature binds the exact archive bytes through their SHA-256
+// and length: the key signs the statement
+//   "pairshift-package-signature-v1\nsha256 <hex>\nsize <bytes>\n".
+// Pure ed25519 needs the whole message in memory (and hashes it twice when
+// signing), which for a several-hundred-MB package means holding it all in RAM;
+// pre-hashing (as minisign does) lets sign and verify stream the file once,
+// and the same pass checks the signature and feeds the manifest check.
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { type FileDigest, hashFile } from './hash.js';
+
+export const SIGNATURE_FORMAT = 'pairshift-signature/v1';
+export const PRIVATE_KEY_FILE = 'package-signing.key';
+export const PUBLIC_KEY_FILE = 'package-signing.pub';
+/** A signature file is a few hundred bytes; larger input is refused unread. */
+const MAX_SIGNATURE_BYTES = 64 * 1024;
+
+export function signatureStatement(digest: FileDigest): Buffer {
+  return Buffer.from(
+    `pairshift-package-signature-v1\nsha256 ${digest.sha256}\nsize ${digest.size}\n`,
+    'utf8',
+  );
+}
+
+/** Short, stable name of a public key: the first 16 hex digits of SHA-256 of its SPKI DER. */
+export function keyIdOf(publicKey: KeyObject): string {
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('hex').slice(0, 16);
+}
+
+export interface TrustedKey {
+  keyId: string;
+  key: KeyObject;
+  source: string;
+}
+
+export interface SigningKeyPaths {
+  privateKeyPath: string;
+  publicKeyPath: string;
+  keyId: string;
+}
+
+/** Writes a fresh ed25519 key pair (PEM; private key mode 0600) into dir; never overwrites. */
+export async function generateSigningKeyPair(dir: string): Promise<SigningKeyPaths> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const privateKeyPath = join(dir, PRIVATE_KEY_FILE);
+  const publicKeyPath = join(dir, PUBLIC_KEY_FILE);
+  const privPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const pubPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  // O_EXCL: refuse to replace a key someone may already trust or sign with.
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+  for (const p of [privateKeyPath, publicKeyPath]) {
+    if (await exists(p))
+      throw new Error(`${p} already exists; refusing to overwrite a signing key`);
+  }
+  const fh = await open(privateKeyPath, flags, 0o600);
+  try {
+    await fh.writeFile(privPem);
+    await fh.chmod(0o600); // the umask may have narrowed it, never widened; be explicit
+  } finally {
+    await fh.close();
+  }
+  await writeFile(publicKeyPath, pubPem, { mode: 0o644, flag: 'wx' });
+  return { privateKeyPath, publicKeyPath, keyId: keyIdOf(publicKey) };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describeKeyType(key: KeyObject): string {
+  return key.asymmetricKeyType ?? key.type;
+}
+
+/** Loads an ed25519 private key; refuses other key types and files others can read. */
+export async function loadPrivateKey(path: string): Promise<KeyObject> {
+  const st = await stat(path).catch((err: unknown) => {
+    throw new Error(`cannot read signing key ${path}`, { cause: err });
+  });
+  if ((st.mode & 0o077) !== 0) {
+    throw new Error(
+      `signing key ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`,
+    );
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(await readFile(path));
+  } catch (err) {
+    throw new Error(`${path} is not a PEM private key`, { cause: err });
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new Error(
+      `signing key ${path} is an ${describeKeyType(key)} key; package signatures use ed25519 only`,
+    );
+  }
+  return key;
+}
+
+/** Parses a trusted public key (PEM text); refuses private keys and non-ed25519 keys. */
+export function parseTrustedKey(pem: string | Buffer, source: string): TrustedKey {
+  const text = pem.toString();
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    throw new Error(`trusted key ${source} is a private key; give the public key (.pub) instead`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey(text);
+  } catch (err) {
+    throw new Error(`trusted key ${source} is not a PEM public key`, { cause: err });
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new Error(
+      `trusted key ${source} is an ${describeKeyType(key)} key; package signatures are ed25519 only`,
+    );
+  }
+  return { key, keyId: keyIdOf(key), source };
+}
+
+export async function loadTrustedKey(path: string): Promise<TrustedKey> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(path);
+  } catch (err) {
+    throw new Error(`cannot read trusted key ${path}`, { cause: err });
+  }
+  return parseTrustedKey(pem, path);
+}
+
+const signatureFileSchema = z
+  .object({
+    format: z.literal(SIGNATURE_FORMAT),
+    algorithm: z.literal('ed25519'),
+    keyId: z.string().regex(/^[0-9a-f]{16}$/),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    size: z.number().int().min(0),
+    signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 ed25519 signature'),
+  })
+  .strict();
+
+export type SignatureFile = z.infer<typeof signatureFileSchema>;
+
+export function makeSignature(digest: FileDigest, privateKey: KeyObject): SignatureFile {
+  const publicKey = createPublicKey(privateKey);
+  return {
+    format: SIGNATURE_FORMAT,
+    algorithm: 'ed25519',
+    keyId: keyIdOf(publicKey),
+    sha256: digest.sha256,
+    size: digest.size,
+    signature: sign(null, signatureStatement(digest), privateKey).toString('base64'),
+  };
+}
+
+/** Signs an archive file: writes `<archive>.sig` (or sigPath) and returns it. */
+export async function signArchive(
+  archivePath: string,
+  privateKey: KeyObject,
+  sigPath = `${archivePath}.sig`,
+): Promise<{ sigPath: string; signature: SignatureFile }> {
+  const digest = await hashFile(archivePath);
+  const signature = makeSignature(digest, privateKey);
+  await writeFile(sigPath, `${JSON.stringify(signature, null, 2)}\n`, { mode: 0o644 });
+  return { sigPath, signature };
+}
+
+export function parseSignatureFile(bytes: Buffer, source: string): SignatureFile {
+  if (bytes.length > MAX_SIGNATURE_BYTES)
+    throw new Error(`signature ${source} is too large to be a signature`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new Error(`signature ${source} is not a pairshift signature file (not JSON)`, {
+      cause: err,
+    });
+  }
+  const parsed = signatureFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const what = parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
+      .join('; ');
+    throw new Error(`signature ${source} is malformed: ${what}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Checks a signature against the archive's actual digest and the trusted
+ * keys. Returns the key that signed; throws saying precisely what failed.
+ */
+export function checkSignature(
+  sig: SignatureFile,
+  actual: FileDigest,
+  trusted: readonly TrustedKey[],
+): TrustedKey {
+  if (trusted.length === 0) throw new Error('no trusted keys given; cannot verify the signature');
+  if (sig.sha256 !== actual.sha256 || sig.size !== actual.size) {
+    throw new Error(
+      `the signature is for another file (sha256 ${sig.sha256.slice(0, 16)}…, ${sig.size} bytes), ` +
+        `not this archive (sha256 ${actual.sha256.slice(0, 16)}…, ${actual.size} bytes)`,
+    );
+  }
+  const signer = trusted.find((t) => t.keyId === sig.keyId);
+  if (!signer) {
+    throw new Error(
+      `the package is signed by key ${sig.keyId}, which is not among the trusted keys (${trusted
+        .map((t) => t.keyId)
+        .join(', ')})`,
+    );
+  }
+  const ok = verify(
+    null,
+    signatureStatement(actual),
+    signer.key,
+    Buffer.from(sig.signature, 'base64'),
+  );
+  if (!ok) throw new Error(`the signature does not verify with trusted key ${signer.keyId}`);
+  return signer;
+}

@@ -1,0 +1,111 @@
+// Verifies a package file: the detached signature against the trusted keys,
+// then the contents against the manifest. One streaming read of the archive
+// feeds both the archive hash (for the signature) and the decompressor (for
+// the contents), so a package is never held in memory or extracted to disk.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { ManifestChecker } from './contents.js';
+import { type FileDigest, hashFile, readFileChunks } from './hash.js';
+import type { PackageManifest } from './manifest.js';
+import { checkSignature, parseSignatureFile, type TrustedKey } from './signing.js';
+import { readTar, type TarLimits } from './tar.js';
+
+export interface VerifyOptions {
+  archivePath: string;
+  /** Defaults to `<archivePath>.sig`. */
+  sigPath?: string;
+  trustedKeys: readonly TrustedKey[];
+  limits?: Partial<TarLimits>;
+}
+
+export interface VerifiedPackage {
+  manifest: PackageManifest;
+  signer: TrustedKey;
+  digest: FileDigest;
+}
+
+export interface ContentsResult {
+  manifest: PackageManifest;
+  digest: FileDigest;
+}
+
+/** Inflated chunks handed to the tar reader; large chunks keep hashing fast. */
+const INFLATE_CHUNK = 1024 * 1024;
+
+/**
+ * Streams the archive once: hashes its bytes and checks its contents against
+ * its manifest. Does not look at any signature (see verifyPackage).
+ */
+export async function checkPackageContents(
+  archivePath: string,
+  limits: Partial<TarLimits> = {},
+): Promise<ContentsResult> {
+  const outer = createHash('sha256');
+  let size = 0;
+  async function* archiveBytes(): AsyncGenerator<Buffer> {
+    for await (const chunk of readFileChunks(archivePath)) {
+      outer.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+  }
+  const checker = new ManifestChecker();
+  try {
+    await pipeline(
+      Readable.from(archiveBytes()),
+      createGunzip({ chunkSize: INFLATE_CHUNK }),
+      async (inflated: AsyncIterable<Buffer>) => {
+        for await (const ev of readTar(inflated, limits)) checker.onEvent(ev);
+      },
+    );
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('Z_')) {
+      throw new Error(`${archivePath} is not a valid gzip file`, { cause: err });
+    }
+    throw err;
+  }
+  return { manifest: checker.finish(), digest: { sha256: outer.digest('hex'), size } };
+}
+
+/**
+ * Full verification. The signature is judged first: when the contents are
+ * also bad, the caller hears that the package is not trusted (the more
+ * fundamental problem) rather than details of an untrusted file.
+ */
+export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackage> {
+  const sigPath = opts.sigPath ?? `${opts.archivePath}.sig`;
+  let sigBytes: Buffer;
+  try {
+    sigBytes = await readFile(sigPath);
+  } catch (err) {
+    throw new Error(`cannot read the signature ${sigPath}`, { cause: err });
+  }
+  const sig = parseSignatureFile(sigBytes, sigPath);
+  if (opts.trustedKeys.length === 0)
+    throw new Error('no trusted keys given; cannot verify the signature');
+
+  let contents: ContentsResult | undefined;
+  let contentsError: unknown;
+  try {
+    contents = await checkPackageContents(opts.archivePath, opts.limits);
+  } catch (err) {
+    contentsError = err;
+  }
+  // When the contents check stopped early the archive hash is incomplete:
+  // hash the whole file for the signature verdict (error path only).
+  const digest = contents?.digest ?? (await hashFile(opts.archivePath));
+  const signer = checkSignature(sig, digest, opts.trustedKeys);
+  if (!contents) {
+    throw new Error(
+      `package ${opts.archivePath} is signed by ${signer.keyId} but its contents are refused`,
+      {
+        cause: contentsError,
+      },
+    );
+  }
+  return { manifest: contents.manifest, signer, digest };
+}
