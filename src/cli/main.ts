@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDbCommands } from './db.js';
 import { describeError } from './errors.js';
+import { registerPackageCommands } from './package.js';
 import { registerProbeCommands } from './probe.js';
 
 export function buildProgram(): Command {
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDbCommands(program);
   registerProbeCommands(program);
+  registerPackageCommands(program);
   return program;
 }
 
