@@ -1,0 +1,67 @@
+// The shape of pairshift's configuration file, validated with zod. Unknown
+// keys are refused (a typo must not silently fall back to a default), and
+// every message names the field and what was expected.
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
+  if (ms === null || !Number.isFinite(ms) || ms <= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a positive duration like "30s", "15m" or "1h", got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const count = (min: number, max: number) =>
+  z
+    .number({ error: `expected a whole number from ${min} to ${max}` })
+    .int({ error: `expected a whole number from ${min} to ${max}` })
+    .min(min, { error: `expected a whole number from ${min} to ${max}` })
+    .max(max, { error: `expected a whole number from ${min} to ${max}` });
+
+/** Upgrade settings: task list 1.2. Every field optional here; defaults come from upgrade_config. */
+export const upgradeSettingsSchema = z
+  .object({
+    upgradeTimeout: duration,
+    vipSwitchTimeout: duration,
+    vipSwitchRetries: count(0, 10),
+    healthCheckTimeout: duration,
+    healthCheckRetries: count(0, 20),
+    healthCheckInterval: duration,
+    healthCheckConsecutivePasses: count(1, 20),
+    backupRetention: count(1, 100),
+    downtimeBudget: duration,
+    autoRollback: z.boolean({ error: 'expected true or false' }),
+  })
+  .partial()
+  .strict();
+
+export const configFileSchema = z
+  .object({
+    store: z
+      .object({
+        databaseUrl: z.string().url({ error: 'expected a postgres:// URL' }).optional(),
+        dataDir: z.string().min(1, { error: 'expected a folder path' }).optional(),
+      })
+      .strict()
+      .optional(),
+    log: z
+      .object({
+        level: z.enum(['error', 'warn', 'info', 'debug'], {
+          error: 'expected one of error, warn, info, debug',
+        }),
+        format: z.enum(['json', 'pretty', 'auto'], { error: 'expected one of json, pretty, auto' }),
+      })
+      .partial()
+      .strict()
+      .optional(),
+    upgrade: upgradeSettingsSchema.optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.output<typeof configFileSchema>;
+export type UpgradeSettingsOverrides = z.output<typeof upgradeSettingsSchema>;

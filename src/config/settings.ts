@@ -1,0 +1,28 @@
+// Upgrade settings (task list 1.2) as the reconciler uses them, all times in
+// milliseconds. BUILT_IN_DEFAULTS mirror the seed rows of upgrade_config; the
+// store's values win over them, and the file and environment win over both.
+export interface UpgradeSettings {
+  readonly upgradeTimeout: number;
+  readonly vipSwitchTimeout: number;
+  readonly vipSwitchRetries: number;
+  readonly healthCheckTimeout: number;
+  readonly healthCheckRetries: number;
+  readonly healthCheckInterval: number;
+  readonly healthCheckConsecutivePasses: number;
+  readonly backupRetention: number;
+  readonly downtimeBudget: number;
+  readonly autoRollback: boolean;
+}
+
+export const BUILT_IN_DEFAULTS: UpgradeSettings = {
+  upgradeTimeout: 15 * 60_000,
+  vipSwitchTimeout: 30_000,
+  vipSwitchRetries: 2,
+  healthCheckTimeout: 30_000,
+  healthCheckRetries: 3,
+  healthCheckInterval: 10_000,
+  healthCheckConsecutivePasses: 3,
+  backupRetention: 1,
+  downtimeBudget: 4 * 60_000,
+  autoRollback: true,
+};
