@@ -2,7 +2,9 @@
 // registers itself here; this file only wires them and turns errors into one
 // readable line and a non-zero exit (stack traces only with PAIRSHIFT_DEBUG=1).
 import { Command, CommanderError } from 'commander';
+import { registerConfigCommands } from './config.js';
 import { registerDbCommands } from './db.js';
+import { registerDemoCommands } from './demo.js';
 import { describeError } from './errors.js';
 import { registerPackageCommands } from './package.js';
 import { registerProbeCommands } from './probe.js';
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  registerDemoCommands(program);
+  registerConfigCommands(program);
   registerDbCommands(program);
   registerProbeCommands(program);
   registerPackageCommands(program);

@@ -26,3 +26,28 @@ export const BUILT_IN_DEFAULTS: UpgradeSettings = {
   downtimeBudget: 4 * 60_000,
   autoRollback: true,
 };
+
+/** The store's upgrade_config row (task list 1.2), in the reconciler's terms. */
+export function settingsFromStore(row: {
+  upgradeTimeoutMs: number;
+  vipSwitchTimeoutMs: number;
+  vipSwitchRetries: number;
+  healthCheckTimeoutMs: number;
+  healthCheckRetries: number;
+  healthCheckRetryIntervalMs: number;
+  healthCheckConsecutivePasses: number;
+  backupRetentionCount: number;
+  downtimeBudgetMs: number;
+}): Partial<UpgradeSettings> {
+  return {
+    upgradeTimeout: row.upgradeTimeoutMs,
+    vipSwitchTimeout: row.vipSwitchTimeoutMs,
+    vipSwitchRetries: row.vipSwitchRetries,
+    healthCheckTimeout: row.healthCheckTimeoutMs,
+    healthCheckRetries: row.healthCheckRetries,
+    healthCheckInterval: row.healthCheckRetryIntervalMs,
+    healthCheckConsecutivePasses: row.healthCheckConsecutivePasses,
+    backupRetention: row.backupRetentionCount,
+    downtimeBudget: row.downtimeBudgetMs,
+  };
+}
