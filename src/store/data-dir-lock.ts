@@ -5,15 +5,7 @@
 // of that pid (from /proc, where available), so a lock left by a process that
 // died and whose pid was reused by an unrelated program is still seen as
 // stale. A lock written on another host cannot be checked and counts as held.
-import {
-  closeSync,
-  linkSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -103,18 +95,21 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
   const mine = JSON.stringify(me);
 
   for (let attempt = 0; attempt < 5; attempt++) {
+    // Written whole to a private file, then linked into place: link() fails
+    // if the lock exists, and nobody ever sees a half-written lock.
+    const draft = `${path}.${process.pid}.tmp`;
     try {
-      const fd = openSync(path, 'wx', 0o600);
-      try {
-        writeSync(fd, mine);
-      } finally {
-        closeSync(fd);
-      }
+      writeFileSync(draft, mine, { mode: 0o600 });
+      linkSync(draft, path);
       return makeLock(path, mine);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new Error(`cannot create lock file ${path}`, { cause: err });
       }
+    } finally {
+      try {
+        unlinkSync(draft);
+      } catch {}
     }
     const text = readOrNull(path);
     if (text === null) continue; // released meanwhile; try again
@@ -127,7 +122,7 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
           'stop it, or use another --data-dir',
       );
     }
-    // Stale (or unreadable junk left by a crash mid-write). Move it aside
+    // Stale (or unreadable junk, e.g. from an older writer or a full disk). Move it aside
     // atomically, then check that what we moved is what we judged stale: if
     // another process took the lock in between, put its file back.
     const aside = `${path}.stale.${process.pid}`;
