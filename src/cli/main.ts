@@ -6,6 +6,7 @@ import { registerConfigCommands } from './config.js';
 import { registerDbCommands } from './db.js';
 import { registerDemoCommands } from './demo.js';
 import { describeError } from './errors.js';
+import { registerLabCommands } from './lab.js';
 import { registerPackageCommands } from './package.js';
 import { registerProbeCommands } from './probe.js';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerDbCommands(program);
   registerProbeCommands(program);
   registerPackageCommands(program);
+  registerLabCommands(program);
   return program;
 }
 

@@ -1,0 +1,67 @@
+// `pairshift lab up|down|status|exec`: the lab pair on this machine.
+import { type Command, Option } from 'commander';
+import {
+  collectStatus,
+  DEFAULT_APP_VERSION,
+  formatStatus,
+  labDown,
+  labExec,
+  labUp,
+} from '../lab/index.js';
+
+const DEFAULT_NAME = 'lab';
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+export function registerLabCommands(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description('a real HA pair in network namespaces on this machine (needs root)');
+
+  lab
+    .command('up')
+    .description('build the lab (idempotent); prints the inventory path')
+    .option('--name <name>', 'lab name', DEFAULT_NAME)
+    .option('--app-version <version>', 'version of the app release to install', DEFAULT_APP_VERSION)
+    .action(async (o: { name: string; appVersion: string }) => {
+      const r = await labUp({ name: o.name, appVersion: o.appVersion, log: say });
+      say(
+        `lab ${o.name} ${r.alreadyUp ? 'was already up' : `is up in ${r.seconds.toFixed(1)} s`}: VIP ${r.plan.vip}`,
+      );
+      say(r.inventory);
+    });
+
+  lab
+    .command('down')
+    .description('remove every namespace, process, mount and folder of the lab')
+    .option('--name <name>', 'lab name', DEFAULT_NAME)
+    .action(async (o: { name: string }) => {
+      await labDown({ name: o.name, log: say });
+    });
+
+  lab
+    .command('status')
+    .description('what the lab is running, read from the lab itself')
+    .option('--name <name>', 'lab name', DEFAULT_NAME)
+    .addOption(
+      new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'),
+    )
+    .action(async (o: { name: string; output: string }) => {
+      const s = await collectStatus(o.name);
+      say(o.output === 'json' ? JSON.stringify(s, null, 2) : formatStatus(s));
+    });
+
+  lab
+    .command('exec')
+    .description('run a command in node a, node b or the client namespace')
+    .usage('[--name N] a|b|client -- CMD...')
+    .option('--name <name>', 'lab name', DEFAULT_NAME)
+    .argument('<target>', 'a, b or client')
+    .argument('<cmd...>', 'command and arguments (after --)')
+    .passThroughOptions()
+    .action(async (target: string, cmd: string[], o: { name: string }) => {
+      if (target !== 'a' && target !== 'b' && target !== 'client') {
+        throw new Error(`lab exec target must be a, b or client, not "${target}"`);
+      }
+      process.exitCode = await labExec(o.name, target, cmd);
+    });
+}
