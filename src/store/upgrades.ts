@@ -103,6 +103,14 @@ export class PhaseConflictError extends Error {
   }
 }
 
+/** An upgrade with this id exists already. */
+export class UpgradeExistsError extends Error {
+  override name = 'UpgradeExistsError';
+  constructor(readonly upgradeId: string) {
+    super(`upgrade ${upgradeId} already exists`);
+  }
+}
+
 /** The pair already has an upgrade that has not finished. */
 export class ActiveUpgradeExistsError extends Error {
   override name = 'ActiveUpgradeExistsError';
@@ -195,6 +203,8 @@ export async function createUpgradeTask(db: SqlClient, task: NewUpgradeTask): Pr
     if (pgCode(err).constraint === 'upgrade_task_one_active_per_pair') {
       throw new ActiveUpgradeExistsError(task.pairName);
     }
+    if (pgCode(err).constraint === 'upgrade_task_pkey')
+      throw new UpgradeExistsError(task.upgradeId);
     throw err;
   }
 }
@@ -244,11 +254,12 @@ export async function recordTransition(
   return db.transaction(async (tx) => {
     const updated = await tx.query<{ upgrade_id: string }>(
       `UPDATE upgrade_task
-          SET phase = $3,
-              updated_at = $4,
-              started_at = CASE WHEN started_at IS NULL AND $3 <> 'IDLE' THEN $4 ELSE started_at END,
-              finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
-        WHERE upgrade_id = $1 AND phase = $2
+          SET phase = $3::text,
+              updated_at = $4::timestamptz,
+              started_at = CASE WHEN started_at IS NULL AND $3::text <> 'IDLE'
+                                THEN $4::timestamptz ELSE started_at END,
+              finished_at = CASE WHEN $5::boolean THEN $4::timestamptz ELSE finished_at END
+        WHERE upgrade_id = $1 AND phase = $2::text
         RETURNING upgrade_id`,
       [upgradeId, t.from, t.to, t.at, isTerminal(t.to)],
     );
