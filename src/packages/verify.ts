@@ -4,8 +4,7 @@
 // the contents), so a package is never held in memory or extracted to disk.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ManifestChecker } from './contents.js';
 import { type FileDigest, hashFile, readFileChunks } from './hash.js';
@@ -35,6 +34,18 @@ export interface ContentsResult {
 /** Inflated chunks handed to the tar reader; large chunks keep hashing fast. */
 const INFLATE_CHUNK = 1024 * 1024;
 
+function drainedOrClosed(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
 /**
  * Streams the archive once: hashes its bytes and checks its contents against
  * its manifest. Does not look at any signature (see verifyPackage).
@@ -45,28 +56,34 @@ export async function checkPackageContents(
 ): Promise<ContentsResult> {
   const outer = createHash('sha256');
   let size = 0;
-  async function* archiveBytes(): AsyncGenerator<Buffer> {
-    for await (const chunk of readFileChunks(archivePath)) {
-      outer.update(chunk);
-      size += chunk.length;
-      yield chunk;
+  const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
+  // Feed the decompressor by hand (not stream.pipeline): when the reader
+  // refuses an entry we want its error, not the pipeline's "aborted".
+  const feeding = (async () => {
+    try {
+      for await (const chunk of readFileChunks(archivePath)) {
+        if (gunzip.destroyed) return;
+        outer.update(chunk);
+        size += chunk.length;
+        if (!gunzip.write(chunk)) await drainedOrClosed(gunzip);
+      }
+      gunzip.end();
+    } catch (err) {
+      gunzip.destroy(err as Error);
     }
-  }
+  })();
   const checker = new ManifestChecker();
   try {
-    await pipeline(
-      Readable.from(archiveBytes()),
-      createGunzip({ chunkSize: INFLATE_CHUNK }),
-      async (inflated: AsyncIterable<Buffer>) => {
-        for await (const ev of readTar(inflated, limits)) checker.onEvent(ev);
-      },
-    );
+    for await (const ev of readTar(gunzip, limits)) checker.onEvent(ev);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('Z_')) {
       throw new Error(`${archivePath} is not a valid gzip file`, { cause: err });
     }
     throw err;
+  } finally {
+    gunzip.destroy();
+    await feeding;
   }
   return { manifest: checker.finish(), digest: { sha256: outer.digest('hex'), size } };
 }
@@ -100,11 +117,10 @@ export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackag
   const digest = contents?.digest ?? (await hashFile(opts.archivePath));
   const signer = checkSignature(sig, digest, opts.trustedKeys);
   if (!contents) {
+    const why = contentsError instanceof Error ? contentsError.message : String(contentsError);
     throw new Error(
-      `package ${opts.archivePath} is signed by ${signer.keyId} but its contents are refused`,
-      {
-        cause: contentsError,
-      },
+      `package ${opts.archivePath} is signed by ${signer.keyId} but its contents are refused: ${why}`,
+      { cause: contentsError },
     );
   }
   return { manifest: contents.manifest, signer, digest };
