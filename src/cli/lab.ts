@@ -62,6 +62,8 @@ export function registerLabCommands(program: Command): void {
       if (target !== 'a' && target !== 'b' && target !== 'client') {
         throw new Error(`lab exec target must be a, b or client, not "${target}"`);
       }
-      process.exitCode = await labExec(o.name, target, cmd);
+      // with passThroughOptions the separator itself reaches us
+      const argv = cmd[0] === '--' ? cmd.slice(1) : cmd;
+      process.exitCode = await labExec(o.name, target, argv);
     });
 }
