@@ -21,7 +21,9 @@ export function httpGet(
     const req = request({ host, port, path, method, agent: false, timeout: timeoutMs }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`GET http://${host}:${port}${path} timed out`)));
@@ -71,14 +73,17 @@ export async function startService(
   };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (gone) throw new Error(`${argv.join(' ')} exited before listening: ${out.trim().slice(-500)}`);
+    if (gone)
+      throw new Error(`${argv.join(' ')} exited before listening: ${out.trim().slice(-500)}`);
     try {
       await httpGet(port, '/version', 'GET', host, 1000);
       return service;
     } catch {
       if (Date.now() > deadline) {
         await service.stop();
-        throw new Error(`${argv.join(' ')} did not answer on ${host}:${port} within ${timeoutMs} ms`);
+        throw new Error(
+          `${argv.join(' ')} did not answer on ${host}:${port} within ${timeoutMs} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
