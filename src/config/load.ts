@@ -49,7 +49,7 @@ export function parseConfig(text: string, source: string): ConfigFile {
     throw new ConfigError(
       source,
       '',
-      `not valid YAML${where ? ` at ${where}` : ''}: ${e.message.split(" at line ")[0]}`,
+      `not valid YAML${where ? ` at ${where}` : ''}: ${e.message.split(' at line ')[0]}`,
     );
   }
   const raw = doc.toJS() ?? {};
