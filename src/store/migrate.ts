@@ -25,6 +25,12 @@ export const MIGRATION_LOCK_KEY = '8097869545272273254';
 
 const FILE_PATTERN = /^(\d{4})_[a-z0-9_]+\.sql$/;
 
+// Statements that start or end a transaction. PL/pgSQL's block "BEGIN" (no
+// semicolon) and "END;" (DO blocks, trigger functions) do not match; a bare
+// "END;" meaning COMMIT is not caught.
+const TRANSACTION_CONTROL =
+  /^\s*(BEGIN\s*;|BEGIN\s+(TRANSACTION|WORK|ISOLATION)\b|START\s+TRANSACTION\b|COMMIT\b|ROLLBACK\b|END\s+(TRANSACTION|WORK)\b)/im;
+
 export interface MigrationFile {
   name: string;
   checksum: string;
@@ -73,7 +79,7 @@ export function loadMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): MigrationF
     const sql = readFileSync(join(dir, name), 'utf8');
     // The runner owns the transaction; a COMMIT inside a file would end it
     // early and break "applied and recorded together".
-    if (/^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK)\b/im.test(sql)) {
+    if (TRANSACTION_CONTROL.test(sql)) {
       throw new Error(`migration ${name} contains transaction control (BEGIN/COMMIT); remove it`);
     }
     files.push({ name, checksum: sha256(sql), sql });

@@ -37,7 +37,15 @@ describe('the migrations folder', () => {
   it('is found next to the package, whatever the cwd', () => {
     expect(SHIPPED.length).toBeGreaterThanOrEqual(4);
     expect(SHIPPED[0]).toBe('0001_upgrade_task.sql');
-    expect(loadMigrations().map((m) => m.name)).toEqual(SHIPPED);
+    const elsewhere = mkdtempSync(join(tmpdir(), 'pairshift-cwd-'));
+    const cwd = process.cwd();
+    try {
+      process.chdir(elsewhere);
+      expect(loadMigrations().map((m) => m.name)).toEqual(SHIPPED);
+    } finally {
+      process.chdir(cwd);
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 
   it('refuses a badly named file, a duplicate number and transaction control', () => {
@@ -54,6 +62,14 @@ describe('the migrations folder', () => {
       rmSync(join(dir, '0001_b.sql'));
       writeFileSync(join(dir, '0002_c.sql'), 'SELECT 1;\nCOMMIT;\nCREATE TABLE x (a int);');
       expect(() => loadMigrations(dir)).toThrow(/0002_c\.sql contains transaction control/);
+      writeFileSync(join(dir, '0002_c.sql'), 'BEGIN;\nCREATE TABLE x (a int);');
+      expect(() => loadMigrations(dir)).toThrow(/0002_c\.sql contains transaction control/);
+      // a PL/pgSQL block is not transaction control
+      writeFileSync(
+        join(dir, '0002_c.sql'),
+        "DO $$\nBEGIN\n  RAISE NOTICE 'hi';\nEND;\n$$;\n-- COMMIT in a comment is fine\n",
+      );
+      expect(loadMigrations(dir).map((m) => m.name)).toEqual(['0001_a.sql', '0002_c.sql']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
