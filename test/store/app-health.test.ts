@@ -39,7 +39,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startApp(broken = false): Promise<number> {
+async function startApp(broken = false, nodeName?: string): Promise<number> {
   const r = await buildAppRelease({
     version: broken ? '9.0.0' : '1.0.0',
     outDir: join(dir, 'rel'),
@@ -47,7 +47,10 @@ async function startApp(broken = false): Promise<number> {
   });
   const port = await freePort();
   services.push(
-    await startService(javaCommand(r.jarPath, { host: '127.0.0.1', port, configDir: dir }), port),
+    await startService(
+      javaCommand(r.jarPath, { host: '127.0.0.1', port, configDir: dir, nodeName }),
+      port,
+    ),
   );
   return port;
 }
@@ -64,7 +67,7 @@ async function sql(text: string): Promise<pg.QueryResult> {
 
 describe('Java service /health against PostgreSQL', () => {
   it('is 200 while the database takes writes, 503 when read-only or stopped', async () => {
-    const port = await startApp();
+    const port = await startApp(false, 'k-node-b');
     const ok = await httpGet(port, '/health');
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toMatchObject({
@@ -73,7 +76,7 @@ describe('Java service /health against PostgreSQL', () => {
       database: 'read-write',
     });
     const rows = await sql('SELECT instance, version FROM app_heartbeat');
-    expect(rows.rows).toEqual([{ instance: `k-node-a:${port}`, version: '1.0.0' }]);
+    expect(rows.rows).toEqual([{ instance: `k-node-b:${port}`, version: '1.0.0' }]);
     expect((await httpGet(port, '/version')).body).toBe('1.0.0\n');
 
     // a database that can be read but not written must fail the check

@@ -12,6 +12,8 @@ export interface ServiceCommandOptions {
   host?: string;
   port?: number;
   configDir?: string;
+  /** Java service only: names its heartbeat row (default node.name, else the host name). */
+  nodeName?: string;
 }
 
 /** argv for the Java service. Small heap and serial GC: two JVMs share a small machine. */
@@ -30,6 +32,7 @@ export function javaCommand(jarPath: string, o: ServiceCommandOptions = {}): str
     String(o.port ?? JAVA_PORT),
     '--config-dir',
     o.configDir ?? CONFIG_DIR,
+    ...(o.nodeName ? ['--node-name', o.nodeName] : []),
   ];
 }
 

@@ -77,8 +77,12 @@ public final class App {
     for (String key : new String[] {"db.host", "db.port", "db.name", "db.user"}) {
       if (db.getProperty(key, "").isBlank()) fail(settings + " lacks " + key);
     }
-    String instance =
-        db.getProperty("node.name", InetAddress.getLocalHost().getHostName()) + ":" + port;
+    // Names this instance's heartbeat row. app.properties is synced between the
+    // nodes, so a per-node name comes from --node-name / APP_NODE_NAME.
+    String node =
+        arg(args, "--node-name", "APP_NODE_NAME",
+            db.getProperty("node.name", InetAddress.getLocalHost().getHostName()));
+    String instance = node + ":" + port;
 
     App app = new App(db, instance);
     HttpServer server = HttpServer.create(new InetSocketAddress(host, port), 64);
