@@ -6,6 +6,7 @@
 // connect timeout, so after a switchover writes resume as soon as the new
 // primary accepts. Each insert reports a WriteAttempt: whether the statement
 // left this process, and what came back (see write-outcome.ts).
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { WriteAttempt } from './write-outcome.js';
 
@@ -101,17 +102,23 @@ export class DbWriter {
   }
 
   private async writeOn(slot: Slot, seq: number): Promise<WriteAttempt> {
+    // One deadline for connect and insert together, counted from the probe's
+    // start: a probe is up only if a client sending at that instant would
+    // have had its answer within the timeout.
+    const deadline = performance.now() + this.opts.timeoutMs;
     if (!slot.alive || !slot.client) {
       const connected = await this.connect(slot);
       if (connected !== true) return { sent: false, reason: connected };
     }
+    const remainingMs = deadline - performance.now();
+    if (remainingMs <= 0) return { sent: false, reason: 'connect: no time left to insert' };
     const client = slot.client!;
     // From here the statement is on the wire: any failure but an ERROR
     // answer leaves its outcome unknown.
     const query = client.query(this.insertSql, [this.opts.runId, seq, new Date()]);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.opts.timeoutMs);
+      timer = setTimeout(() => resolve('timeout'), remainingMs);
     });
     try {
       const r = await Promise.race([query.then(() => 'ack' as const), timedOut]);
@@ -159,7 +166,7 @@ export class DbWriter {
       // pg's own connect timeout does not cover every stall (e.g. a server
       // that accepts and never answers the startup); ours does.
       const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), this.opts.timeoutMs + 50);
+        timer = setTimeout(() => resolve('timeout'), this.opts.timeoutMs);
       });
       const r = await Promise.race([client.connect().then(() => 'ok' as const), timedOut]);
       if (r === 'timeout') throw new Error('connect timeout');

@@ -7,7 +7,13 @@ import { performance } from 'node:perf_hooks';
 import { checkTableName, DbWriter, describeDbUrl, ensureProbeTable } from './db-writer.js';
 import { parseHealthUrl, probeHttp } from './http-probe.js';
 import { runFixedRate } from './schedule.js';
-import { computeOutages, type OutageSummary, type OutageWindow } from './timeline.js';
+import {
+  computeOutages,
+  type LatencySummary,
+  type OutageSummary,
+  type OutageWindow,
+  summarizeLatency,
+} from './timeline.js';
 import { type Verification, verifyWrites } from './verify.js';
 import { attemptReason, classifyWrite, type WriteOutcome } from './write-outcome.js';
 
@@ -24,7 +30,10 @@ export interface ProberOptions {
   table?: string;
   /** Concurrent HTTP probes allowed before a slot counts as down. */
   maxHttpInFlight?: number;
-  /** Connections (so concurrent inserts) allowed before a slot counts as down. */
+  /**
+   * Connections (so concurrent inserts) allowed before a slot counts as down.
+   * Default: enough that a hanging server shows up as timeouts, not refusals.
+   */
   maxDbConnections?: number;
   catchUpTimeoutMs?: number;
   runId?: string;
@@ -35,7 +44,6 @@ export const PROBER_DEFAULTS = {
   httpTimeoutMs: 300,
   dbTimeoutMs: 500,
   table: 'pairshift_probe',
-  maxDbConnections: 4,
   catchUpTimeoutMs: 10_000,
 } as const;
 
@@ -49,6 +57,8 @@ export interface KindReport extends Omit<OutageSummary, 'outages'> {
   outages: ReportedOutage[];
   /** How many probes ended each way ('ok', 'timeout', 'ECONNREFUSED', ...). */
   reasons: Record<string, number>;
+  /** Start-to-answer time of the successful probes (absent when none). */
+  okLatencyMs?: LatencySummary;
 }
 
 export interface DbReport extends KindReport {
@@ -83,16 +93,15 @@ export interface Prober {
   stop(): Promise<ProbeReport>;
 }
 
-interface HttpRecord {
+interface ProbeRecord {
   startMs: number;
+  latencyMs: number;
   up: boolean;
   reason: string;
 }
-interface DbRecord {
+interface DbRecord extends ProbeRecord {
   seq: number;
-  startMs: number;
   outcome: WriteOutcome;
-  reason: string;
 }
 
 export function checkRate(rateHz: number): number {
@@ -120,6 +129,9 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
   // Enough concurrent probes that a hanging server shows up as timeouts,
   // not as slots refused for lack of room.
   const maxHttpInFlight = opts.maxHttpInFlight ?? Math.ceil(httpTimeoutMs / periodMs) + 2;
+  // Likewise for inserts. Not more: every stuck insert may hold a backend
+  // on the server, and the prober must not starve the service it measures.
+  const maxDbConnections = opts.maxDbConnections ?? Math.ceil(dbTimeoutMs / periodMs) + 2;
 
   if (opts.dbUrl) await ensureProbeTable(opts.dbUrl, table, Math.max(dbTimeoutMs, 3000));
   const db = opts.dbUrl
@@ -128,7 +140,7 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
         table,
         runId,
         timeoutMs: dbTimeoutMs,
-        maxConnections: opts.maxDbConnections ?? PROBER_DEFAULTS.maxDbConnections,
+        maxConnections: maxDbConnections,
         applicationName: 'pairshift-probe',
       })
     : undefined;
@@ -136,7 +148,7 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
   const startedAtEpoch = Date.now();
   const t0 = performance.now();
   const now = () => performance.now() - t0;
-  const httpRecords: HttpRecord[] = [];
+  const httpRecords: ProbeRecord[] = [];
   const dbRecords: DbRecord[] = [];
   const pending = new Set<Promise<void>>();
   let httpInFlight = 0;
@@ -153,14 +165,23 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
     onSlot: (slot, startMs) => {
       if (httpUrl) {
         if (httpInFlight >= maxHttpInFlight) {
-          httpRecords.push({ startMs, up: false, reason: 'too many probes in flight' });
+          httpRecords.push({
+            startMs,
+            latencyMs: 0,
+            up: false,
+            reason: 'too many probes in flight',
+          });
         } else {
           httpInFlight++;
           track(
             probeHttp(httpUrl, httpTimeoutMs).then((r) => {
               httpInFlight--;
-              httpRecords.push({ startMs, ...r });
-              lastHttpUp = r.up;
+              const record = answeredInTime(
+                { startMs, latencyMs: now() - startMs, ...r },
+                httpTimeoutMs,
+              );
+              httpRecords.push(record);
+              lastHttpUp = record.up;
             }),
           );
         }
@@ -171,8 +192,17 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
         track(
           db.write(seq).then((attempt) => {
             const outcome = classifyWrite(attempt);
-            dbRecords.push({ seq, startMs, outcome, reason: attemptReason(attempt) });
-            lastDbUp = outcome === 'acked';
+            const record = answeredInTime(
+              {
+                startMs,
+                latencyMs: now() - startMs,
+                up: outcome === 'acked',
+                reason: attemptReason(attempt),
+              },
+              dbTimeoutMs,
+            );
+            dbRecords.push({ ...record, seq, outcome });
+            lastDbUp = record.up;
           }),
         );
       }
@@ -199,15 +229,7 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
       const writes: Record<WriteOutcome, number> = { acked: 0, failed: 0, unknown: 0 };
       for (const r of dbRecords) writes[r.outcome]++;
       report.db = {
-        ...kindReport(
-          dbRecords.map((r) => ({
-            startMs: r.startMs,
-            up: r.outcome === 'acked',
-            reason: r.reason,
-          })),
-          endMs,
-          wall,
-        ),
+        ...kindReport(dbRecords, endMs, wall),
         writes,
         unknownSeqs: dbRecords
           .filter((r) => r.outcome === 'unknown')
@@ -263,14 +285,26 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
   };
 }
 
+/**
+ * Up means answered within the timeout of the probe's start. The timeout
+ * timers can fire late on a loaded machine and let a late answer through;
+ * such a probe still counts as down for the timeline (an acknowledged write
+ * stays acknowledged for the loss check).
+ */
+function answeredInTime(r: ProbeRecord, timeoutMs: number): ProbeRecord {
+  if (!r.up || r.latencyMs <= timeoutMs) return r;
+  return { ...r, up: false, reason: `${r.reason} but late` };
+}
+
 function kindReport(
-  records: readonly { startMs: number; up: boolean; reason: string }[],
+  records: readonly ProbeRecord[],
   endMs: number,
   wall: (ms: number) => string,
 ): KindReport {
   const summary = computeOutages(records, endMs);
   const reasons: Record<string, number> = {};
   for (const r of records) reasons[r.reason] = (reasons[r.reason] ?? 0) + 1;
+  const latency = summarizeLatency(records.filter((r) => r.up).map((r) => r.latencyMs));
   return {
     ...summary,
     longestOutageMs: round(summary.longestOutageMs),
@@ -285,6 +319,15 @@ function kindReport(
       to: wall(w.endMs),
     })),
     reasons,
+    ...(latency
+      ? {
+          okLatencyMs: {
+            p50: round(latency.p50),
+            p99: round(latency.p99),
+            max: round(latency.max),
+          },
+        }
+      : {}),
   };
 }
 

@@ -63,6 +63,10 @@ function kindLines(kind: string, k: KindReport): string[] {
     );
   }
   if (k.outages.length > MAX_LISTED) lines.push(`  ... ${k.outages.length - MAX_LISTED} more`);
+  if (k.okLatencyMs) {
+    const l = k.okLatencyMs;
+    lines.push(`  answered in p50 ${ms(l.p50)}, p99 ${ms(l.p99)}, max ${ms(l.max)}`);
+  }
   const reasons = Object.entries(k.reasons)
     .filter(([reason]) => reason !== 'ok')
     .sort((a, b) => b[1] - a[1])

@@ -91,3 +91,21 @@ export function computeOutages(samples: readonly ProbeSample[], endMs: number): 
 function window(startMs: number, endMs: number, downProbes: number, open: boolean): OutageWindow {
   return { startMs, endMs, durationMs: endMs - startMs, downProbes, open };
 }
+
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/**
+ * Nearest-rank percentiles of the answered probes' latencies. A stall that
+ * ends before the timeout is no outage by the definition above; it shows
+ * here instead.
+ */
+export function summarizeLatency(latenciesMs: readonly number[]): LatencySummary | undefined {
+  if (latenciesMs.length === 0) return undefined;
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
+  return { p50: rank(0.5), p99: rank(0.99), max: sorted[sorted.length - 1]! };
+}

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { dueSlot } from '../../src/prober/schedule.js';
-import { computeOutages, type ProbeSample } from '../../src/prober/timeline.js';
+import { computeOutages, type ProbeSample, summarizeLatency } from '../../src/prober/timeline.js';
 
 // Probes at jittered start times, strictly after one another, and an end at
 // or after the last start.
@@ -223,5 +223,26 @@ describe('dueSlot (fixed-rate schedule)', () => {
   it('a timer firing a little late runs the next slot and skips nothing', () => {
     expect(dueSlot(0, 20, 4, 101.5)).toEqual({ slot: 5, skipped: 0 });
     expect(dueSlot(0, 20, 5, 119.9)).toBeUndefined();
+  });
+});
+
+describe('summarizeLatency', () => {
+  it('nearest-rank percentiles, bounded by the extremes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 1000, noNaN: true }), { minLength: 1 }),
+        (xs) => {
+          const l = summarizeLatency(xs)!;
+          expect(l.p50).toBeLessThanOrEqual(l.p99);
+          expect(l.p99).toBeLessThanOrEqual(l.max);
+          expect(l.max).toBe(Math.max(...xs));
+          expect(xs).toContain(l.p50);
+        },
+      ),
+    );
+  });
+  it('worked example and the empty case', () => {
+    expect(summarizeLatency([5, 1, 3, 2, 4])).toEqual({ p50: 3, p99: 5, max: 5 });
+    expect(summarizeLatency([])).toBeUndefined();
   });
 });
