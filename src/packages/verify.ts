@@ -3,12 +3,13 @@
 // feeds both the archive hash (for the signature) and the decompressor (for
 // the contents), so a package is never held in memory or extracted to disk.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ManifestChecker } from './contents.js';
 import { type FileDigest, hashFile, readFileChunks } from './hash.js';
 import type { PackageManifest } from './manifest.js';
+import { ParallelSha256 } from './parallel-hash.js';
 import { checkSignature, parseSignatureFile, type TrustedKey } from './signing.js';
 import { readTar, type TarLimits } from './tar.js';
 
@@ -33,6 +34,8 @@ export interface ContentsResult {
 
 /** Inflated chunks handed to the tar reader; large chunks keep hashing fast. */
 const INFLATE_CHUNK = 1024 * 1024;
+/** Below this the hashing worker costs more to start than it saves. */
+const PARALLEL_HASH_MIN_BYTES = 16 * 1024 * 1024;
 
 function drainedOrClosed(stream: Writable): Promise<void> {
   return new Promise((resolve) => {
@@ -46,16 +49,42 @@ function drainedOrClosed(stream: Writable): Promise<void> {
   });
 }
 
+interface ArchiveHasher {
+  update(chunk: Buffer): void | Promise<void>;
+  digest(): Promise<FileDigest>;
+  close(): Promise<void>;
+}
+
+function inlineHasher(): ArchiveHasher {
+  const hash = createHash('sha256');
+  let size = 0;
+  return {
+    update(chunk) {
+      hash.update(chunk);
+      size += chunk.length;
+    },
+    digest: async () => ({ sha256: hash.digest('hex'), size }),
+    close: async () => {},
+  };
+}
+
 /**
  * Streams the archive once: hashes its bytes and checks its contents against
- * its manifest. Does not look at any signature (see verifyPackage).
+ * its manifest. Does not look at any signature (see verifyPackage). Large
+ * archives are hashed on a worker thread fed the same chunks (parallel-hash.ts).
  */
 export async function checkPackageContents(
   archivePath: string,
   limits: Partial<TarLimits> = {},
 ): Promise<ContentsResult> {
-  const outer = createHash('sha256');
-  let size = 0;
+  let archiveSize: number;
+  try {
+    archiveSize = (await stat(archivePath)).size;
+  } catch (err) {
+    throw new Error(`cannot read package ${archivePath}`, { cause: err });
+  }
+  const hasher: ArchiveHasher =
+    archiveSize >= PARALLEL_HASH_MIN_BYTES ? new ParallelSha256() : inlineHasher();
   const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
   // Feed the decompressor by hand (not stream.pipeline): when the reader
   // refuses an entry we want its error, not the pipeline's "aborted".
@@ -63,8 +92,7 @@ export async function checkPackageContents(
     try {
       for await (const chunk of readFileChunks(archivePath)) {
         if (gunzip.destroyed) return;
-        outer.update(chunk);
-        size += chunk.length;
+        await hasher.update(chunk);
         if (!gunzip.write(chunk)) await drainedOrClosed(gunzip);
       }
       gunzip.end();
@@ -75,6 +103,9 @@ export async function checkPackageContents(
   const checker = new ManifestChecker();
   try {
     for await (const ev of readTar(gunzip, limits)) checker.onEvent(ev);
+    await feeding;
+    const manifest = checker.finish();
+    return { manifest, digest: await hasher.digest() };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('Z_')) {
@@ -84,8 +115,8 @@ export async function checkPackageContents(
   } finally {
     gunzip.destroy();
     await feeding;
+    await hasher.close();
   }
-  return { manifest: checker.finish(), digest: { sha256: outer.digest('hex'), size } };
 }
 
 /**
