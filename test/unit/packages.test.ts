@@ -1,6 +1,6 @@
 // Package build -> sign -> verify, and every way verification must refuse:
 // tampered bytes, untrusted or wrong-type keys, manifest mismatches.
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   mkdirSync,
@@ -256,6 +256,24 @@ describe('package build, sign and verify', () => {
     writeFileSync(join(dir, 'plain.tar.gz'), 'not gzip at all');
     await expect(checkPackageContents(join(dir, 'plain.tar.gz'))).rejects.toThrow(
       'is not a valid gzip file',
+    );
+  });
+
+  it('verifies a large archive (hashed on a worker thread) and refuses it with one byte changed', async () => {
+    writeFileSync(join(dir, 'app.jar'), randomBytes(20 * 1024 * 1024));
+    const archive = await buildSigned();
+    const v = await verifyPackage({ archivePath: archive, trustedKeys: [trusted] });
+    expect(v.digest.sha256).toBe(createHash('sha256').update(readFileSync(archive)).digest('hex'));
+    // flip a byte deep inside the stored jar: the signature breaks, and so does the gzip CRC
+    const bytes = readFileSync(archive);
+    const at = bytes.length - 1024 * 1024;
+    bytes[at] = bytes[at]! ^ 0x80;
+    writeFileSync(archive, bytes);
+    await expect(verifyPackage({ archivePath: archive, trustedKeys: [trusted] })).rejects.toThrow(
+      /the signature is for another file/,
+    );
+    await expect(checkPackageContents(archive)).rejects.toThrow(
+      /is not a valid gzip file|payload\/app\.jar has sha256/,
     );
   });
 
