@@ -4,6 +4,7 @@ import { parse } from 'yaml';
 import { buildInventory, inventoryYaml } from '../../src/lab/inventory.js';
 import { labDirs, NODE_MOUNTS, NODE_PATHS } from '../../src/lab/layout.js';
 import { chooseSubnetIndex, planLab, SUBNET_COUNT, validateLabName } from '../../src/lab/plan.js';
+import { checkPrerequisites } from '../../src/lab/prereq.js';
 import { keepalivedConf, pgpass, serviceDefs, syncConf } from '../../src/lab/render.js';
 import { parseNodeStatus, problems } from '../../src/lab/status.js';
 
@@ -178,5 +179,30 @@ describe('lab status', () => {
     const broken = { ...status, nodes: [node('a', 'primary', 'held', 503), status.nodes[1]!] };
     expect(problems(broken)).toEqual(['java /health on a: 503']);
     expect(problems({ ...status, vipHolder: null })).toContain('nobody holds the VIP');
+  });
+});
+
+describe('lab prerequisites', () => {
+  const everything = (path: string) => path !== '/nonexistent';
+  const without = (name: string) => (path: string) => !path.endsWith(`/${name}`);
+
+  it('passes on a machine that has everything, as root', () => {
+    expect(() => checkPrerequisites(everything, 0)).not.toThrow();
+  });
+
+  it('says in one line what to run for each missing piece', () => {
+    expect(() => checkPrerequisites(everything, 1000)).toThrow(/^lab needs root/);
+    expect(() => checkPrerequisites(without('keepalived'), 0)).toThrow(
+      'lab needs keepalived: apt-get install -y keepalived',
+    );
+    expect(() => checkPrerequisites(without('sshd'), 0)).toThrow(
+      'lab needs sshd: apt-get install -y openssh-server',
+    );
+    expect(() => checkPrerequisites(without('rsync'), 0)).toThrow(
+      'lab needs rsync: apt-get install -y rsync',
+    );
+    expect(() => checkPrerequisites(without('postgresql.jar'), 0)).toThrow(
+      /libpostgresql-jdbc-java/,
+    );
   });
 });
