@@ -25,6 +25,11 @@ export default {
     },
     {
       ...common,
+      displayName: 'drivers',
+      testMatch: ['<rootDir>/test/drivers/**/*.test.ts'],
+    },
+    {
+      ...common,
       displayName: 'lab',
       testMatch: ['<rootDir>/test/lab/**/*.test.ts'],
     },
