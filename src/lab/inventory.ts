@@ -66,7 +66,12 @@ export function buildInventory(i: InventoryInput) {
     metadata: {
       name: plan.name,
       labels: { 'pairshift.io/lab': plan.name },
-      annotations: { 'pairshift.io/lab-version': i.version },
+      annotations: {
+        'pairshift.io/lab-version': i.version,
+        // where a client outside both nodes runs (`ip netns exec <it> ...`)
+        'pairshift.io/lab-client-netns': plan.netns.client,
+        'pairshift.io/lab-client-address': plan.clientAddress,
+      },
     },
     spec: {
       vip: { address: plan.vip, prefixLength: 24, interface: 'eth0' },

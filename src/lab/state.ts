@@ -1,7 +1,17 @@
 // The lab's state file: what `lab up` created, so `lab down` removes exactly
 // that and `lab status` knows where to look. Written after every step, so a
 // crash half-way through still leaves an accurate record.
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { LAB_ROOT, labDirs } from './layout.js';
 import type { NodeId } from './plan.js';
@@ -61,4 +71,32 @@ export function takenSubnets(except: string, root = LAB_ROOT): Set<number> {
     if (s) taken.add(s.subnetIndex);
   }
   return taken;
+}
+
+/** Run `fn` holding <root>/.allocate.lock (exclusive create; a lock older
+ * than 30 s is taken to be left by a crashed run and broken). */
+export async function withAllocationLock<T>(fn: () => Promise<T>, root = LAB_ROOT): Promise<T> {
+  mkdirSync(root, { recursive: true, mode: 0o755 });
+  const lock = join(root, '.allocate.lock');
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 30_000) rmSync(lock, { force: true });
+      } catch {
+        // released meanwhile
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }

@@ -40,7 +40,7 @@ import {
   syncConf,
 } from './render.js';
 import { run, waitFor } from './run.js';
-import { type LabState, readState, takenSubnets, writeState } from './state.js';
+import { type LabState, readState, takenSubnets, withAllocationLock, writeState } from './state.js';
 import { collectStatus, problems } from './status.js';
 
 export const DEFAULT_APP_VERSION = '1.0.0';
@@ -89,19 +89,24 @@ export async function labUp(opts: UpOptions): Promise<UpResult> {
     await labDown({ name, log: () => {}, quietIfAbsent: true });
   }
 
-  const plan = planLab(name, chooseSubnetIndex(name, await subnetsInUse(name)));
-  const state: LabState = {
-    name,
-    subnetIndex: plan.subnetIndex,
-    createdAt: new Date().toISOString(),
-    phase: 'creating',
-    steps: [],
-    netns: [],
-    holders: {},
-    mountNs: {},
-    version: opts.appVersion ?? DEFAULT_APP_VERSION,
-  };
-  writeState(state);
+  // choosing a /24 and recording it is one critical section, so two labs
+  // coming up at the same moment never pick the same one
+  const { plan, state } = await withAllocationLock(async () => {
+    const plan = planLab(name, chooseSubnetIndex(name, await subnetsInUse(name)));
+    const state: LabState = {
+      name,
+      subnetIndex: plan.subnetIndex,
+      createdAt: new Date().toISOString(),
+      phase: 'creating',
+      steps: [],
+      netns: [],
+      holders: {},
+      mountNs: {},
+      version: opts.appVersion ?? DEFAULT_APP_VERSION,
+    };
+    writeState(state);
+    return { plan, state };
+  });
   log(`lab ${name}: ${plan.cidr}, VIP ${plan.vip}, VRRP id ${plan.vrid}`);
 
   const ctx: Ctx = { plan, dirs, state, secrets: newSecrets(), hostKeys: {} };
