@@ -25,10 +25,16 @@ export function registerDemoCommands(program: Command): void {
     .option('--config <file>', 'configuration file')
     .action(async (opts: DemoOptions) => {
       const config = applyEnv(opts.config ? await loadConfigFile(opts.config) : {}, process.env);
-      const db = await openStore({
-        databaseUrl: opts.databaseUrl ?? config.store?.databaseUrl,
-        dataDir: opts.dataDir ?? config.store?.dataDir,
-      }).catch((err: unknown) => {
+      // A folder on the command line means the embedded store, whatever the
+      // file or $PAIRSHIFT_DATABASE_URL say.
+      const db = await openStore(
+        opts.dataDir
+          ? { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir }
+          : {
+              databaseUrl: opts.databaseUrl ?? config.store?.databaseUrl,
+              dataDir: config.store?.dataDir,
+            },
+      ).catch((err: unknown) => {
         throw new Error(`cannot open the store while starting the demo`, { cause: err });
       });
       try {
