@@ -37,15 +37,22 @@ export async function hashFile(
   return { sha256: hash.digest('hex'), size };
 }
 
-/** Yields a file's bytes in fresh large chunks (safe to keep or pass on). */
+/**
+ * Yields a file's bytes in fresh large chunks (safe to keep or pass on).
+ * `shared` puts them in SharedArrayBuffers, which a worker thread can read
+ * without a copy.
+ */
 export async function* readFileChunks(
   path: string,
   chunkSize = READ_CHUNK,
+  shared = false,
 ): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
   try {
     for (;;) {
-      const buf = Buffer.allocUnsafe(chunkSize);
+      const buf = shared
+        ? Buffer.from(new SharedArrayBuffer(chunkSize))
+        : Buffer.allocUnsafe(chunkSize);
       const { bytesRead } = await fh.read(buf, 0, chunkSize, null);
       if (bytesRead === 0) return;
       yield bytesRead === chunkSize ? buf : buf.subarray(0, bytesRead);

@@ -22,9 +22,9 @@ parentPort.on('message', (msg) => {
     parentPort.close();
     return;
   }
-  const chunk = new Uint8Array(msg);
+  const chunk = new Uint8Array(msg.buffer, msg.offset, msg.length);
   hash.update(chunk);
-  size += chunk.length;
+  size += msg.length;
   parentPort.postMessage('ack');
 });
 `;
@@ -58,13 +58,27 @@ export class ParallelSha256 {
     this.result.catch(() => {}); // observed via digest()
   }
 
-  /** Copies the chunk to the worker; waits when too many chunks are still being hashed. */
+  /**
+   * Hands the chunk to the worker: shared memory is passed as is (the caller
+   * must not change it afterwards), anything else is copied. Waits when too
+   * many chunks are still being hashed.
+   */
   async update(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
-    const copy = new Uint8Array(chunk.length);
-    copy.set(chunk);
     this.inFlight += 1;
-    this.worker.postMessage(copy.buffer, [copy.buffer]);
+    if (chunk.buffer instanceof SharedArrayBuffer) {
+      this.worker.postMessage({
+        buffer: chunk.buffer,
+        offset: chunk.byteOffset,
+        length: chunk.length,
+      });
+    } else {
+      const copy = new Uint8Array(chunk.length);
+      copy.set(chunk);
+      this.worker.postMessage({ buffer: copy.buffer, offset: 0, length: copy.length }, [
+        copy.buffer,
+      ]);
+    }
     while (this.inFlight >= MAX_IN_FLIGHT && !this.failure) {
       await new Promise<void>((r) => {
         this.wake = r;

@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ManifestChecker } from './contents.js';
-import { type FileDigest, hashFile, readFileChunks } from './hash.js';
+import { type FileDigest, hashFile, READ_CHUNK, readFileChunks } from './hash.js';
 import type { PackageManifest } from './manifest.js';
 import { ParallelSha256 } from './parallel-hash.js';
 import { checkSignature, parseSignatureFile, type TrustedKey } from './signing.js';
@@ -83,14 +83,14 @@ export async function checkPackageContents(
   } catch (err) {
     throw new Error(`cannot read package ${archivePath}`, { cause: err });
   }
-  const hasher: ArchiveHasher =
-    archiveSize >= PARALLEL_HASH_MIN_BYTES ? new ParallelSha256() : inlineHasher();
+  const parallel = archiveSize >= PARALLEL_HASH_MIN_BYTES;
+  const hasher: ArchiveHasher = parallel ? new ParallelSha256() : inlineHasher();
   const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
   // Feed the decompressor by hand (not stream.pipeline): when the reader
   // refuses an entry we want its error, not the pipeline's "aborted".
   const feeding = (async () => {
     try {
-      for await (const chunk of readFileChunks(archivePath)) {
+      for await (const chunk of readFileChunks(archivePath, READ_CHUNK, parallel)) {
         if (gunzip.destroyed) return;
         await hasher.update(chunk);
         if (!gunzip.write(chunk)) await drainedOrClosed(gunzip);
