@@ -48,7 +48,31 @@ export async function ensureProbeTable(url: string, table: string, timeoutMs: nu
       cause: err,
     });
   } finally {
-    await client.end().catch(() => {});
+    await endClient(client);
+  }
+}
+
+/**
+ * Closes a connection in bounded time. pg's end() waits for the server to
+ * close the socket, which a black-holed address (a VIP nobody holds) never
+ * does; the prober must still finish, so the socket is destroyed after a
+ * short grace period.
+ */
+export async function endClient(client: pg.Client, graceMs = 500): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = client.end().then(
+    () => true,
+    () => true,
+  );
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), graceMs);
+  });
+  const done = await Promise.race([ended, late]);
+  clearTimeout(timer);
+  if (!done) {
+    (
+      client as unknown as { connection?: { stream?: { destroy(): void } } }
+    ).connection?.stream?.destroy();
   }
 }
 
@@ -189,7 +213,7 @@ export class DbWriter {
     slot.client = undefined;
     // end() destroys the socket when a query is still active; errors from a
     // dying connection are expected here.
-    if (client) client.end().catch(() => {});
+    if (client) void endClient(client);
   }
 
   async close(): Promise<void> {
@@ -199,7 +223,7 @@ export class DbWriter {
         const client = s.client;
         s.alive = false;
         s.client = undefined;
-        if (client) await client.end().catch(() => {});
+        if (client) await endClient(client);
       }),
     );
   }

@@ -9,7 +9,7 @@
 // still listed, because a standby that never catches up has lost them for
 // any client that fails over to it.
 import pg from 'pg';
-import { checkTableName, describeDbUrl } from './db-writer.js';
+import { checkTableName, describeDbUrl, endClient } from './db-writer.js';
 import { checkLoss, type LossCheck, type WriteRecord } from './loss-check.js';
 
 export interface NodeReadback {
@@ -88,7 +88,7 @@ export async function verifyWrites(opts: {
       ...(targetLsn ? { targetLsn } : {}),
     };
   } finally {
-    await Promise.all(clients.map(({ client }) => client.end().catch(() => {})));
+    await Promise.all(clients.map(({ client }) => endClient(client)));
   }
 }
 
@@ -97,6 +97,8 @@ async function connectNode(url: string, timeoutMs: number) {
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: timeoutMs,
+    // a node that stops answering mid-verification must not hang the run
+    query_timeout: 10_000,
     application_name: 'pairshift-probe-verify',
   });
   client.on('error', () => {});

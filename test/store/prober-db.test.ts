@@ -4,7 +4,9 @@
 // backend, commits held in a synchronous-replication wait) and the report
 // is checked against them; a deleted acknowledged row must be caught.
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFileSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -324,5 +326,100 @@ describe('prober, database', () => {
     expect(report.verification).toEqual({
       error: expect.stringContaining(`cannot connect to 127.0.0.1:${deadPort}/postgres`),
     });
+  });
+});
+
+/**
+ * A TCP relay to PostgreSQL that can black-hole traffic, as a partition or
+ * a VIP nobody answers on would: while frozen, bytes are dropped and
+ * sockets stay open. A connection that lost bytes stays broken for good.
+ */
+async function blackHoleRelay(upstreamPort: number) {
+  const port = await freePort();
+  const state = { frozen: false };
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    const upstream = connect(upstreamPort, '127.0.0.1');
+    let broken = false;
+    const relay = (from: Socket, to: Socket) =>
+      from.on('data', (chunk) => {
+        if (state.frozen) broken = true;
+        if (!broken) to.write(chunk);
+      });
+    relay(client, upstream);
+    relay(upstream, client);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    state,
+    close() {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+describe('prober, database behind a black hole', () => {
+  it('measures a partition, and stops in bounded time while still partitioned', async () => {
+    const relay = await blackHoleRelay(primary.port);
+    const prober = await startProber({
+      dbUrl: relay.url,
+      verifyDbUrls: [primaryUrl, standbyUrl],
+      rateHz: RATE_HZ,
+      table: 'probe_blackhole',
+    });
+    let report: ProbeReport;
+    let frozenAt = 0;
+    let thawedAt = 0;
+    let stopMs = 0;
+    try {
+      await sleep(400);
+      relay.state.frozen = true;
+      frozenAt = performance.now();
+      await sleep(800);
+      relay.state.frozen = false;
+      thawedAt = performance.now();
+      await sleep(600);
+      relay.state.frozen = true; // and stop while partitioned
+      await sleep(300);
+    } finally {
+      const stopAsked = performance.now();
+      report = await prober.stop();
+      stopMs = performance.now() - stopAsked;
+      relay.close();
+    }
+    const db = report.db!;
+    logAccuracy(
+      'db black hole',
+      db.outages[0]!.durationMs,
+      thawedAt - frozenAt,
+      thawedAt - frozenAt,
+    );
+    expect(db.outages).toHaveLength(2);
+    expect(Math.abs(db.outages[0]!.durationMs - (thawedAt - frozenAt))).toBeLessThanOrEqual(
+      TOLERANCE_MS,
+    );
+    expect(db.outages[1]!.open).toBe(true);
+    // The statement sent on the established connection got no answer...
+    expect(db.writes.unknown).toBeGreaterThanOrEqual(1);
+    // ...and new connections could not even log in.
+    expect(Object.keys(db.reasons).some((r) => r.startsWith('connect:'))).toBe(true);
+    // Pending probes end at their deadline and sockets the relay never
+    // closes are torn down: stop() does not wait on the partition.
+    expect(stopMs).toBeLessThan(2000);
+    const v = verified(report.verification);
+    expect(v.lostAcknowledged).toBe(0);
+    expect(v.failedButPresent).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@
 // answers, a server answering 503. The measured outage must match the real
 // one within a tolerance of a few probe periods.
 import { once } from 'node:events';
+import { appendFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +20,12 @@ const PERIOD_MS = 1000 / RATE_HZ;
 const TOLERANCE_MS = 60;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** For docs/prober.md: PROBER_ACCURACY_LOG=/tmp/x.log collects measured vs real. */
+function logAccuracy(what: string, measured: number, real: number) {
+  const file = process.env.PROBER_ACCURACY_LOG;
+  if (file) appendFileSync(file, `${what}\tmeasured=${measured}\treal=${real.toFixed(1)}\n`);
+}
 
 /** A health server whose behaviour the test switches at will. */
 async function healthServer(port: number) {
@@ -61,6 +68,7 @@ describe('prober, HTTP', () => {
       const report = await prober.stop();
       const http = report.http!;
       const realGap = upAt - downAt;
+      logAccuracy('http listener closed', http.longestOutageMs, realGap);
 
       expect(http.outages).toHaveLength(1);
       expect(Math.abs(http.longestOutageMs - realGap)).toBeLessThanOrEqual(TOLERANCE_MS);
@@ -98,6 +106,7 @@ describe('prober, HTTP', () => {
       const report = await prober.stop();
       const http = report.http!;
 
+      logAccuracy('http hang', http.longestOutageMs, okAt - hangAt);
       expect(http.outages).toHaveLength(1);
       expect(Math.abs(http.longestOutageMs - (okAt - hangAt))).toBeLessThanOrEqual(TOLERANCE_MS);
       expect(http.reasons.timeout).toBeGreaterThanOrEqual(Math.floor(600 / PERIOD_MS) - 3);
