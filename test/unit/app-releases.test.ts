@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import {
   buildLabPackage,
+  buildLabPackages,
   ensureLabSigningKey,
   LAB_BROKEN_VERSION,
   labUpgradesFrom,
@@ -98,6 +99,16 @@ describe('buildLabPackage', () => {
       'app-4.0.0-broken.tar.gz',
       'app-4.0.0-broken.tar.gz.sig',
     ]);
+  });
+
+  it('buildLabPackages makes the key and all three packages in one call', async () => {
+    const set = await buildLabPackages({ keyDir: join(dir, 'keys'), outDir: join(dir, 'p') });
+    const trusted = await loadTrustedKey(set.keys.publicKeyPath);
+    for (const p of [set.v2, set.v3, set.broken]) {
+      const v = await verifyPackage({ archivePath: p.packagePath, trustedKeys: [trusted] });
+      expect(v.manifest.version).toBe(p.version);
+    }
+    expect([set.v2.broken, set.v3.broken, set.broken.broken]).toEqual([false, false, true]);
   });
 
   it('refuses a version that upgrades from nothing', async () => {

@@ -175,3 +175,32 @@ export async function buildLabPackage(opts: LabPackageOptions): Promise<LabPacka
     await rm(work, { recursive: true, force: true });
   }
 }
+
+export interface LabPackageSet {
+  keys: SigningKeyPaths;
+  v2: LabPackage;
+  v3: LabPackage;
+  broken: LabPackage;
+}
+
+/**
+ * Everything a lab needs for upgrade tests in one call: the signing key pair
+ * in keyDir (created once) and signed v2, v3 and broken packages in outDir.
+ */
+export async function buildLabPackages(opts: {
+  keyDir: string;
+  outDir: string;
+  cacheDir?: string;
+}): Promise<LabPackageSet> {
+  const keys = await ensureLabSigningKey(opts.keyDir);
+  const common = {
+    outDir: opts.outDir,
+    signingKey: keys.privateKeyPath,
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+  };
+  // one at a time: javac is the slow part and the machine is small
+  const v2 = await buildLabPackage({ ...common, version: LAB_RELEASE_VERSIONS[0] });
+  const v3 = await buildLabPackage({ ...common, version: LAB_RELEASE_VERSIONS[1] });
+  const broken = await buildLabPackage({ ...common, version: LAB_BROKEN_VERSION, broken: true });
+  return { keys, v2, v3, broken };
+}
