@@ -2,7 +2,7 @@
 // costs seconds), then checks from the client namespace and over ssh with the
 // inventory, then teardown that must leave nothing. Needs root, keepalived,
 // openssh-server, rsync and libpostgresql-jdbc-java (see docs/lab.md).
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { jest } from '@jest/globals';
 import { parse } from 'yaml';
@@ -111,8 +111,13 @@ async function probe(seconds: number, during: () => Promise<void>) {
 }
 
 beforeAll(async () => {
-  // the prober runs from the client namespace through the built CLI
-  execFileSync('npm', ['run', 'build'], { stdio: 'ignore' });
+  // The prober runs from the client namespace through the built CLI. tsc
+  // emits even when some other module has a type error (npm run typecheck
+  // is where those fail), so only a missing CLI stops the test here.
+  spawnSync('npm', ['run', 'build'], { stdio: 'ignore' });
+  if (!existsSync('dist/cli/main.js') || !existsSync('dist/prober/index.js')) {
+    throw new Error('npm run build did not produce dist/cli/main.js and dist/prober');
+  }
   await labDown({ name: NAME });
   const r = await labUp({ name: NAME, appVersion: VERSION });
   plan = r.plan;
@@ -295,6 +300,20 @@ describe('lab t1', () => {
     // the database stayed up all along
     expect(report.db.longestOutageMs).toBeLessThan(500);
     expect(report.verification.lostAcknowledged).toBe(0);
+  });
+
+  it('repairs an unhealthy lab on a second `lab up`', async () => {
+    await ssh('b', '/opt/pairshift-node/bin/svc stop python');
+    expect(problems(await collectStatus(NAME))).toEqual([
+      'python stopped on b',
+      'python /health on b: no answer',
+    ]);
+    const lines: string[] = [];
+    const r = await labUp({ name: NAME, appVersion: VERSION, log: (l) => lines.push(l) });
+    expect(r.alreadyUp).toBe(false);
+    expect(lines.join('\n')).toMatch(/not healthy \(python stopped on b/);
+    expect(r.plan.prefix).toBe(plan.prefix); // same name, same /24
+    expect(problems(await collectStatus(NAME))).toEqual([]);
   });
 
   it('runs a second lab side by side on its own /24', async () => {
