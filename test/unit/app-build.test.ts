@@ -44,9 +44,9 @@ describe('buildAppRelease', () => {
     expect(execFileSync('python3', [r.pythonPath, '--version'], { encoding: 'utf8' })).toBe(
       '1.2.3\n',
     );
-    const manifest = execFileSync('unzip', ['-p', r.jarPath, 'META-INF/MANIFEST.MF'], {
-      encoding: 'utf8',
-    });
+    // the JDK's own jar tool (unzip is not on a minimal Debian)
+    execFileSync('jar', ['-xf', r.jarPath, 'META-INF/MANIFEST.MF'], { cwd: dir });
+    const manifest = readFileSync(join(dir, 'META-INF', 'MANIFEST.MF'), 'utf8');
     expect(manifest).toMatch(/Implementation-Version: 1\.2\.3/);
     expect(manifest).toMatch(/Class-Path: \/usr\/share\/java\/postgresql\.jar/);
 
