@@ -175,7 +175,9 @@ export async function signArchive(
   privateKey: KeyObject,
   sigPath = `${archivePath}.sig`,
 ): Promise<{ sigPath: string; signature: SignatureFile }> {
-  const digest = await hashFile(archivePath);
+  const digest = await hashFile(archivePath).catch((err: unknown) => {
+    throw new Error(`cannot read package ${archivePath}`, { cause: err });
+  });
   const signature = makeSignature(digest, privateKey);
   await writeFile(sigPath, `${JSON.stringify(signature, null, 2)}\n`, { mode: 0o644 });
   return { sigPath, signature };

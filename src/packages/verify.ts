@@ -126,6 +126,11 @@ export async function checkPackageContents(
  */
 export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackage> {
   const sigPath = opts.sigPath ?? `${opts.archivePath}.sig`;
+  try {
+    await stat(opts.archivePath);
+  } catch (err) {
+    throw new Error(`cannot read package ${opts.archivePath}`, { cause: err });
+  }
   let sigBytes: Buffer;
   try {
     sigBytes = await readFile(sigPath);

@@ -277,6 +277,16 @@ describe('package build, sign and verify', () => {
     );
   });
 
+  it('says which file it cannot read', async () => {
+    const missing = join(dir, 'nope.tar.gz');
+    await expect(verifyPackage({ archivePath: missing, trustedKeys: [trusted] })).rejects.toThrow(
+      `cannot read package ${missing}`,
+    );
+    await expect(signArchive(missing, await loadPrivateKey(privateKeyPath))).rejects.toThrow(
+      `cannot read package ${missing}`,
+    );
+  });
+
   it('refuses a missing or malformed signature file with a clear message', async () => {
     const archive = await buildSigned();
     rmSync(`${archive}.sig`);
