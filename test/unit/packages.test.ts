@@ -249,8 +249,7 @@ describe('package build, sign and verify', () => {
     );
   });
 
-  it('refuses a hostile tar entry inside a validly signed package', async () => {
-    // built by hand: ../ cannot even be written by writeTar, so patch a safe name
+  it('refuses an invalid manifest and a file that is not gzip', async () => {
     const archive = await signedArchive([{ path: 'manifest.json', data: Buffer.from('{}') }]);
     await expect(checkPackageContents(archive)).rejects.toThrow(/package manifest is invalid/);
     writeFileSync(join(dir, 'plain.tar.gz'), 'not gzip at all');
@@ -276,6 +275,40 @@ describe('package build, sign and verify', () => {
       /is not a valid gzip file|payload\/app\.jar has sha256/,
     );
   });
+
+  it.each([
+    ['../evil', 0x30, /"\.\.\/evil" is refused: the path climbs out with \.\./],
+    ['/etc/evil', 0x30, /"\/etc\/evil" is refused: the path is absolute/],
+    ['payload/app.jar', 0x32, /"payload\/app\.jar" is a symbolic link/],
+  ])(
+    'refuses a validly signed package whose second entry is %s (type %d)',
+    async (name, type, message) => {
+      const jar = Buffer.from('jar');
+      const parts: Buffer[] = [];
+      const manifest = manifestFor([{ path: 'payload/app.jar', data: jar }]);
+      for await (const p of writeTar([
+        { path: 'manifest.json', mode: 0o644, size: manifest.length, content: manifest },
+        { path: 'payload/app.jar', mode: 0o644, size: jar.length, content: jar },
+      ])) {
+        parts.push(p);
+      }
+      const tar = Buffer.concat(parts);
+      // rewrite the second header's name and type, with a correct checksum
+      const h = tar.subarray(512 + Math.ceil(manifest.length / 512) * 512);
+      h.fill(0, 0, 100);
+      h.write(name, 0, 'latin1');
+      h[156] = type;
+      h.fill(0x20, 148, 156);
+      const sum = h.subarray(0, 512).reduce((a, b) => a + b, 0);
+      h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      const out = join(dir, 'hostile.tar.gz');
+      writeFileSync(out, gzipSync(tar));
+      await signArchive(out, await loadPrivateKey(privateKeyPath));
+      await expect(verifyPackage({ archivePath: out, trustedKeys: [trusted] })).rejects.toThrow(
+        message,
+      );
+    },
+  );
 
   it('says which file it cannot read', async () => {
     const missing = join(dir, 'nope.tar.gz');
