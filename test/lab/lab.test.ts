@@ -17,6 +17,16 @@ const NAME = 't1';
 const VERSION = '1.0.0';
 const dirs = labDirs(NAME);
 let plan: LabPlan;
+// the HAPair inventory `lab up` wrote: the tests drive the lab through its
+// commands, as the operator will
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML
+let inv: any;
+const service = (name: string) =>
+  inv.spec.services.find((x: { name: string }) => x.name === name) as {
+    start: string;
+    stop: string;
+    status: string;
+  };
 // pids of every process of the lab, taken while it ran (for the teardown check)
 const labPids: number[] = [];
 
@@ -74,8 +84,7 @@ async function vipHolder(): Promise<string | undefined> {
 
 /** The prober CLI, run from the client namespace (dist is built in beforeAll). */
 async function probe(seconds: number, during: () => Promise<void>) {
-  const inventory = parse(readFileSync(dirs.inventory, 'utf8'));
-  const pass = inventory.spec.database.passFile as string;
+  const pass = inv.spec.database.passFile as string;
   const dbUrl = (host: string) => `postgres://app@${host}:5432/app`;
   const proberRun = inLab(
     'client',
@@ -121,6 +130,7 @@ beforeAll(async () => {
   await labDown({ name: NAME });
   const r = await labUp({ name: NAME, appVersion: VERSION });
   plan = r.plan;
+  inv = parse(readFileSync(r.inventory, 'utf8'));
   expect(r.seconds).toBeLessThan(60);
 });
 
@@ -202,6 +212,23 @@ describe('lab t1', () => {
     );
   });
 
+  it("stops and starts the standby with the inventory's database commands, and it streams again", async () => {
+    const db = inv.spec.database;
+    expect((await ssh('b', db.status)).stdout).toMatch(/server is running/);
+    await ssh('b', db.stop);
+    expect((await ssh('b', db.status, true)).code).toBe(3);
+    expect(await psql('a', 'select count(*) from pg_stat_replication', 'postgres')).toBe('0');
+    await ssh('b', db.start);
+    await waitFor(
+      'b streaming again',
+      async () =>
+        (await psql('a', 'select state from pg_stat_replication', 'postgres')) === 'streaming'
+          ? true
+          : undefined,
+      20_000,
+    );
+  });
+
   it('pushes /etc/app from the VIP holder to the other node, and stops when paused', async () => {
     const stamp = `v=${Date.now()}`;
     await ssh('a', `echo '${stamp}' > /etc/app/lab-test.conf`);
@@ -218,16 +245,16 @@ describe('lab t1', () => {
     const sum = 'sha256sum /etc/app/root.key | cut -d" " -f1; stat -c %a /etc/app/root.key';
     expect((await ssh('b', sum)).stdout).toBe((await ssh('a', sum)).stdout);
 
-    const paused = JSON.parse((await ssh('a', '/opt/pairshift-node/bin/sync-ctl pause')).stdout);
+    const paused = JSON.parse((await ssh('a', inv.spec.rsync.pause)).stdout);
     expect(paused.paused).toBe(true);
     const stamp2 = `v=${Date.now()}-paused`;
     await ssh('a', `echo '${stamp2}' > /etc/app/lab-test.conf`);
     await sleep(5000); // more than two sync periods
     expect((await ssh('b', 'cat /etc/app/lab-test.conf')).stdout.trim()).toBe(stamp);
-    const status = JSON.parse((await ssh('a', '/opt/pairshift-node/bin/sync-ctl status')).stdout);
+    const status = JSON.parse((await ssh('a', inv.spec.rsync.status)).stdout);
     expect(status).toMatchObject({ loop: 'running', paused: true, last: { lastResult: 'paused' } });
 
-    await ssh('a', '/opt/pairshift-node/bin/sync-ctl resume');
+    await ssh('a', inv.spec.rsync.resume);
     await waitFor(
       'the change on b after resume',
       async () =>
@@ -235,11 +262,11 @@ describe('lab t1', () => {
       10_000,
       250,
     );
-    const after = JSON.parse((await ssh('a', '/opt/pairshift-node/bin/sync-ctl status')).stdout);
+    const after = JSON.parse((await ssh('a', inv.spec.rsync.status)).stdout);
     expect(after.paused).toBe(false);
     expect(after.last.lastResult).toBe('pushed');
     // b does not hold the VIP: it never pushes
-    const bStatus = JSON.parse((await ssh('b', '/opt/pairshift-node/bin/sync-ctl status')).stdout);
+    const bStatus = JSON.parse((await ssh('b', inv.spec.rsync.status)).stdout);
     expect(bStatus.last.lastResult).toBe('standby');
     expect(bStatus.last.pushes).toBe(0);
   });
@@ -247,7 +274,7 @@ describe('lab t1', () => {
   it('moves the VIP when keepalived stops on a, and the prober sees the outage', async () => {
     const report = await probe(7, async () => {
       const stopped = Date.now();
-      await ssh('a', '/opt/pairshift-node/bin/svc stop keepalived');
+      await ssh('a', inv.spec.keepalived.stop);
       await waitFor(
         'the VIP on b',
         async () => ((await vipHolder()) === 'b' ? true : undefined),
@@ -260,7 +287,7 @@ describe('lab t1', () => {
       const h = await clientGet(`http://${plan.vip}:8080/health`);
       expect(h.status).toBe(503);
       await sleep(1500);
-      await ssh('a', '/opt/pairshift-node/bin/svc start keepalived');
+      await ssh('a', inv.spec.keepalived.start);
       await waitFor(
         'the VIP back on a',
         async () => ((await vipHolder()) === 'a' ? true : undefined),
@@ -280,14 +307,12 @@ describe('lab t1', () => {
 
   it('shows a stopped service as a failing /health, and the prober counts it', async () => {
     const report = await probe(6, async () => {
-      expect((await ssh('a', '/opt/pairshift-node/bin/svc stop java')).stdout.trim()).toBe(
-        'stopped',
-      );
-      const status = await ssh('a', '/opt/pairshift-node/bin/svc status java', true);
+      expect((await ssh('a', service('java').stop)).stdout.trim()).toBe('stopped');
+      const status = await ssh('a', service('java').status, true);
       expect(status.code).toBe(3);
       expect((await clientGet(`http://${plan.vip}:8080/health`)).status).toBe(0);
       await sleep(1500);
-      await ssh('a', '/opt/pairshift-node/bin/svc start java');
+      await ssh('a', service('java').start);
       await waitFor(
         'java /health again',
         async () =>
@@ -303,7 +328,7 @@ describe('lab t1', () => {
   });
 
   it('repairs an unhealthy lab on a second `lab up`', async () => {
-    await ssh('b', '/opt/pairshift-node/bin/svc stop python');
+    await ssh('b', service('python').stop);
     expect(problems(await collectStatus(NAME))).toEqual([
       'python stopped on b',
       'python /health on b: no answer',
