@@ -22,6 +22,7 @@ const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RATE_HZ = 50;
 const TOLERANCE_MS = 60;
+const LOG_TOLERANCE_MS = 100;
 
 // Async on purpose: a synchronous spawn would freeze the prober's event loop
 // in this same process and corrupt the very timeline under test.
@@ -164,14 +165,16 @@ describe('prober, database', () => {
 
       // The server's own account, to the millisecond: it stops taking new
       // sessions when it receives the shutdown request and takes them again
-      // once it logs that it is ready.
+      // once it logs that it is ready. The log line is written a moment
+      // after the state changes, and on a loaded machine both processes can
+      // be descheduled for tens of ms: a wider margin than the edges above.
       const serverDown = lastLogTime('received fast shutdown request');
       const serverUp = lastLogTime('database system is ready to accept connections');
       const window = db.outages[0]!;
       logAccuracy('pg outage start vs server log', Date.parse(window.from) - serverDown, 0, 0);
       logAccuracy('pg outage end vs server log', Date.parse(window.to) - serverUp, 0, 0);
-      expect(Math.abs(Date.parse(window.from) - serverDown)).toBeLessThanOrEqual(TOLERANCE_MS);
-      expect(Math.abs(Date.parse(window.to) - serverUp)).toBeLessThanOrEqual(TOLERANCE_MS);
+      expect(Math.abs(Date.parse(window.from) - serverDown)).toBeLessThanOrEqual(LOG_TOLERANCE_MS);
+      expect(Math.abs(Date.parse(window.to) - serverUp)).toBeLessThanOrEqual(LOG_TOLERANCE_MS);
 
       const v = verified(report.verification);
       expect(v.readbacks.map((r) => r.role)).toEqual(['primary', 'standby']);
