@@ -45,6 +45,24 @@ async function time(fn: () => unknown): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
+/** openssl's CPU time, from bash's `times` (children's user and system time). */
+function opensslCpu(archive: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const text = execFileSync(
+      'bash',
+      ['-c', 'openssl dgst -sha256 "$1" >/dev/null; times', 'bench', archive],
+      { encoding: 'utf8' },
+    );
+    const child = text.trim().split('\n')[1] ?? '';
+    const secs = [...child.matchAll(/(\d+)m([\d.]+)s/g)].map(
+      (m) => Number(m[1]) * 60 + Number(m[2]),
+    );
+    out.push((secs.reduce((a, b) => a + b, 0) || Number.NaN) * 1000);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const sizeMiB = Number(process.argv[2] ?? 200);
   const dir = mkdtempSync(join(tmpdir(), 'k-bench-pkg-'));
@@ -73,11 +91,15 @@ async function main(): Promise<void> {
     const openssl: number[] = [];
     const verify: number[] = [];
     const nodeHash: number[] = [];
+    const verifyCpu: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       openssl.push(await time(() => execFileSync('openssl', ['dgst', '-sha256', archive])));
+      const cpu0 = process.cpuUsage(); // every thread of this process, the hashing worker too
       verify.push(
         await time(() => verifyPackage({ archivePath: archive, trustedKeys: [trusted] })),
       );
+      const cpu = process.cpuUsage(cpu0);
+      verifyCpu.push((cpu.user + cpu.system) / 1000);
       nodeHash.push(await time(() => hashFile(archive)));
     }
     const mbps = (ms: number) => (bytes / 1e6 / (ms / 1000)).toFixed(0);
@@ -92,6 +114,10 @@ async function main(): Promise<void> {
     console.log(row('openssl dgst -sha256', openssl));
     console.log(row('pairshift verify (sig + manifest)', verify));
     console.log(row('node sha256 of the file (4 MiB reads)', nodeHash));
+    console.log(
+      `CPU time (user+sys), median: openssl ${median(opensslCpu(archive)).toFixed(0)} ms, ` +
+        `pairshift verify ${median(verifyCpu).toFixed(0)} ms`,
+    );
     console.log(
       `verify / openssl throughput: ${((median(openssl) / median(verify)) * 100).toFixed(0)}%`,
     );
