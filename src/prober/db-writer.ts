@@ -8,7 +8,7 @@
 // left this process, and what came back (see write-outcome.ts).
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { WriteAttempt } from './write-outcome.js';
+import { attemptFromQueryError, errorText, type WriteAttempt } from './write-outcome.js';
 
 const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -120,9 +120,16 @@ export class DbWriter {
     const slot = this.slots.find((s) => !s.busy && s.alive) ?? this.slots.find((s) => !s.busy);
     if (!slot) return Promise.resolve({ sent: false, reason: 'all connections busy' });
     slot.busy = true;
-    return this.writeOn(slot, seq).finally(() => {
-      slot.busy = false;
-    });
+    return this.writeOn(slot, seq)
+      .catch((err: unknown): WriteAttempt => {
+        // Not expected; if it happens we cannot say whether the statement
+        // left, so the conservative answer is "unknown", never "failed".
+        this.drop(slot);
+        return { sent: true, result: 'connection-lost', reason: `prober error: ${errorText(err)}` };
+      })
+      .finally(() => {
+        slot.busy = false;
+      });
   }
 
   private async writeOn(slot: Slot, seq: number): Promise<WriteAttempt> {
@@ -150,18 +157,9 @@ export class DbWriter {
       this.drop(slot);
       return { sent: true, result: 'timeout' };
     } catch (err) {
-      const severity = (err as { severity?: unknown }).severity;
-      if (typeof severity === 'string') {
-        const code = (err as { code?: unknown }).code;
-        return {
-          sent: true,
-          result: 'server-error',
-          severity,
-          ...(typeof code === 'string' ? { code } : {}),
-        };
-      }
-      this.drop(slot);
-      return { sent: true, result: 'connection-lost', reason: errorText(err) };
+      const attempt = attemptFromQueryError(err);
+      if (attempt.sent === false || attempt.result !== 'server-error') this.drop(slot);
+      return attempt;
     } finally {
       clearTimeout(timer);
       query.catch(() => {}); // a late rejection after our timeout is expected
@@ -227,10 +225,4 @@ export class DbWriter {
       }),
     );
   }
-}
-
-function errorText(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  const msg = err instanceof Error ? err.message : String(err);
-  return typeof code === 'string' && !msg.includes(code) ? `${code} ${msg}` : msg;
 }

@@ -54,3 +54,34 @@ export function attemptReason(attempt: WriteAttempt): string {
       return 'timeout after send';
   }
 }
+
+/**
+ * What a rejected insert tells us, given that it was handed to the client
+ * on a connection believed alive. A server error carries its severity. pg
+ * refuses, before writing anything, a query on a client it already knows is
+ * broken or closing: that is "not sent". Anything else happened after the
+ * statement was written to the socket.
+ */
+export function attemptFromQueryError(err: unknown): WriteAttempt {
+  const severity = (err as { severity?: unknown } | null)?.severity;
+  if (typeof severity === 'string') {
+    const code = (err as { code?: unknown }).code;
+    return {
+      sent: true,
+      result: 'server-error',
+      severity,
+      ...(typeof code === 'string' ? { code } : {}),
+    };
+  }
+  const text = errorText(err);
+  if (/^Client (has encountered a connection error|was closed) and is not queryable$/.test(text)) {
+    return { sent: false, reason: 'connection already broken' };
+  }
+  return { sent: true, result: 'connection-lost', reason: text };
+}
+
+export function errorText(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const msg = err instanceof Error ? err.message : String(err);
+  return typeof code === 'string' && !msg.includes(code) ? `${code} ${msg}` : msg;
+}

@@ -1,8 +1,13 @@
 import fc from 'fast-check';
+import pg from 'pg';
 import { checkLoss, type WriteRecord } from '../../src/prober/loss-check.js';
 import { formatReport, verdict } from '../../src/prober/report.js';
 import { compareLsn } from '../../src/prober/verify.js';
-import { classifyWrite, type WriteAttempt } from '../../src/prober/write-outcome.js';
+import {
+  attemptFromQueryError,
+  classifyWrite,
+  type WriteAttempt,
+} from '../../src/prober/write-outcome.js';
 
 describe('classifyWrite', () => {
   // Every shape of attempt, enumerated.
@@ -48,6 +53,39 @@ describe('classifyWrite', () => {
         }
       }),
     );
+  });
+});
+
+describe('attemptFromQueryError', () => {
+  const serverError = (severity: string, code: string) => {
+    const e = new pg.DatabaseError('boom', 0, 'error');
+    e.severity = severity;
+    e.code = code;
+    return e;
+  };
+  it('a server ERROR is failed, FATAL (terminated backend) is unknown', () => {
+    expect(classifyWrite(attemptFromQueryError(serverError('ERROR', '25006')))).toBe('failed');
+    expect(attemptFromQueryError(serverError('FATAL', '57P01'))).toEqual({
+      sent: true,
+      result: 'server-error',
+      severity: 'FATAL',
+      code: '57P01',
+    });
+    expect(classifyWrite(attemptFromQueryError(serverError('FATAL', '57P01')))).toBe('unknown');
+  });
+  it("pg's refusals on a client it knows is broken were never sent", () => {
+    for (const msg of [
+      'Client has encountered a connection error and is not queryable',
+      'Client was closed and is not queryable',
+    ]) {
+      expect(classifyWrite(attemptFromQueryError(new Error(msg)))).toBe('failed');
+    }
+  });
+  it('a socket dying under a sent statement is unknown', () => {
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    for (const err of [new Error('Connection terminated unexpectedly'), reset, 'weird']) {
+      expect(classifyWrite(attemptFromQueryError(err))).toBe('unknown');
+    }
   });
 });
 
