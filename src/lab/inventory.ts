@@ -35,6 +35,8 @@ export interface InventoryInput {
   pgpassPath: string;
   pgBinDir: string;
   version: string;
+  /** public key the lab's upgrade packages are signed with */
+  packagePublicKeyPath?: string;
 }
 
 export function buildInventory(i: InventoryInput) {
@@ -71,6 +73,9 @@ export function buildInventory(i: InventoryInput) {
         // where a client outside both nodes runs (`ip netns exec <it> ...`)
         'pairshift.io/lab-client-netns': plan.netns.client,
         'pairshift.io/lab-client-address': plan.clientAddress,
+        ...(i.packagePublicKeyPath
+          ? { 'pairshift.io/lab-package-public-key': i.packagePublicKeyPath }
+          : {}),
       },
     },
     spec: {

@@ -66,6 +66,7 @@ export interface LabDirs {
   secretsDir: string;
   pgpass: string;
   releasesDir: string;
+  packageKeysDir: string;
   logDir: string;
   node(id: NodeId): {
     root: string;
@@ -86,6 +87,7 @@ export function labDirs(name: string, root = LAB_ROOT): LabDirs {
     secretsDir: join(base, 'secrets'),
     pgpass: join(base, 'secrets', 'pgpass'),
     releasesDir: join(base, 'releases'),
+    packageKeysDir: join(base, 'package-keys'),
     logDir: join(base, 'log'),
     node(id) {
       const nodeRoot = join(base, 'nodes', id);

@@ -1,6 +1,7 @@
 // Every file the lab writes onto a node, rendered from the plan (pure).
 // Kept apart from the steps that write them so they can be read, diffed and
 // unit-tested, and so a later keepalived driver can reuse the layout.
+import { renderAppProperties } from './app/commands.js';
 import { NODE_PATHS } from './layout.js';
 import type { LabPlan, NodeId } from './plan.js';
 
@@ -130,15 +131,16 @@ export function pgpass(plan: LabPlan, s: LabSecrets): string {
 }
 
 /** /etc/app/app.properties: identical on both nodes (the sync job copies
- * it), so it names the VIP, not a node. */
+ * it), so it names the VIP, not a node (each node's Java service gets its
+ * node name on the command line instead). */
 export function appProperties(plan: LabPlan, s: LabSecrets): string {
-  return `# database settings of the lab app (synced between nodes)
-db.host=${plan.vip}
-db.port=${PG_PORT}
-db.name=${DB.name}
-db.user=${DB.user}
-db.password=${s.app}
-`;
+  return renderAppProperties({
+    host: plan.vip,
+    port: PG_PORT,
+    name: DB.name,
+    user: DB.user,
+    password: s.app,
+  });
 }
 
 export function hostsFile(plan: LabPlan, id: NodeId): string {

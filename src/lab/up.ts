@@ -5,12 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAppRelease } from './app/build.js';
+import { javaCommand, workerCommand } from './app/commands.js';
+import { ensureLabSigningKey } from './app/releases.js';
 import { labDown } from './down.js';
 import { ensureHostMountPoints } from './host-dirs.js';
 import { buildInventory, type HostKey, inventoryYaml } from './inventory.js';
 import { generateKey, hostKeyOf, knownHostsLines } from './keys.js';
 import { type LabDirs, labDirs, NODE_MOUNTS, NODE_PATHS } from './layout.js';
-import { createNetwork, inNode, mountNsOf, shInNode, startHolder } from './namespaces.js';
+import { createNetwork, inNode, mountNsOf, shInNode, shq, startHolder } from './namespaces.js';
 import { installNodeBin, makeDir, writeFile } from './node-files.js';
 import {
   chooseSubnetIndex,
@@ -181,6 +183,7 @@ interface Ctx {
   state: LabState;
   secrets: LabSecrets;
   hostKeys: Partial<Record<NodeId, HostKey>>;
+  packagePublicKey?: string;
 }
 
 function newSecrets(): LabSecrets {
@@ -236,6 +239,13 @@ async function prepareFolders(ctx: Ctx): Promise<void> {
     );
   }
   writeFile(dirs.pgpass, pgpass(plan, ctx.secrets), { mode: 0o600 });
+  // the key the lab's upgrade packages are signed with; the inventory names
+  // its public half as the one to trust
+  keyJobs.push(
+    ensureLabSigningKey(dirs.packageKeysDir).then((k) => {
+      ctx.packagePublicKey = k.publicKeyPath;
+    }),
+  );
   await Promise.all(keyJobs);
 
   const pub = readFileSync(`${dirs.clientKey}.pub`, 'utf8');
@@ -279,17 +289,24 @@ async function startOnBoth(ctx: Ctx, service: string): Promise<void> {
   await Promise.all(
     NODE_IDS.map((id) => {
       const defs = ctx.dirs.node(id).hostPath(NODE_PATHS.servicesDir);
-      writeFile(join(defs, `${service}.sh`), serviceDefs(appStart())[service]!);
+      writeFile(join(defs, `${service}.sh`), serviceDefs(appStart(id))[service]!);
       return shInNode(holder(ctx, id), svcCommand('start', service));
     }),
   );
 }
 
-function appStart() {
+/** The app's start commands, exactly as src/lab/app/commands.ts gives them
+ * (what its tests run), with absolute binaries so a service starts the same
+ * from an ssh session (default PATH) as from `lab up`. */
+function appStart(id: NodeId) {
+  const absolute = (argv: string[]) => {
+    const [bin, ...rest] = argv;
+    const abs = bin === 'java' ? '/usr/bin/java' : bin === 'python3' ? '/usr/bin/python3' : bin!;
+    return [abs, ...rest].map(shq).join(' ');
+  };
   return {
-    // small heap and C1 only: starts in about a second on a busy machine
-    java: `java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar ${NODE_PATHS.appJar}`,
-    python: `/usr/bin/python3 ${NODE_PATHS.appDir}/worker.py`,
+    java: absolute(javaCommand(NODE_PATHS.appJar, { nodeName: id })),
+    python: absolute(workerCommand(`${NODE_PATHS.appDir}/worker.py`)),
   };
 }
 
@@ -489,6 +506,7 @@ async function writeInventory(ctx: Ctx): Promise<void> {
     pgpassPath: dirs.pgpass,
     pgBinDir: await pgBin(),
     version: ctx.state.version!,
+    packagePublicKeyPath: ctx.packagePublicKey,
   });
   writeFile(dirs.inventory, inventoryYaml(inv));
   // prove the inventory works: key login with the pinned host keys only

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { jest } from '@jest/globals';
 import { parse } from 'yaml';
+import { parseHAPair } from '../../src/inventory/hapair.js';
 import { execArgv } from '../../src/lab/exec.js';
 import { labDown, labUp, readState, sshOptions } from '../../src/lab/index.js';
 import { labDirs } from '../../src/lab/layout.js';
@@ -148,6 +149,18 @@ describe('lab t1', () => {
     expect(again.inventory).toBe(dirs.inventory);
   });
 
+  it("writes an inventory the operator's HAPair loader accepts unchanged", () => {
+    const pair = parseHAPair(readFileSync(dirs.inventory, 'utf8'), dirs.inventory);
+    expect(pair.spec.vip.address).toBe(plan.vip);
+    expect(pair.spec.nodes.map((n) => n.ssh.hostKey.fingerprint)).toEqual(
+      inv.spec.nodes.map(
+        (n: { ssh: { hostKey: { fingerprint: string } } }) => n.ssh.hostKey.fingerprint,
+      ),
+    );
+    const pub = inv.metadata.annotations['pairshift.io/lab-package-public-key'];
+    expect(readFileSync(pub, 'utf8')).toMatch(/BEGIN PUBLIC KEY/);
+  });
+
   it('serves the built version on the VIP, seen from the client namespace', async () => {
     expect(await clientGet(`http://${plan.vip}:8080/version`)).toEqual({
       status: 200,
@@ -157,6 +170,8 @@ describe('lab t1', () => {
     expect(health.status).toBe(200);
     expect(JSON.parse(health.body).database).toBe('read-write');
     expect((await clientGet(`http://${plan.vip}:8081/health`)).status).toBe(200);
+    // each node's Java service writes its own heartbeat row through the VIP
+    expect(await psql('a', 'select instance from app_heartbeat order by 1')).toBe('a:8080\nb:8080');
   });
 
   it('gives each node its own files at the same paths, reachable with the pinned host keys', async () => {
