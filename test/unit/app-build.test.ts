@@ -2,7 +2,7 @@
 // from their real command lines on loopback. The JDBC /health against a real
 // PostgreSQL is in test/store/app-health.test.ts.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
@@ -55,6 +55,16 @@ describe('buildAppRelease', () => {
     const second = Date.now() - t1;
     expect(readFileSync(again.jarPath).equals(readFileSync(r.jarPath))).toBe(true);
     expect(second).toBeLessThan(Math.max(200, first / 3));
+  });
+
+  it('survives two builds of the same release racing into the cache', async () => {
+    const [a, b] = await Promise.all([
+      buildAppRelease({ version: '7.7.7', outDir: join(dir, 'r1'), cacheDir }),
+      buildAppRelease({ version: '7.7.7', outDir: join(dir, 'r2'), cacheDir }),
+    ]);
+    expect(readFileSync(a.jarPath).equals(readFileSync(b.jarPath))).toBe(true);
+    // no half-built folders left behind
+    expect(readdirSync(cacheDir).filter((n) => n.startsWith('.build-'))).toEqual([]);
   });
 
   it('builds a different jar for the broken variant', async () => {
