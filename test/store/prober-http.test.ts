@@ -18,6 +18,7 @@ const RATE_HZ = 50;
 const PERIOD_MS = 1000 / RATE_HZ;
 // One period at each edge of the outage, plus timer jitter on a busy 2-core box.
 const TOLERANCE_MS = 60;
+const SLOW_MS = 200;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -29,9 +30,13 @@ function logAccuracy(what: string, measured: number, real: number) {
 
 /** A health server whose behaviour the test switches at will. */
 async function healthServer(port: number) {
-  const mode = { current: 'ok' as 'ok' | 'hang' | '503' };
+  const mode = { current: 'ok' as 'ok' | 'hang' | '503' | 'slow' };
   const server = createHttpServer((_req, res) => {
     if (mode.current === 'hang') return; // accept, read, never answer
+    if (mode.current === 'slow') {
+      setTimeout(() => res.end('ok\n'), SLOW_MS);
+      return;
+    }
     res.writeHead(mode.current === 'ok' ? 200 : 503, { 'content-type': 'text/plain' });
     res.end(mode.current === 'ok' ? 'ok\n' : 'unavailable\n');
   });
@@ -112,6 +117,33 @@ describe('prober, HTTP', () => {
       expect(http.reasons.timeout).toBeGreaterThanOrEqual(Math.floor(600 / PERIOD_MS) - 3);
       // Enough probes may run at once that a hang never starves the schedule.
       expect(http.reasons['too many probes in flight']).toBeUndefined();
+    } finally {
+      await prober.stop();
+      shutDown(server);
+    }
+  });
+
+  it('slow answers overlap: the schedule keeps its rate and nothing counts as down', async () => {
+    const port = await freePort();
+    const { server, mode } = await healthServer(port);
+    mode.current = 'slow';
+    const prober = await startProber({
+      httpUrl: `http://127.0.0.1:${port}/health`,
+      rateHz: RATE_HZ,
+    });
+    try {
+      await sleep(1000);
+      const report = await prober.stop();
+      const http = report.http!;
+      // ten probes in flight at any time, each starting on its own slot
+      expect(http.failed).toBe(0);
+      expect(http.outages).toEqual([]);
+      expect(
+        Math.abs(http.probes + report.skippedSlots - report.durationMs / PERIOD_MS),
+      ).toBeLessThanOrEqual(1);
+      expect(http.probes).toBeGreaterThanOrEqual(45);
+      expect(http.okLatencyMs!.p50).toBeGreaterThanOrEqual(SLOW_MS);
+      expect(http.okLatencyMs!.max).toBeLessThan(300);
     } finally {
       await prober.stop();
       shutDown(server);
