@@ -1,5 +1,6 @@
 // Package build -> sign -> verify, and every way verification must refuse:
 // tampered bytes, untrusted or wrong-type keys, manifest mismatches.
+import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -129,6 +130,28 @@ describe('package build, sign and verify', () => {
       ['migrations/002_index.sql', 0o644],
     ]);
     expect(v.digest.size).toBe(statSync(archive).size);
+  });
+
+  it('writes signatures openssl can check on its own (documented in docs/packages.md)', async () => {
+    const archive = await buildSigned();
+    const bytes = readFileSync(archive);
+    const statement = `pairshift-package-signature-v1\nsha256 ${createHash('sha256').update(bytes).digest('hex')}\nsize ${bytes.length}\n`;
+    writeFileSync(join(dir, 'statement'), statement);
+    const sig = JSON.parse(readFileSync(`${archive}.sig`, 'utf8'));
+    writeFileSync(join(dir, 'sig.bin'), Buffer.from(sig.signature, 'base64'));
+    const out = execFileSync(
+      'openssl',
+      [
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        join(dir, 'keys', 'package-signing.pub'),
+        '-rawin',
+      ].concat(['-in', join(dir, 'statement'), '-sigfile', join(dir, 'sig.bin')]),
+      { encoding: 'utf8' },
+    );
+    expect(out).toMatch(/Signature Verified Successfully/);
   });
 
   it('writes the private key with mode 0600 and refuses to overwrite a key pair', async () => {
