@@ -197,6 +197,46 @@ describe('tar writer and reader', () => {
   });
 });
 
+describe('the reader on corrupted input (property)', () => {
+  it('either refuses with a TarFormatError or yields only safe regular files within limits', async () => {
+    const base = await collect(
+      writeTar([
+        { path: 'manifest.json', mode: 0o644, size: 3, content: Buffer.from('{}\n') },
+        { path: 'payload/app.jar', mode: 0o644, size: 1500, content: Buffer.alloc(1500, 9) },
+        { path: 'migrations/001.sql', mode: 0o600, size: 10, content: Buffer.from('SELECT 1;\n') },
+      ]),
+    );
+    const limits = { maxEntries: 5, maxEntrySize: 4096, maxTotalSize: 8192 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({ at: fc.nat(base.length - 1), value: fc.integer({ min: 0, max: 255 }) }),
+          {
+            minLength: 1,
+            maxLength: 8,
+          },
+        ),
+        fc.nat(base.length),
+        async (edits, cut) => {
+          const bytes = Buffer.from(base.subarray(0, Math.max(cut, base.length - 2048)));
+          for (const e of edits) if (e.at < bytes.length) bytes[e.at] = e.value;
+          try {
+            const entries = await readAll(bytes, [700], limits);
+            expect(entries.length).toBeLessThanOrEqual(limits.maxEntries);
+            for (const e of entries) {
+              expect(e.path).not.toMatch(/(^|\/)\.\.(\/|$)|^\//);
+              expect(e.data.length).toBeLessThanOrEqual(limits.maxEntrySize);
+            }
+          } catch (err) {
+            expect(err).toBeInstanceOf(TarFormatError);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
+
 describe('the reader refuses hostile archives', () => {
   type Case = [string, () => Buffer, TarErrorCode, RegExp, Partial<TarLimits>?];
   const cases: Case[] = [
