@@ -74,7 +74,7 @@ export function parseKeepalivedJson(text: string, instance: string, vrid?: numbe
 
 /** How long to wait between two dumps so at least two adverts fit in it. */
 export function heartbeatWindowMs(advertIntervalSeconds: number): number {
-  return Math.min(1200, Math.max(250, Math.round(advertIntervalSeconds * 2500)));
+  return Math.min(1000, Math.max(250, Math.round(advertIntervalSeconds * 2500)));
 }
 
 export interface Heartbeat {
