@@ -161,7 +161,9 @@ export async function buildPackage(opts: BuildPackageOptions): Promise<BuiltPack
     await rename(tmp, opts.outPath);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    // our own errors (a file changed mid-build) already say what happened
+    if ((err as NodeJS.ErrnoException).code === undefined) throw err;
+    throw new Error(`cannot write package ${opts.outPath}`, { cause: err });
   }
   return { path: opts.outPath, manifest };
 }

@@ -358,6 +358,12 @@ describe('package build, sign and verify', () => {
     );
   });
 
+  it('says where it cannot write, and leaves nothing behind', async () => {
+    await expect(buildSigned(join(dir, 'no-such-dir', 'p.tar.gz'))).rejects.toThrow(
+      `cannot write package ${join(dir, 'no-such-dir', 'p.tar.gz')}`,
+    );
+  });
+
   it('refuses to put the root key in a package', async () => {
     writeFileSync(join(dir, 'config', 'root.key'), 'SECRET', { mode: 0o600 });
     await expect(buildSigned()).rejects.toThrow('the root key must never be put in a package');
