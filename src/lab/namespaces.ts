@@ -126,10 +126,13 @@ export function mountNsOf(pid: number): string | undefined {
   }
 }
 
+/** A live process (a zombie counts as gone: it has exited, only its parent
+ * has not reaped it yet, and this machine's PID 1 reaps lazily). */
 export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ...": comm may hold spaces and parentheses
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
