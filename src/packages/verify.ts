@@ -109,7 +109,8 @@ export async function checkPackageContents(
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('Z_')) {
-      throw new Error(`${archivePath} is not a valid gzip file`, { cause: err });
+      const why = (err as Error).message;
+      throw new Error(`${archivePath} is not a valid gzip file (${why})`, { cause: err });
     }
     throw err;
   } finally {
