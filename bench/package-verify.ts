@@ -1,8 +1,10 @@
 // Package verification throughput against `openssl dgst -sha256` on the same
 // file, in the same run (median of 5 each, alternating so load hits both).
 //
-// Run:  npx tsc -p tsconfig.json --outDir .pairshift/bench-build && \
-//       node .pairshift/bench-build/bench/package-verify.js [sizeMiB]
+// Run (compiles just this script and what it imports, ~3 s):
+//   npx tsc --ignoreConfig --outDir .pairshift/bench-build --rootDir . --module nodenext \
+//     --moduleResolution nodenext --target es2022 --types node --skipLibCheck bench/package-verify.ts && \
+//   node .pairshift/bench-build/bench/package-verify.js [sizeMiB, default 200]
 //
 // The package holds one incompressible ~200 MiB jar (a jar is already
 // compressed), so the archive is ~200 MiB too. Verification = one read of
