@@ -31,6 +31,7 @@ export const NODE_PATHS = {
   sshDir: '/opt/pairshift-node/ssh',
   syncDir: '/opt/pairshift-node/sync',
   servicesDir: '/opt/pairshift-node/services',
+  rootHome: '/root',
 } as const;
 
 /** node path -> name of the node's host folder (or file) bound over it */
@@ -44,6 +45,10 @@ export const NODE_MOUNTS: ReadonlyArray<{ target: string; dir: string; file?: bo
   { target: NODE_PATHS.runDir, dir: 'run' },
   { target: NODE_PATHS.pgSocketDir, dir: 'run-postgresql' },
   { target: NODE_PATHS.toolsDir, dir: 'tools' },
+  // root's own home: ssh sessions must not run the host's ~/.bashrc (here it
+  // runs `pyenv init`, whose rehash lock stalls every session for 60 s once
+  // a killed session leaves it behind), and a real server has its own /root
+  { target: NODE_PATHS.rootHome, dir: 'root-home' },
   // the node's own name and its peer's, as on a real server (Java's
   // InetAddress.getLocalHost() needs the hostname to resolve)
   { target: '/etc/hosts', dir: 'hosts', file: true },

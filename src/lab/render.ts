@@ -193,3 +193,11 @@ export function pgCtlCommand(binDir: string, action: 'start' | 'stop' | 'status'
   if (action === 'stop') return `${base} -m fast -w -t 60 stop`;
   return `${base} status`;
 }
+
+/** root's ~/.bashrc and ~/.profile on a node: bash reads .bashrc even for
+ * `ssh node CMD`, so this is where the node's tools join the PATH. */
+export function rootShellRc(): string {
+  return `# root's shell on a pairshift lab node
+export PATH=${NODE_PATHS.toolsBin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+`;
+}

@@ -36,6 +36,7 @@ import {
   pgHba,
   pgpass,
   postgresqlConf,
+  rootShellRc,
   serviceDefs,
   sshdConfig,
   svcCommand,
@@ -224,6 +225,9 @@ async function prepareFolders(ctx: Ctx): Promise<void> {
     makeDir(p(NODE_PATHS.sshDir), { mode: 0o700 });
     makeDir(p(NODE_PATHS.syncDir));
     makeDir(p(NODE_PATHS.servicesDir));
+    makeDir(p(NODE_PATHS.rootHome), { mode: 0o700 });
+    writeFile(p(`${NODE_PATHS.rootHome}/.bashrc`), rootShellRc());
+    writeFile(p(`${NODE_PATHS.rootHome}/.profile`), `. ~/.bashrc\n`);
     writeFile(p(`${NODE_PATHS.sshDir}/sshd_config`), sshdConfig());
     writeFile(p(`${NODE_PATHS.syncDir}/sync.conf`), syncConf(plan, id));
     writeFile(p(NODE_PATHS.keepalivedConf), keepalivedConf(plan, id));
