@@ -7,7 +7,16 @@ import {
   roleOf,
   type VrrpSnapshot,
 } from '../../src/agent/node/keepalived.js';
-import { agentConfigFor, renderAgentConfig, subnetOf } from '../../src/agent/render-config.js';
+import {
+  agentConfigFor,
+  type HAPairForAgent,
+  renderAgentConfig,
+  subnetOf,
+} from '../../src/agent/render-config.js';
+import type { HAPair } from '../../src/inventory/hapair.js';
+
+// compile-time: every validated HAPair can be rendered (npm run typecheck)
+const acceptsHAPair = (p: HAPair): HAPairForAgent => p;
 
 const pair = {
   spec: {
@@ -50,6 +59,10 @@ describe('agent config', () => {
     const text = renderAgentConfig(cfg);
     expect(text).not.toMatch(/pass(word)?"/i);
     expect(parseAgentConfig(text)).toEqual(JSON.parse(JSON.stringify(cfg)));
+  });
+
+  it('takes a validated HAPair as it is', () => {
+    expect(typeof acceptsHAPair).toBe('function');
   });
 
   it('refuses an unknown node', () => {
