@@ -1,0 +1,85 @@
+// Shared by the keepalived and database driver lab tests: one real lab per
+// test file, driven through its HAPair inventory over SSH as the operator
+// would. `lab up` on a healthy lab of the same name only reports it already
+// up, so PAIRSHIFT_KEEP_LAB=1 keeps the lab between runs while iterating
+// (never in CI: the default brings it down in afterAll).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { ExecOptions } from '../../src/drivers/ssh/connection.js';
+import { SshPool } from '../../src/drivers/ssh/pool.js';
+import { sshEndpoints } from '../../src/inventory/endpoints.js';
+import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
+import { execArgv, labDown, labUp } from '../../src/lab/index.js';
+import { run, sleep } from '../../src/lab/run.js';
+
+export interface TestLab {
+  readonly name: string;
+  readonly pair: HAPair;
+  readonly inventoryPath: string;
+  readonly shell: SshPool;
+  /** Run argv on a node or the client namespace (not over ssh: the test's own view). */
+  inLab(
+    target: 'a' | 'b' | 'client',
+    argv: string[],
+    allowFail?: boolean,
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
+  psql(node: 'a' | 'b', sql: string): Promise<string>;
+  down(): Promise<void>;
+}
+
+export async function startTestLab(name: string, opts: { build?: boolean } = {}): Promise<TestLab> {
+  if (opts.build) {
+    // The prober runs from the client namespace through the built CLI.
+    spawnSync('npm', ['run', 'build'], { stdio: 'ignore' });
+    if (!existsSync('dist/cli/main.js')) throw new Error('npm run build did not produce dist/cli');
+  }
+  const up = await labUp({ name });
+  const pair = await loadHAPair(up.inventory);
+  const shell = new SshPool(await sshEndpoints(pair));
+  const inLab: TestLab['inLab'] = async (target, argv, allowFail = false) => {
+    const [cmd, ...args] = execArgv(name, target, argv);
+    const r = await run(cmd!, args, { allowFail, timeoutMs: 60_000 });
+    return { code: r.code ?? 0, stdout: r.stdout, stderr: r.stderr };
+  };
+  return {
+    name,
+    pair,
+    inventoryPath: up.inventory,
+    shell,
+    inLab,
+    async psql(node, sql) {
+      const r = await inLab(node, [
+        'runuser',
+        '-u',
+        'postgres',
+        '--',
+        'psql',
+        '-XAtq',
+        '-h',
+        '/run/postgresql',
+        '-d',
+        'app',
+        '-c',
+        sql,
+      ]);
+      return r.stdout.trim();
+    },
+    async down() {
+      await shell.close();
+      if (process.env.PAIRSHIFT_KEEP_LAB === '1') return;
+      await labDown({ name });
+    },
+  };
+}
+
+/** A NodeShell that counts every command per node (to prove a second run acts on nothing). */
+export class CountingShell {
+  readonly commands: { node: string; argv: readonly string[] }[] = [];
+  constructor(private readonly inner: SshPool) {}
+  exec(node: string, argv: readonly string[], opts?: ExecOptions) {
+    this.commands.push({ node, argv });
+    return this.inner.exec(node, argv, opts);
+  }
+}
+
+export { sleep };
