@@ -25,6 +25,9 @@ export function psqlAs(ctx: BuildContext, id: NodeId, sql: string, db = 'postgre
       '-q',
       '-v',
       'ON_ERROR_STOP=1',
+      // no statement text in error messages (some carry passwords)
+      '-v',
+      'VERBOSITY=terse',
       '-At',
       '-d',
       db,
@@ -66,7 +69,10 @@ export async function startPrimary(ctx: BuildContext): Promise<void> {
   await psqlAs(
     ctx,
     'a',
-    `ALTER ROLE ${DB.superuser} PASSWORD ${q(s.postgres)};
+    // the server must not log these statements either, even if one fails
+    `SET log_min_error_statement = panic;
+SET log_statement = none;
+ALTER ROLE ${DB.superuser} PASSWORD ${q(s.postgres)};
 CREATE ROLE ${DB.replicationUser} WITH REPLICATION LOGIN PASSWORD ${q(s.replicator)};
 CREATE ROLE ${DB.user} WITH LOGIN PASSWORD ${q(s.app)};
 CREATE DATABASE ${DB.name} OWNER ${DB.user};

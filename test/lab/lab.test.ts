@@ -2,7 +2,7 @@
 // costs seconds), then checks from the client namespace and over ssh with the
 // inventory, then teardown that must leave nothing. Needs root, keepalived,
 // openssh-server, rsync and libpostgresql-jdbc-java (see docs/lab.md).
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { jest } from '@jest/globals';
 import { parse } from 'yaml';
@@ -157,6 +157,24 @@ describe('lab t1', () => {
         (n: { ssh: { hostKey: { fingerprint: string } } }) => n.ssh.hostKey.fingerprint,
       ),
     );
+    // no password reaches the inventory or any node's logs
+    const passwords = new Set(
+      readFileSync(inv.spec.database.passFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(':')[4]!),
+    );
+    expect(passwords.size).toBe(3);
+    const logs = (n: 'a' | 'b') =>
+      execFileSync(
+        'sh',
+        ['-c', `cat ${dirs.node(n).mount('log')}/*.log ${dirs.node(n).mount('log')}/postgresql/*`],
+        {
+          encoding: 'utf8',
+        },
+      );
+    const text = `${readFileSync(dirs.inventory, 'utf8')}${logs('a')}${logs('b')}`;
+    for (const pw of passwords) expect(text).not.toContain(pw);
     const pub = inv.metadata.annotations['pairshift.io/lab-package-public-key'];
     expect(readFileSync(pub, 'utf8')).toMatch(/BEGIN PUBLIC KEY/);
   });
