@@ -23,7 +23,20 @@ export function registerLabCommands(program: Command): void {
     .option('--name <name>', 'lab name', DEFAULT_NAME)
     .option('--app-version <version>', 'version of the app release to install', DEFAULT_APP_VERSION)
     .action(async (o: { name: string; appVersion: string }) => {
-      const r = await labUp({ name: o.name, appVersion: o.appVersion, log: say });
+      // Ctrl-C: finish the step in flight, then remove what was built
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const r = await labUp({
+        name: o.name,
+        appVersion: o.appVersion,
+        log: say,
+        signal: abort.signal,
+      }).finally(() => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      });
       say(
         `lab ${o.name} ${r.alreadyUp ? 'was already up' : `is up in ${r.seconds.toFixed(1)} s`}: VIP ${r.plan.vip}`,
       );

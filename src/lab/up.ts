@@ -31,6 +31,8 @@ export interface UpOptions {
   name: string;
   appVersion?: string;
   log?: (line: string) => void;
+  /** aborting stops before the next step and removes what was built (Ctrl-C) */
+  signal?: AbortSignal;
 }
 
 export interface UpResult {
@@ -95,6 +97,7 @@ export async function labUp(opts: UpOptions): Promise<UpResult> {
   let current = 'start';
   const step = async (title: string, fn: () => Promise<void>) => {
     current = title;
+    if (opts.signal?.aborted) throw new Error('interrupted');
     const t = Date.now();
     await fn();
     state.steps.push(title);
