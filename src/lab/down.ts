@@ -12,7 +12,7 @@ import { LAB_ROOT, labDirs } from './layout.js';
 import { alive, mountNsOf, netnsExists, netnsPids, terminate } from './namespaces.js';
 import { validateLabName } from './plan.js';
 import { run } from './run.js';
-import { listLabs, readState } from './state.js';
+import { listLabs, readState, withAllocationLock } from './state.js';
 
 export interface DownOptions {
   name: string;
@@ -87,7 +87,13 @@ export async function labDown(opts: DownOptions): Promise<DownResult> {
   for (const t of under) await run('umount', ['-l', t], { allowFail: true });
   const hadFolder = state !== undefined || listLabs().includes(name);
   rmSync(dirs.root, { recursive: true, force: true });
-  if (listLabs().length === 0) removeHostMountPoints(LAB_ROOT);
+  // under the allocation lock: a lab coming up registers itself (its
+  // folder) under the same lock before it needs the mount points
+  if (listLabs().length === 0) {
+    await withAllocationLock(async () => {
+      if (listLabs().length === 0) removeHostMountPoints(LAB_ROOT);
+    });
+  }
 
   const removed = present.length > 0 || victims.size > 0 || hadFolder;
   if (removed) {

@@ -27,7 +27,7 @@ export function ensureHostMountPoints(root = LAB_ROOT): void {
 }
 
 /** Called when no lab is left: remove what ensureHostMountPoints created,
- * then the record and the (empty) root folder. */
+ * then the record. */
 export function removeHostMountPoints(root = LAB_ROOT): void {
   for (const dir of readRecord(root)) {
     try {
@@ -37,9 +37,4 @@ export function removeHostMountPoints(root = LAB_ROOT): void {
     }
   }
   rmSync(recordFile(root), { force: true });
-  try {
-    rmdirSync(root);
-  } catch {
-    // another lab appeared meanwhile, or something else lives there
-  }
 }

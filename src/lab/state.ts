@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -98,5 +99,13 @@ export async function withAllocationLock<T>(fn: () => Promise<T>, root = LAB_ROO
     return await fn();
   } finally {
     rmSync(lock, { force: true });
+    // the root goes when the last lab has gone (fails harmlessly otherwise)
+    if (listLabs(root).length === 0) {
+      try {
+        rmdirSync(root);
+      } catch {
+        // not empty: a lab, a lock or the host-dirs record is still there
+      }
+    }
   }
 }
