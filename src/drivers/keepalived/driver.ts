@@ -47,6 +47,14 @@ export interface VipMoveOptions {
   readonly retries?: number;
   /** Default: 'fault' when the HAPair declares a fault file, else 'stop'. */
   readonly method?: VipMoveMethod;
+  /**
+   * An observation taken moments before by the caller, used instead of
+   * observing again for the first attempt: the database switchover observes
+   * keepalived before it stops the old primary, so that this observation is
+   * not on the clients' outage path. Verification after the move still
+   * observes afresh.
+   */
+  readonly observed?: VipObservation;
 }
 
 export interface VipMoveResult {
@@ -278,9 +286,12 @@ export class KeepalivedDriver {
     let firstPlan: VipStep[] | undefined;
     let from: string | null = null;
     while (attempts <= retries) {
-      const observed = await this.observe().catch((e) => {
-        throw e instanceof DriverError ? e.within(doing) : e;
-      });
+      const given = attempts === 0 ? opts.observed : undefined;
+      const observed =
+        given ??
+        (await this.observe().catch((e) => {
+          throw e instanceof DriverError ? e.within(doing) : e;
+        }));
       let plan: VipStep[];
       try {
         plan = planVipMove(observed, target, method);
