@@ -182,6 +182,15 @@ describe('backup on the lab pair', () => {
     expect((await onNode('a', 'sha256sum /opt/app/app.jar')).stdout).toBe(jarBefore);
     expect(await psql("select string_agg(v::text, ',') from restore_probe")).toBe('1');
 
+    // a dump can be taken from the standby, but restored only on the primary
+    await ensureBackup(ctx, { node: 'b', upgradeId: 'up-sb', database: true, retention: 5 });
+    await expect(
+      restoreBackup(ctx, { node: 'b', upgradeId: 'up-sb', parts: ['database'] }),
+    ).rejects.toThrow(/^b: while restoring .*: the database on node b is a standby/);
+    await expect(
+      restoreBackup(ctx, { node: 'b', upgradeId: 'up-1', parts: ['database'] }),
+    ).rejects.toThrow(/holds no database backup/);
+
     // again: jar and config already equal the backup
     const again = await restoreBackup(ctx, {
       node: 'a',

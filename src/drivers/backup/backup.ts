@@ -166,7 +166,8 @@ export async function assertBackupSetGood(
   return v;
 }
 
-async function isPrimary(ctx: BackupContext, node: string): Promise<boolean> {
+/** Whether the node's database is the primary (not in recovery). */
+export async function isPrimary(ctx: BackupContext, node: string): Promise<boolean> {
   const db = ctx.pair.spec.database;
   const tools = databaseTools(db.engine, db.binDir);
   return whileDoing(

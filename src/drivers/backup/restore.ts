@@ -14,7 +14,7 @@
 //   the same database) and reports changed.
 import type { BackupKind } from '../../store/records.js';
 import { DriverError, whileDoing } from '../errors.js';
-import { assertBackupSetGood, type BackupContext, listBackupSets } from './backup.js';
+import { assertBackupSetGood, type BackupContext, isPrimary, listBackupSets } from './backup.js';
 import { databaseTools } from './flavour.js';
 import { joinPath } from './naming.js';
 import type { BackupManifest } from './parse.js';
@@ -186,6 +186,13 @@ async function restoreDatabase(
   const db = ctx.pair.spec.database;
   const tools = databaseTools(db.engine, db.binDir);
   const detail = `${tools.restore} --clean --if-exists into ${db.name}`;
+  // a standby is read-only: say so plainly instead of pg_restore's error
+  if (!(await isPrimary(ctx, node))) {
+    throw new DriverError(
+      `the database on node ${node} is a standby; restore the dump on the primary (copy the set there first if the primary moved)`,
+      { kind: 'terminal', node },
+    );
+  }
   if (dryRun) return { kind: 'database', state: 'changed', detail };
   await whileDoing(
     `restoring database ${db.name} from ${dumpPath}`,
