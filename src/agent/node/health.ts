@@ -13,7 +13,7 @@ import {
   withTimeout,
 } from './protocol.js';
 
-type CheckBody = Omit<CheckResult, 'name' | 'responseTimeMs'> & { name?: string };
+type CheckBody = Omit<CheckResult, 'name' | 'responseTimeMs'>;
 
 interface NamedCheck {
   readonly name: string;
