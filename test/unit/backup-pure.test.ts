@@ -286,3 +286,58 @@ describe('ensureBackup when a step fails', () => {
     expect(shell.calls).toHaveLength(1); // only the listing
   });
 });
+
+describe('verification against the operator’s records', () => {
+  const SET = '20261129T131500Z';
+  const path = `/var/backups/app/${SET}/app.jar.${SET}`;
+  const manifestLine = `SET ${SET} ${JSON.stringify({
+    format: 'pairshift-backup/1',
+    set: SET,
+    node: 'a',
+    upgradeId: 'u1',
+    createdAt: '2026-11-29T13:15:00.000Z',
+    files: [
+      {
+        kind: 'jar',
+        name: `app.jar.${SET}`,
+        source: '/opt/app/app.jar',
+        size: 3,
+        md5: MD5,
+        sha256: SHA,
+      },
+    ],
+  })}\n`;
+  // the node's file matches its (rewritten) manifest ...
+  const shell: NodeShell = {
+    async exec(_n, argv) {
+      const script = argv[2] ?? '';
+      const stdout = script.includes('MANIFEST.json') ? manifestLine : `3 ${MD5} ${SHA} ${path}\n`;
+      return { exitCode: 0, signal: undefined, stdout, stderr: '', durationMs: 1 };
+    },
+  };
+
+  it('catches a file altered together with its manifest', async () => {
+    const records = new MemoryRecords();
+    const recordedSha = 'f'.repeat(64); // ... but not what the operator recorded
+    const ctx = {
+      pair: PAIR,
+      shell,
+      records,
+      recordedDigests: async (_n: string, p: string) =>
+        p === path ? { size: 3, md5: MD5, sha256: recordedSha } : undefined,
+    };
+    const err = await ensureBackup(ctx, { node: 'a', upgradeId: 'u1' }).catch(
+      (e: unknown) => e as DriverError,
+    );
+    expect((err as DriverError).message).toMatch(
+      /app\.jar\.20261129T131500Z is corrupt \(recorded sha256 ffffffffffffffff/,
+    );
+    expect(records.backups[0]).toMatchObject({ path, state: 'CORRUPT', sha256: recordedSha });
+    // without the operator's record the manifest is all there is, and it agrees
+    const again = await ensureBackup(
+      { pair: PAIR, shell, records: new MemoryRecords() },
+      { node: 'a', upgradeId: 'u1' },
+    );
+    expect(again.state).toBe('unchanged');
+  });
+});

@@ -44,6 +44,16 @@ export interface BackupContext {
   readonly now?: () => Date;
   /** Per-command deadline for the long steps (dump, tar, hashing). */
   readonly timeoutMs?: number;
+  /**
+   * The operator's own record of a backup file's digests (backup_record), if
+   * it has one. Verification then compares the node's files with these
+   * rather than with the manifest on the node, so a file altered together
+   * with its manifest is still caught.
+   */
+  readonly recordedDigests?: (
+    node: string,
+    path: string,
+  ) => Promise<{ size: number; md5: string; sha256: string } | undefined>;
 }
 
 export interface EnsureBackupOptions {
@@ -115,9 +125,13 @@ export function describeProblems(v: SetVerification): string {
 export async function verifyBackupSet(
   ctx: BackupContext,
   node: string,
-  set: { name: string; manifest: BackupManifest },
+  onNode: { name: string; manifest: BackupManifest },
 ): Promise<SetVerification> {
-  const setDir = joinPath(ctx.pair.spec.paths.backupDir, set.name);
+  const setDir = joinPath(ctx.pair.spec.paths.backupDir, onNode.name);
+  const set = {
+    name: onNode.name,
+    manifest: await withRecordedDigests(ctx, node, setDir, onNode.manifest),
+  };
   const found = await whileDoing(
     `hashing backup set ${set.name}`,
     async () => {
@@ -148,6 +162,23 @@ export async function verifyBackupSet(
     });
   }
   return { set: set.name, setDir, ok: checks.every((c) => c.state === 'ok'), checks };
+}
+
+/** The manifest with each file's digests replaced by the operator's record of them, where it has one. */
+async function withRecordedDigests(
+  ctx: BackupContext,
+  node: string,
+  setDir: string,
+  manifest: BackupManifest,
+): Promise<BackupManifest> {
+  const lookup = ctx.recordedDigests;
+  if (!lookup) return manifest;
+  const files: ManifestFile[] = [];
+  for (const f of manifest.files) {
+    const r = await lookup(node, joinPath(setDir, f.name));
+    files.push(r ? { ...f, size: r.size, md5: r.md5, sha256: r.sha256 } : f);
+  }
+  return { ...manifest, files };
 }
 
 /** verifyBackupSet, then a terminal error naming the node, the set and each bad file. */
