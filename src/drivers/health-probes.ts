@@ -39,7 +39,7 @@ export function parseHealthReport(text: string, node: string): HealthReport {
 }
 
 export function httpHealthProbe(addressOf: (node: string) => { host: string; port: number }) {
-  return (node: string, timeoutMs: number): Promise<HealthReport> => {
+  return async (node: string, timeoutMs: number): Promise<HealthReport> => {
     const { host, port } = addressOf(node);
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/health`;
     return new Promise((resolve, reject) => {
@@ -113,4 +113,21 @@ export function sshHealthProbe(shell: NodeShell, agentArgv: readonly string[]) {
     }
     return parseHealthReport(JSON.stringify(answer.result), node);
   };
+}
+
+export type ProbeRoute =
+  | { readonly via: 'http'; readonly port?: number }
+  | { readonly via: 'ssh'; readonly shell: NodeShell; readonly agentArgv: readonly string[] };
+
+/** The probe for a pair's nodes, by name, along the chosen route. */
+export function pairHealthProbe(
+  pair: { spec: { nodes: ReadonlyArray<{ name: string; address: string }> } },
+  route: ProbeRoute,
+) {
+  if (route.via === 'ssh') return sshHealthProbe(route.shell, route.agentArgv);
+  return httpHealthProbe((node) => {
+    const n = pair.spec.nodes.find((x) => x.name === node);
+    if (!n) throw new DriverError(`unknown node "${node}"`, { kind: 'terminal', node });
+    return { host: n.address, port: route.port ?? 8090 };
+  });
 }

@@ -11,7 +11,7 @@ import {
   policyFrom,
   START,
 } from '../../src/drivers/health.js';
-import { parseHealthReport } from '../../src/drivers/health-probes.js';
+import { pairHealthProbe, parseHealthReport } from '../../src/drivers/health-probes.js';
 import { MemoryRecords } from '../../src/store/records.js';
 
 const report = (status: 'UP' | 'DOWN'): HealthReport => ({
@@ -210,5 +210,15 @@ describe('health reports from the wire', () => {
     expect(parseHealthReport(JSON.stringify(report('UP')), 'a').status).toBe('UP');
     expect(() => parseHealthReport('<html>', 'a')).toThrow(/not JSON/);
     expect(() => parseHealthReport('{"status":"OK"}', 'a')).toThrow(/not a health report/);
+  });
+});
+
+describe('pairHealthProbe', () => {
+  it('refuses a node the pair does not have, as a terminal error', async () => {
+    const probe = pairHealthProbe(
+      { spec: { nodes: [{ name: 'a', address: '127.0.0.1' }] } },
+      { via: 'http' },
+    );
+    await expect(probe('z', 100)).rejects.toMatchObject({ kind: 'terminal', node: 'z' });
   });
 });
