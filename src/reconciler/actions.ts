@@ -1,0 +1,69 @@
+// What the planner asks for next. Actions are data: they can be logged,
+// shown in a dry run and checked by tests. Each carries the reason it was
+// chosen, in words a person reading the upgrade's log understands. The
+// executor (reconciler/execute.ts) turns them into idempotent driver calls.
+import type { UpgradeEvent } from './machine.js';
+
+export type Step =
+  | 'PAUSE_RSYNC'
+  | 'LOCK_CONFIG'
+  | 'BACKUP'
+  | 'RUN_MIGRATIONS'
+  | 'WAIT_REPLAY'
+  | 'STOP_SERVICES'
+  | 'INSTALL_PACKAGE'
+  | 'START_SERVICES'
+  | 'CHECK_HEALTH'
+  | 'SWITCHOVER'
+  | 'RESUME_RSYNC'
+  | 'UNLOCK_CONFIG'
+  | 'CHECK_CONFIG'
+  | 'RESTORE'
+  | 'REMOVE_TEMP_FILES';
+
+export type Action =
+  /** Feed an event to the state machine (a phase change). */
+  | { readonly kind: 'event'; readonly event: UpgradeEvent; readonly reason: string }
+  /** Do one step on a node (or on the pair when node is null). */
+  | {
+      readonly kind: 'step';
+      readonly step: Step;
+      readonly node: string | null;
+      readonly reason: string;
+    }
+  /** Nothing to do until the world changes or the time comes. */
+  | { readonly kind: 'wait'; readonly untilMs: number | null; readonly reason: string }
+  /** The upgrade is finished and tidied up. */
+  | { readonly kind: 'done'; readonly reason: string };
+
+export const step = (s: Step, node: string | null, reason: string): Action => ({
+  kind: 'step',
+  step: s,
+  node,
+  reason,
+});
+
+export const event = (e: UpgradeEvent, reason: string): Action => ({
+  kind: 'event',
+  event: e,
+  reason,
+});
+
+export const wait = (reason: string, untilMs: number | null = null): Action => ({
+  kind: 'wait',
+  untilMs,
+  reason,
+});
+
+export function describeAction(a: Action): string {
+  switch (a.kind) {
+    case 'event':
+      return `${a.event.type}: ${a.reason}`;
+    case 'step':
+      return `${a.step}${a.node ? ` on ${a.node}` : ''}: ${a.reason}`;
+    case 'wait':
+      return `wait: ${a.reason}`;
+    case 'done':
+      return `done: ${a.reason}`;
+  }
+}

@@ -1,0 +1,132 @@
+// Facts about this upgrade that cannot be read off the nodes: when it
+// started, which backups were verified, how many health checks passed in a
+// row, what failed last. They live in the store (the step journal) and are
+// folded from step results by the pure `recordStep` below.
+import type { ErrorKind } from '../drivers/errors.js';
+import type { Step } from './actions.js';
+
+export interface StepError {
+  readonly step: Step;
+  readonly node: string | null;
+  readonly kind: ErrorKind;
+  readonly message: string;
+  /** Consecutive failures of this same step. */
+  readonly attempts: number;
+}
+
+export interface JournalFacts {
+  readonly upgradeStartedAtMs: number | null;
+  readonly phaseEnteredAtMs: number;
+  readonly backupsVerified: readonly string[];
+  /** Consecutive /health passes per node since its services last started. */
+  readonly healthPasses: Readonly<Record<string, number>>;
+  readonly healthFailures: Readonly<Record<string, number>>;
+  readonly lastError: StepError | null;
+  /** When each node was first seen unreachable; absent once seen again. */
+  readonly unreachableSinceMs: Readonly<Record<string, number>>;
+  readonly tempFilesRemoved: boolean;
+  /** Nodes whose jar and configuration were restored in this rollback. */
+  readonly restored: readonly string[];
+  readonly cancelRequested: string | null;
+  readonly rollbackRequested: string | null;
+  /** Requests already fed to the machine, so each is sent once. */
+  readonly requestsSent: readonly ('cancel' | 'rollback')[];
+}
+
+export function emptyJournal(nowMs: number): JournalFacts {
+  return {
+    upgradeStartedAtMs: null,
+    phaseEnteredAtMs: nowMs,
+    backupsVerified: [],
+    healthPasses: {},
+    healthFailures: {},
+    lastError: null,
+    unreachableSinceMs: {},
+    tempFilesRemoved: false,
+    restored: [],
+    cancelRequested: null,
+    rollbackRequested: null,
+    requestsSent: [],
+  };
+}
+
+export type StepOutcome =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly kind: ErrorKind; readonly message: string };
+
+/** The journal after one step finished (successfully or not). */
+export function recordStep(
+  j: JournalFacts,
+  step: Step,
+  node: string | null,
+  outcome: StepOutcome,
+): JournalFacts {
+  if (!outcome.ok) {
+    const same = j.lastError && j.lastError.step === step && j.lastError.node === node;
+    const attempts = same ? j.lastError!.attempts + 1 : 1;
+    const next: JournalFacts = {
+      ...j,
+      lastError: { step, node, kind: outcome.kind, message: outcome.message, attempts },
+    };
+    if (step === 'CHECK_HEALTH' && node) {
+      return {
+        ...next,
+        healthPasses: { ...j.healthPasses, [node]: 0 },
+        healthFailures: { ...j.healthFailures, [node]: (j.healthFailures[node] ?? 0) + 1 },
+      };
+    }
+    return next;
+  }
+  const cleared = { ...j, lastError: null };
+  switch (step) {
+    case 'BACKUP':
+      return node && !j.backupsVerified.includes(node)
+        ? { ...cleared, backupsVerified: [...j.backupsVerified, node] }
+        : cleared;
+    case 'CHECK_HEALTH':
+      return node
+        ? {
+            ...cleared,
+            healthPasses: { ...j.healthPasses, [node]: (j.healthPasses[node] ?? 0) + 1 },
+            healthFailures: { ...j.healthFailures, [node]: 0 },
+          }
+        : cleared;
+    // Anything that (re)starts or changes a node's services starts its count again.
+    case 'STOP_SERVICES':
+    case 'START_SERVICES':
+    case 'INSTALL_PACKAGE':
+    case 'SWITCHOVER':
+      return node
+        ? {
+            ...cleared,
+            healthPasses: { ...j.healthPasses, [node]: 0 },
+            healthFailures: { ...j.healthFailures, [node]: 0 },
+          }
+        : cleared;
+    case 'RESTORE':
+      return node && !j.restored.includes(node)
+        ? {
+            ...cleared,
+            restored: [...j.restored, node],
+            healthPasses: { ...j.healthPasses, [node]: 0 },
+          }
+        : cleared;
+    case 'REMOVE_TEMP_FILES':
+      return { ...cleared, tempFilesRemoved: true };
+    default:
+      return cleared;
+  }
+}
+
+/** Unreachability bookkeeping from this round's observation. */
+export function recordReachability(
+  j: JournalFacts,
+  reachable: Readonly<Record<string, boolean>>,
+  nowMs: number,
+): JournalFacts {
+  const since: Record<string, number> = {};
+  for (const [name, ok] of Object.entries(reachable)) {
+    if (!ok) since[name] = j.unreachableSinceMs[name] ?? nowMs;
+  }
+  return { ...j, unreachableSinceMs: since };
+}

@@ -1,0 +1,48 @@
+// What the reconciler saw on the nodes this time round. Nothing here is
+// remembered from an earlier reconcile: it is read from the nodes every
+// time, so an operator restarted at any moment plans from the truth.
+
+export type DbRole = 'primary' | 'standby' | 'down' | 'unknown';
+
+export interface NodeObservation {
+  readonly name: string;
+  /** SSH answered this round. When false every other field is unknown. */
+  readonly reachable: boolean;
+  /** The version the Java service reports (/version), null when it does not answer. */
+  readonly appVersion: string | null;
+  /** The version of the jar installed on disk (what a start would run). */
+  readonly installedVersion: string | null;
+  /** Every declared service is running. */
+  readonly servicesRunning: boolean;
+  /** The node's /health is UP (database, ports, keepalived). */
+  readonly healthy: boolean;
+  readonly dbRole: DbRole;
+  readonly holdsVip: boolean;
+  /** A standby's replay distance behind its primary in bytes; null for a primary or unknown. */
+  readonly replayLagBytes: number | null;
+  readonly rsyncPaused: boolean;
+  readonly configLocked: boolean;
+}
+
+export interface PairObservation {
+  readonly nodes: readonly [NodeObservation, NodeObservation];
+  /** Config checksums equal on both nodes; null when not compared this round. */
+  readonly configConsistent: boolean | null;
+  /** The package's migrations are all recorded as applied in the app database. */
+  readonly migrationsApplied: boolean;
+}
+
+/** A node is serving when clients reaching it get answers. */
+export function serving(n: NodeObservation): boolean {
+  return n.reachable && n.servicesRunning && n.healthy;
+}
+
+export function node(obs: PairObservation, name: string): NodeObservation {
+  const n = obs.nodes.find((x) => x.name === name);
+  if (!n) throw new Error(`no observation of node ${name}`);
+  return n;
+}
+
+export function vipHolders(obs: PairObservation): NodeObservation[] {
+  return obs.nodes.filter((n) => n.reachable && n.holdsVip);
+}

@@ -1,0 +1,375 @@
+// The planner: a pure function of (the machine's context, the request, the
+// settings, what was observed on the nodes this round, the journal, now)
+// that returns the one next action. It follows task list 4.1-4.5 step by
+// step and encodes the invariant that keeps downtime near zero: a node's
+// services are only stopped while the other node serves behind the VIP, and
+// the VIP (with the database primary) only moves to a node that passed its
+// health checks.
+import { formatDuration } from '../config/duration.js';
+import type { UpgradeSettings } from '../config/settings.js';
+import { type Action, event, step, wait } from './actions.js';
+import type { JournalFacts } from './journal.js';
+import type { UpgradeContext } from './machine.js';
+import {
+  type NodeObservation,
+  node,
+  type PairObservation,
+  serving,
+  vipHolders,
+} from './observed.js';
+import { isTerminal } from './phases.js';
+
+export interface PlanRequest {
+  readonly fromVersion: string;
+  readonly targetVersion: string;
+}
+
+export interface PlanInput {
+  readonly ctx: UpgradeContext;
+  readonly request: PlanRequest;
+  readonly settings: UpgradeSettings;
+  readonly observed: PairObservation;
+  readonly journal: JournalFacts;
+  readonly nowMs: number;
+}
+
+/** How long a node may stay unreachable before the upgrade stops as UNREACHABLE. */
+export const UNREACHABLE_AFTER_MS = 60_000;
+/** Attempts at one step failing transiently before it counts as failed. */
+export const MAX_TRANSIENT_ATTEMPTS = 5;
+
+export function plan(input: PlanInput): Action {
+  const { ctx, journal: j, nowMs, settings } = input;
+  if (isTerminal(ctx.phase)) return tidyUp(input);
+  if (ctx.phase === 'IDLE') {
+    if (j.cancelRequested && !j.requestsSent.includes('cancel')) {
+      return event(
+        { type: 'CANCEL_REQUESTED', reason: j.cancelRequested },
+        'cancelled before it started',
+      );
+    }
+    return event({ type: 'START' }, 'upgrade admitted');
+  }
+
+  // Time limits: the whole upgrade, and a rollback on its own clock so a
+  // rollback started by a timeout gets time to finish.
+  const limitStart = ctx.phase === 'ROLLBACK' ? j.phaseEnteredAtMs : j.upgradeStartedAtMs;
+  if (limitStart !== null && nowMs - limitStart > settings.upgradeTimeout) {
+    const what = ctx.phase === 'ROLLBACK' ? 'rollback' : 'upgrade';
+    return event(
+      { type: 'TIMED_OUT', limit: `${what} timeout ${formatDuration(settings.upgradeTimeout)}` },
+      `the ${what} ran past its time limit`,
+    );
+  }
+
+  for (const [name, since] of Object.entries(j.unreachableSinceMs)) {
+    if (nowMs - since >= UNREACHABLE_AFTER_MS) {
+      return event(
+        {
+          type: 'NODE_UNREACHABLE',
+          node: name,
+          error: `no SSH answer for ${formatDuration(nowMs - since)}`,
+        },
+        `${name} stayed unreachable`,
+      );
+    }
+  }
+  const lost = input.observed.nodes.find((n) => !n.reachable);
+  if (lost) return wait(`${lost.name} is not answering; retrying before giving up`);
+
+  if (j.cancelRequested && !j.requestsSent.includes('cancel')) {
+    return event({ type: 'CANCEL_REQUESTED', reason: j.cancelRequested }, 'cancel requested');
+  }
+  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && !ctx.backupVerified) {
+    // Nothing has changed on a node yet: rolling back means stopping here.
+    return event(
+      {
+        type: 'CANCEL_REQUESTED',
+        reason: `rollback requested before any node changed: ${j.rollbackRequested}`,
+      },
+      'rollback requested; nothing to roll back yet',
+    );
+  }
+  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && ctx.phase !== 'ROLLBACK') {
+    return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
+  }
+
+  const failed = failure(input);
+  if (failed) return failed;
+
+  switch (ctx.phase) {
+    case 'PREPARE':
+      return prepare(input);
+    case 'BACKUP':
+      return backup(input);
+    case 'UPGRADE_BACKUP':
+      if (!input.observed.migrationsApplied) {
+        return step(
+          'RUN_MIGRATIONS',
+          null,
+          'schema changes on the primary before any node changes',
+        );
+      }
+      return upgradeNode(input, ctx.backupNode, 'BACKUP_NODE_HEALTHY');
+    case 'VIP_SWITCH':
+      return vipSwitch(input);
+    case 'UPGRADE_MASTER':
+      return upgradeNode(input, ctx.masterNode, 'MASTER_NODE_HEALTHY');
+    case 'VERIFY':
+      return verify(input);
+    case 'ROLLBACK':
+      return rollback(input);
+    default:
+      return wait(`nothing to do in ${ctx.phase}`);
+  }
+}
+
+/** A step that failed for good (or too often) ends the phase. */
+function failure(input: PlanInput): Action | null {
+  const e = input.journal.lastError;
+  // Health checks have their own policy (healthFailures); 'waiting' means the
+  // world has not caught up yet and only the time limits end it.
+  if (!e || e.step === 'CHECK_HEALTH' || e.kind === 'waiting') return null;
+  const final = e.kind === 'terminal' || e.attempts >= MAX_TRANSIENT_ATTEMPTS;
+  if (!final) return null;
+  const what = `${e.step}${e.node ? ` on ${e.node}` : ''} failed${e.attempts > 1 ? ` ${e.attempts} times` : ''}: ${e.message}`;
+  if (input.ctx.phase === 'ROLLBACK')
+    return event({ type: 'ROLLBACK_FAILED', error: what }, 'the rollback could not finish');
+  return event({ type: 'STEP_FAILED', error: what }, 'a step failed');
+}
+
+function prepare(input: PlanInput): Action {
+  const { ctx, observed, request } = input;
+  const master = node(observed, ctx.masterNode);
+  const standby = node(observed, ctx.backupNode);
+  // Preflight (4.1): both serving the old version, VIP and primary together.
+  for (const n of [master, standby]) {
+    if (!serving(n)) return fail(`preflight: ${n.name} is not serving (services or /health down)`);
+    if (n.appVersion !== request.fromVersion && n.appVersion !== request.targetVersion) {
+      return fail(
+        `preflight: ${n.name} runs ${n.appVersion ?? 'an unknown version'}, the package upgrades from ${request.fromVersion}`,
+      );
+    }
+  }
+  if (!master.holdsVip || master.dbRole !== 'primary') {
+    return fail(`preflight: ${master.name} should hold the VIP and the database primary`);
+  }
+  if (standby.dbRole !== 'standby')
+    return fail(`preflight: ${standby.name} is not a streaming standby`);
+  if (observed.nodes.some((n) => !n.rsyncPaused))
+    return step('PAUSE_RSYNC', null, 'no config copies during the upgrade (4.1.1)');
+  const unlocked = observed.nodes.find((n) => !n.configLocked);
+  if (unlocked)
+    return step('LOCK_CONFIG', unlocked.name, 'no config changes during the upgrade (2.5.4)');
+  return event({ type: 'PREPARED' }, 'preflight passed, rsync paused, config locked');
+}
+
+function backup(input: PlanInput): Action {
+  const { ctx, journal } = input;
+  for (const name of [ctx.masterNode, ctx.backupNode]) {
+    if (!journal.backupsVerified.includes(name)) {
+      return step(
+        'BACKUP',
+        name,
+        'jar, config with the root key, database; checksummed and verified (4.1.2-4.1.5)',
+      );
+    }
+  }
+  return event({ type: 'BACKUP_VERIFIED' }, 'backups of both nodes verified');
+}
+
+/** Steps 4.2 / 4.4: bring one node to the target version while the other serves. */
+function upgradeNode(
+  input: PlanInput,
+  name: string,
+  done: 'BACKUP_NODE_HEALTHY' | 'MASTER_NODE_HEALTHY',
+): Action {
+  const { observed, request, journal, settings } = input;
+  const n = node(observed, name);
+  const other = observed.nodes.find((x) => x.name !== name)!;
+  if (n.installedVersion !== request.targetVersion) {
+    if (n.servicesRunning) {
+      if (n.dbRole === 'standby' && (n.replayLagBytes ?? 1) > 0) {
+        return step(
+          'WAIT_REPLAY',
+          name,
+          `${name} must replay everything the primary wrote (4.2.3)`,
+        );
+      }
+      if (!safeToStop(other))
+        return wait(`${other.name} must serve behind the VIP before ${name} stops`);
+      return step(
+        'STOP_SERVICES',
+        name,
+        `${other.name} serves; stopping ${name} to install ${request.targetVersion}`,
+      );
+    }
+    return step(
+      'INSTALL_PACKAGE',
+      name,
+      `install ${request.targetVersion}, keeping the old jar (4.2.5)`,
+    );
+  }
+  if (!n.servicesRunning)
+    return step('START_SERVICES', name, `start ${request.targetVersion} on ${name}`);
+  const passes = journal.healthPasses[name] ?? 0;
+  // One CHECK_HEALTH step already retried (healthCheckRetries at
+  // healthCheckInterval, task list 2.2.5); a failed step is a failed node.
+  if ((journal.healthFailures[name] ?? 0) > 0) {
+    return fail(
+      `${name} failed its health check after the upgrade: ${journal.lastError?.message ?? 'DOWN'}`,
+    );
+  }
+  if (passes < settings.healthCheckConsecutivePasses) {
+    return step(
+      'CHECK_HEALTH',
+      name,
+      `health check ${passes + 1} of ${settings.healthCheckConsecutivePasses} in a row`,
+    );
+  }
+  return event(
+    { type: done, node: name, consecutivePasses: passes },
+    `${name} runs ${request.targetVersion} and is healthy`,
+  );
+}
+
+/** The other node may be stopped only while this one carries the clients. */
+function safeToStop(other: NodeObservation): boolean {
+  return serving(other) && other.holdsVip && other.dbRole === 'primary';
+}
+
+function vipSwitch(input: PlanInput): Action {
+  const { ctx, observed, journal, settings } = input;
+  const target = node(observed, ctx.backupNode);
+  const holders = vipHolders(observed);
+  if (target.holdsVip && target.dbRole === 'primary' && holders.length === 1) {
+    return event(
+      { type: 'VIP_MOVED', holder: target.name },
+      'VIP and database primary on the upgraded node',
+    );
+  }
+  if (
+    !serving(target) ||
+    (journal.healthPasses[target.name] ?? 0) < settings.healthCheckConsecutivePasses
+  ) {
+    return fail(`${target.name} is no longer healthy; the VIP stays where it is`);
+  }
+  return step('SWITCHOVER', target.name, 'move the database primary and the VIP together (4.3)');
+}
+
+function verify(input: PlanInput): Action {
+  const { observed, journal, request } = input;
+  if (observed.nodes.some((n) => n.rsyncPaused))
+    return step('RESUME_RSYNC', null, 'config copies back on (4.5.1)');
+  const locked = observed.nodes.find((n) => n.configLocked);
+  if (locked) return step('UNLOCK_CONFIG', locked.name, 'config may change again');
+  if (observed.configConsistent === null)
+    return step('CHECK_CONFIG', null, 'compare config checksums (4.5.3)');
+  if (!journal.tempFilesRemoved)
+    return step('REMOVE_TEMP_FILES', null, 'package files no longer needed (4.5.9)');
+  const standby = observed.nodes.find((n) => n.dbRole === 'standby');
+  const holders = vipHolders(observed);
+  const checks = {
+    bothNodesHealthy: observed.nodes.every(
+      (n) => serving(n) && n.appVersion === request.targetVersion,
+    ),
+    replicationHealthy: standby !== undefined && standby.replayLagBytes !== null,
+    vipOnHealthyNode:
+      holders.length === 1 && serving(holders[0]!) && holders[0]!.dbRole === 'primary',
+    configConsistent: observed.configConsistent === true,
+    rsyncResumed: observed.nodes.every((n) => !n.rsyncPaused),
+  };
+  if (!checks.configConsistent)
+    return fail('configuration checksums differ between the nodes after the upgrade');
+  const failing = Object.entries(checks)
+    .filter(([, ok]) => !ok)
+    .map(([k]) => k);
+  if (failing.length > 0) return wait(`waiting for ${failing.join(', ')}`);
+  return event({ type: 'VERIFIED', checks }, 'both nodes upgraded and every check passed (4.5)');
+}
+
+/** Back to the old version on every node that changed, one node at a time. */
+function rollback(input: PlanInput): Action {
+  const { observed, request, journal, settings } = input;
+  const onOld = (n: NodeObservation) => n.installedVersion === request.fromVersion;
+  const passed = (n: NodeObservation) =>
+    (journal.healthPasses[n.name] ?? 0) >= settings.healthCheckConsecutivePasses;
+  // A node already on the old version (restored, or never changed) runs again first.
+  const stopped = observed.nodes.find((n) => onOld(n) && !n.servicesRunning);
+  if (stopped)
+    return step('START_SERVICES', stopped.name, `start ${request.fromVersion} on ${stopped.name}`);
+  const unhealthy = observed.nodes.find(
+    (n) => onOld(n) && (journal.healthFailures[n.name] ?? 0) > 0,
+  );
+  if (unhealthy) {
+    return event(
+      {
+        type: 'ROLLBACK_FAILED',
+        error: `${unhealthy.name} fails its health check on ${request.fromVersion}`,
+      },
+      'the old version is not healthy either',
+    );
+  }
+  // Restore first a node that does not carry the clients.
+  const changed = observed.nodes.filter((n) => !onOld(n));
+  const candidate = changed.find((n) => !n.holdsVip) ?? changed[0];
+  if (candidate) {
+    const other = observed.nodes.find((x) => x.name !== candidate.name)!;
+    if (candidate.holdsVip) {
+      if (!onOld(other) || !serving(other)) {
+        return wait(`${candidate.name} carries the clients and ${other.name} cannot take them yet`);
+      }
+      if (!passed(other)) {
+        return step(
+          'CHECK_HEALTH',
+          other.name,
+          `${other.name} must pass its checks before it takes the clients`,
+        );
+      }
+      return step(
+        'SWITCHOVER',
+        other.name,
+        `move the clients to ${other.name}, back on ${request.fromVersion}`,
+      );
+    }
+    if (candidate.servicesRunning) {
+      if (!safeToStop(other))
+        return wait(`${other.name} must serve before ${candidate.name} stops`);
+      return step(
+        'STOP_SERVICES',
+        candidate.name,
+        `stop ${candidate.name} to restore ${request.fromVersion}`,
+      );
+    }
+    return step(
+      'RESTORE',
+      candidate.name,
+      'restore the jar and the configuration with the root key (3.4.4)',
+    );
+  }
+  const unproven = observed.nodes.find((n) => !passed(n));
+  if (unproven)
+    return step('CHECK_HEALTH', unproven.name, 'prove health after the rollback (3.4.6)');
+  return event({ type: 'ROLLBACK_DONE' }, `both nodes back on ${request.fromVersion} and healthy`);
+}
+
+/** After the end: rsync back on, config unlocked, package files gone (whatever the outcome). */
+function tidyUp(input: PlanInput): Action {
+  const { observed, journal } = input;
+  const e = journal.lastError;
+  if (e && e.attempts >= MAX_TRANSIENT_ATTEMPTS) {
+    return { kind: 'done', reason: `finished; tidying up failed: ${e.step}: ${e.message}` };
+  }
+  const reachable = observed.nodes.filter((n) => n.reachable);
+  if (reachable.some((n) => n.rsyncPaused))
+    return step('RESUME_RSYNC', null, 'config copies back on');
+  const locked = reachable.find((n) => n.configLocked);
+  if (locked) return step('UNLOCK_CONFIG', locked.name, 'config may change again');
+  if (!journal.tempFilesRemoved)
+    return step('REMOVE_TEMP_FILES', null, 'package files no longer needed');
+  return { kind: 'done', reason: `finished in ${input.ctx.phase}` };
+}
+
+function fail(why: string): Action {
+  return event({ type: 'STEP_FAILED', error: why }, why);
+}

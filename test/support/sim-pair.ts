@@ -1,0 +1,189 @@
+// A simulated HA pair for model-based tests of the planner: the same
+// observable facts a real pair has, changed by the planner's steps, with
+// faults injected on purpose. Deliberately simple and strict: a step that
+// would be unsafe on a real pair (stopping the node that carries the VIP)
+// is carried out all the same, so the properties can see it.
+import type { Step } from '../../src/reconciler/actions.js';
+import type { StepOutcome } from '../../src/reconciler/journal.js';
+import type { NodeObservation, PairObservation } from '../../src/reconciler/observed.js';
+
+export interface SimNode {
+  name: string;
+  installedVersion: string;
+  servicesRunning: boolean;
+  dbRole: 'primary' | 'standby';
+  holdsVip: boolean;
+  lagBytes: number;
+  rsyncPaused: boolean;
+  configLocked: boolean;
+  /** Rounds left during which the operator cannot reach the node. */
+  unreachableRounds: number;
+}
+
+export type Fault =
+  | { kind: 'transient' }
+  | { kind: 'terminal' }
+  | { kind: 'unreachable'; node: 0 | 1; rounds: number }
+  | { kind: 'health-flap' }
+  | { kind: 'lag'; node: 0 | 1 }
+  /** For some rounds every step answers "not yet" (a standby that will not catch up). */
+  | { kind: 'stall'; rounds: number }
+  /** A node's services die by themselves (the operator did not stop them). */
+  | { kind: 'crash'; node: 0 | 1 };
+
+export class SimPair {
+  readonly nodes: [SimNode, SimNode];
+  migrationsApplied = false;
+  stallRounds = 0;
+  configConsistent: boolean | null = null;
+
+  constructor(
+    readonly fromVersion: string,
+    readonly brokenVersions: ReadonlySet<string> = new Set(),
+  ) {
+    const base = {
+      installedVersion: fromVersion,
+      servicesRunning: true,
+      lagBytes: 0,
+      rsyncPaused: false,
+      configLocked: false,
+      unreachableRounds: 0,
+    };
+    this.nodes = [
+      { ...base, name: 'node-a', dbRole: 'primary', holdsVip: true },
+      { ...base, name: 'node-b', dbRole: 'standby', holdsVip: false },
+    ];
+  }
+
+  node(name: string): SimNode {
+    return this.nodes.find((n) => n.name === name)!;
+  }
+
+  healthy(n: SimNode): boolean {
+    return n.servicesRunning && !this.brokenVersions.has(n.installedVersion);
+  }
+
+  /** Clients get answers through the VIP. */
+  clientsServed(): boolean {
+    const holder = this.nodes.find((n) => n.holdsVip);
+    return holder !== undefined && this.healthy(holder) && holder.dbRole === 'primary';
+  }
+
+  observe(): PairObservation {
+    const obs = (n: SimNode): NodeObservation =>
+      n.unreachableRounds > 0
+        ? {
+            name: n.name,
+            reachable: false,
+            appVersion: null,
+            installedVersion: null,
+            servicesRunning: false,
+            healthy: false,
+            dbRole: 'unknown',
+            holdsVip: false,
+            replayLagBytes: null,
+            rsyncPaused: false,
+            configLocked: false,
+          }
+        : {
+            name: n.name,
+            reachable: true,
+            appVersion: n.servicesRunning ? n.installedVersion : null,
+            installedVersion: n.installedVersion,
+            servicesRunning: n.servicesRunning,
+            healthy: this.healthy(n),
+            dbRole: n.dbRole,
+            holdsVip: n.holdsVip,
+            replayLagBytes: n.dbRole === 'standby' ? n.lagBytes : null,
+            rsyncPaused: n.rsyncPaused,
+            configLocked: n.configLocked,
+          };
+    return {
+      nodes: [obs(this.nodes[0]), obs(this.nodes[1])],
+      configConsistent: this.configConsistent,
+      migrationsApplied: this.migrationsApplied,
+    };
+  }
+
+  /** One round passes: unreachable nodes come back eventually. */
+  tick(): void {
+    for (const n of this.nodes) if (n.unreachableRounds > 0) n.unreachableRounds--;
+    if (this.stallRounds > 0) this.stallRounds--;
+  }
+
+  inject(f: Fault): void {
+    if (f.kind === 'unreachable') this.nodes[f.node].unreachableRounds = f.rounds;
+    if (f.kind === 'lag' && this.nodes[f.node].dbRole === 'standby')
+      this.nodes[f.node].lagBytes = 4096;
+    if (f.kind === 'stall') this.stallRounds = f.rounds;
+    if (f.kind === 'crash') this.nodes[f.node].servicesRunning = false;
+  }
+
+  apply(
+    step: Step,
+    nodeName: string | null,
+    targetVersion: string,
+    fault: Fault | null,
+  ): StepOutcome {
+    const target = nodeName ? this.node(nodeName) : null;
+    if (target && target.unreachableRounds > 0)
+      return { ok: false, kind: 'transient', message: 'connection refused' };
+    if (this.stallRounds > 0) return { ok: false, kind: 'waiting', message: 'not caught up yet' };
+    if (fault?.kind === 'transient')
+      return { ok: false, kind: 'transient', message: 'injected transient fault' };
+    if (fault?.kind === 'terminal')
+      return { ok: false, kind: 'terminal', message: 'injected terminal fault' };
+    switch (step) {
+      case 'PAUSE_RSYNC':
+        for (const n of this.nodes) n.rsyncPaused = true;
+        break;
+      case 'RESUME_RSYNC':
+        for (const n of this.nodes) if (n.unreachableRounds === 0) n.rsyncPaused = false;
+        break;
+      case 'LOCK_CONFIG':
+        target!.configLocked = true;
+        break;
+      case 'UNLOCK_CONFIG':
+        target!.configLocked = false;
+        break;
+      case 'RUN_MIGRATIONS':
+        this.migrationsApplied = true;
+        break;
+      case 'WAIT_REPLAY':
+        target!.lagBytes = 0;
+        break;
+      case 'STOP_SERVICES':
+        target!.servicesRunning = false;
+        break;
+      case 'START_SERVICES':
+        target!.servicesRunning = true;
+        break;
+      case 'INSTALL_PACKAGE':
+        target!.installedVersion = targetVersion;
+        break;
+      case 'RESTORE':
+        target!.installedVersion = this.fromVersion;
+        break;
+      case 'CHECK_HEALTH':
+        if (fault?.kind === 'health-flap' || !this.healthy(target!)) {
+          return { ok: false, kind: 'waiting', message: `${target!.name} /health is DOWN` };
+        }
+        break;
+      case 'SWITCHOVER': {
+        const other = this.nodes.find((n) => n !== target)!;
+        target!.dbRole = 'primary';
+        target!.holdsVip = true;
+        target!.lagBytes = 0;
+        other.dbRole = 'standby';
+        other.holdsVip = false;
+        break;
+      }
+      case 'CHECK_CONFIG':
+        this.configConsistent = true;
+        break;
+      default:
+        break;
+    }
+    return { ok: true };
+  }
+}

@@ -1,0 +1,230 @@
+// The planner against a simulated pair: whole upgrades with random faults
+// and delays (model-based, fast-check), and the classic scenarios by name.
+import fc from 'fast-check';
+import { isTerminal } from '../../src/reconciler/phases.js';
+import { FROM, runSim, TO } from '../support/run-sim.js';
+import type { Fault } from '../support/sim-pair.js';
+
+const faultArb: fc.Arbitrary<Fault | null> = fc.oneof(
+  { weight: 30, arbitrary: fc.constant(null) },
+  { weight: 3, arbitrary: fc.constant({ kind: 'transient' } as const) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'terminal' } as const) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'health-flap' } as const) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('unreachable' as const),
+      node: fc.constantFrom(0 as const, 1 as const),
+      rounds: fc.integer({ min: 1, max: 20 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('lag' as const),
+      node: fc.constantFrom(0 as const, 1 as const),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('stall' as const),
+      rounds: fc.integer({ min: 1, max: 400 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('crash' as const),
+      node: fc.constantFrom(0 as const, 1 as const),
+    }),
+  },
+);
+
+/** Usually undefined: most runs see no cancel or rollback request. */
+function rarely<T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> {
+  return fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
+}
+
+const scenarioArb = fc.record({
+  autoRollback: fc.boolean(),
+  brokenTarget: fc.boolean(),
+  faults: fc.array(faultArb, { maxLength: 80 }),
+  cancelAtRound: rarely(fc.integer({ min: 0, max: 60 })),
+  rollbackAtRound: rarely(fc.integer({ min: 0, max: 60 })),
+});
+
+describe('planner against a simulated pair with random faults and delays', () => {
+  test('clients are always served, the VIP only moves to a node that passed its checks, no illegal event', () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        const r = runSim(s);
+        expect(r.violations).toEqual([]);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('every run ends in a terminal phase and is tidied up', () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        const r = runSim(s);
+        expect(r.finished).toBe(true);
+        expect(isTerminal(r.ctx.phase)).toBe(true);
+        const tidy = r.trace.at(-1)!;
+        if (tidy.kind === 'done' && !tidy.reason.includes('tidying up failed')) {
+          for (const n of r.sim.nodes.filter((x) => x.unreachableRounds === 0)) {
+            expect({ node: n.name, paused: n.rsyncPaused, locked: n.configLocked }).toEqual({
+              node: n.name,
+              paused: false,
+              locked: false,
+            });
+          }
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('a finished rollback leaves both nodes on the old version, running', () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        const r = runSim(s);
+        if (!r.rolledBack) return;
+        for (const n of r.sim.nodes) {
+          expect({ node: n.name, version: n.installedVersion, running: n.servicesRunning }).toEqual(
+            {
+              node: n.name,
+              version: FROM,
+              running: true,
+            },
+          );
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('COMPLETE means both nodes on the new version, migrations applied, VIP and primary together', () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        const r = runSim(s);
+        if (r.ctx.phase !== 'COMPLETE') return;
+        expect(r.sim.nodes.map((n) => [n.installedVersion, n.servicesRunning])).toEqual([
+          [TO, true],
+          [TO, true],
+        ]);
+        expect(r.sim.migrationsApplied).toBe(true);
+        expect(r.sim.clientsServed()).toBe(true);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+describe('named scenarios', () => {
+  const base = { autoRollback: true, brokenTarget: false, faults: [] as (Fault | null)[] };
+
+  test('no faults: the upgrade completes, the VIP ends on the node upgraded first', () => {
+    const r = runSim(base);
+    expect(r.violations).toEqual([]);
+    expect(r.phases).toEqual([
+      'IDLE',
+      'PREPARE',
+      'BACKUP',
+      'UPGRADE_BACKUP',
+      'VIP_SWITCH',
+      'UPGRADE_MASTER',
+      'VERIFY',
+      'COMPLETE',
+    ]);
+    expect(r.sim.node('node-b').holdsVip).toBe(true);
+    const steps = r.trace
+      .filter((a) => a.kind === 'step')
+      .map((a) => (a.kind === 'step' ? `${a.step}${a.node ? `@${a.node}` : ''}` : ''));
+    // The order of task list 4.2: migrations, replay, stop, install, start, three checks.
+    expect(
+      steps.slice(steps.indexOf('RUN_MIGRATIONS'), steps.indexOf('SWITCHOVER@node-b') + 1),
+    ).toEqual([
+      'RUN_MIGRATIONS',
+      'STOP_SERVICES@node-b',
+      'INSTALL_PACKAGE@node-b',
+      'START_SERVICES@node-b',
+      'CHECK_HEALTH@node-b',
+      'CHECK_HEALTH@node-b',
+      'CHECK_HEALTH@node-b',
+      'SWITCHOVER@node-b',
+    ]);
+  });
+
+  test('a broken package rolls back automatically to the old version on both nodes', () => {
+    const r = runSim({ ...base, brokenTarget: true });
+    expect(r.violations).toEqual([]);
+    expect(r.phases).toEqual(['IDLE', 'PREPARE', 'BACKUP', 'UPGRADE_BACKUP', 'ROLLBACK', 'FAILED']);
+    expect(r.rolledBack).toBe(true);
+    expect(r.sim.nodes.map((n) => n.installedVersion)).toEqual([FROM, FROM]);
+    expect(r.sim.node('node-a').holdsVip).toBe(true);
+  });
+
+  test('a broken package without auto-rollback stops in FAILED with the old master still serving', () => {
+    const r = runSim({ ...base, brokenTarget: true, autoRollback: false });
+    expect(r.phases.at(-1)).toBe('FAILED');
+    expect(r.rolledBack).toBe(false);
+    expect(r.sim.clientsServed()).toBe(true);
+    expect(r.sim.node('node-a').installedVersion).toBe(FROM);
+  });
+
+  test('a rollback requested after the VIP moved brings the clients back to a restored node', () => {
+    const clean = runSim(base);
+    const switchRound = clean.trace.findIndex(
+      (a) => a.kind === 'event' && a.event.type === 'VIP_MOVED',
+    );
+    const r = runSim({ ...base, rollbackAtRound: switchRound + 3 });
+    expect(r.violations).toEqual([]);
+    expect(r.phases).toContain('ROLLBACK');
+    expect(r.rolledBack).toBe(true);
+    expect(r.phases.at(-1)).toBe('FAILED');
+    expect(r.sim.nodes.map((n) => n.installedVersion)).toEqual([FROM, FROM]);
+  });
+
+  test('cancel before anything changed ends CANCELLED with nothing to roll back', () => {
+    const r = runSim({ ...base, cancelAtRound: 2 });
+    expect(r.phases.at(-1)).toBe('CANCELLED');
+    expect(r.rolledBack).toBe(false);
+    expect(r.sim.nodes.map((n) => [n.installedVersion, n.rsyncPaused, n.configLocked])).toEqual([
+      [FROM, false, false],
+      [FROM, false, false],
+    ]);
+  });
+
+  test('a node gone for longer than the grace ends UNREACHABLE with the other still serving', () => {
+    const clean = runSim(base);
+    const at = clean.trace.findIndex((a) => a.kind === 'step' && a.step === 'INSTALL_PACKAGE');
+    const faults: (Fault | null)[] = new Array(at).fill(null);
+    faults.push({ kind: 'unreachable', node: 1, rounds: 100 });
+    const r = runSim({ ...base, faults });
+    expect(r.phases.at(-1)).toBe('UNREACHABLE');
+    expect(r.sim.clientsServed()).toBe(true);
+  });
+
+  test('a short blip of a node is ridden out', () => {
+    const r = runSim({
+      ...base,
+      faults: [null, null, null, null, null, { kind: 'unreachable', node: 0, rounds: 3 }],
+    });
+    expect(r.phases.at(-1)).toBe('COMPLETE');
+  });
+
+  test('the upgrade timeout ends in TIMEOUT after rolling back', () => {
+    // Once the backup node is being upgraded, nothing catches up for a long time.
+    const clean = runSim(base);
+    const at = clean.trace.findIndex((a) => a.kind === 'step' && a.step === 'STOP_SERVICES');
+    const faults: (Fault | null)[] = new Array(at + 1).fill(null);
+    faults[at + 1] = { kind: 'stall', rounds: 60 };
+    const r = runSim({ ...base, faults, settings: { upgradeTimeout: 120_000 } });
+    expect(r.phases).toContain('ROLLBACK');
+    expect(r.rolledBack).toBe(true);
+    expect(r.phases.at(-1)).toBe('TIMEOUT');
+    expect(r.sim.nodes.map((n) => n.installedVersion)).toEqual([FROM, FROM]);
+  });
+});
