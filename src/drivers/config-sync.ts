@@ -134,3 +134,41 @@ export function ensureRsyncResumedOnPair(
 ): Promise<PairRsyncChange> {
   return onPair(ctx, (n) => ensureRsyncResumed(ctx, n, opts));
 }
+
+/**
+ * One round of rsync monitoring (task list 2.5.6): reads the job on both
+ * nodes and writes an rsync_status_record for each node whose state differs
+ * from `previous` (the last round's answer; empty on the first round, so the
+ * first round records every node). A node that cannot be read is `unknown`,
+ * with the error as detail, rather than stopping the round. Call it on a
+ * timer; pass back what it returns.
+ */
+export async function monitorRsyncRound(
+  ctx: ConfigSyncContext,
+  previous: ReadonlyMap<string, RsyncJobStatus['state'] | 'unknown'>,
+  opts: { upgradeId?: string | null } = {},
+): Promise<Map<string, RsyncJobStatus['state'] | 'unknown'>> {
+  const next = new Map<string, RsyncJobStatus['state'] | 'unknown'>();
+  for (const { name } of ctx.pair.spec.nodes) {
+    let state: RsyncJobStatus['state'] | 'unknown';
+    let detail: string;
+    try {
+      const s = await rsyncStatus(ctx, name);
+      state = s.state;
+      detail = `last run ${s.lastRun ?? 'never'}: ${s.lastResult ?? 'none'}${s.lastError ? ` (${s.lastError})` : ''}`;
+    } catch (err) {
+      state = 'unknown';
+      detail = (err as Error).message;
+    }
+    next.set(name, state);
+    if (previous.get(name) !== state) {
+      await ctx.records.rsyncStatus({
+        upgradeId: opts.upgradeId ?? null,
+        node: name,
+        state,
+        detail,
+      });
+    }
+  }
+  return next;
+}

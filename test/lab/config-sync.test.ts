@@ -7,6 +7,7 @@ import {
   ensureRsyncPaused,
   ensureRsyncPausedOnPair,
   ensureRsyncResumedOnPair,
+  monitorRsyncRound,
   rsyncStatus,
 } from '../../src/drivers/config-sync.js';
 import { compareConfigAcrossNodes } from '../../src/drivers/config-sync-compare.js';
@@ -68,6 +69,15 @@ describe('config sync on the lab pair', () => {
       250,
     );
     expect((await rsyncStatus(ctx(), 'b')).lastResult).toBe('standby');
+    // a monitoring round records both nodes; the next one nothing new
+    const monitor = new MemoryRecords();
+    const seen = await monitorRsyncRound({ pair, shell: pool, records: monitor }, new Map());
+    expect([...seen.values()]).toEqual(['running', 'running']);
+    await monitorRsyncRound({ pair, shell: pool, records: monitor }, seen);
+    expect(monitor.rsyncStatuses.map((r) => [r.node, r.state])).toEqual([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
   });
 
   it('pauses (twice: the second changes nothing); while paused a change on the VIP holder stays there; resume delivers it', async () => {

@@ -1,7 +1,11 @@
 // The config sync driver's pure parts: the rsync job's status line, the
 // per-file checksum listing, the cross-node comparison and the lock
 // observations; plus ensure-style pause against a scripted shell.
-import { ensureRsyncPaused, ensureRsyncResumed } from '../../src/drivers/config-sync.js';
+import {
+  ensureRsyncPaused,
+  ensureRsyncResumed,
+  monitorRsyncRound,
+} from '../../src/drivers/config-sync.js';
 import { lockedFromLsattr, lockedFromMountOptions } from '../../src/drivers/config-sync-lock.js';
 import {
   compareListings,
@@ -169,5 +173,45 @@ describe('ensure-style pause and resume', () => {
         /^b: while pausing the rsync job: the job still reports paused=false after `PAUSE`/,
       ),
     });
+  });
+});
+
+describe('monitoring rounds', () => {
+  it('records each node once, then only changes; an unreadable node is unknown', async () => {
+    const nodes = { a: new FakeJob(), b: new FakeJob() };
+    let bDown = false;
+    const shell: NodeShell = {
+      exec: (node, argv) => {
+        if (node === 'b' && bDown) return Promise.reject(new Error('connection refused'));
+        return nodes[node as 'a' | 'b'].exec(node, argv);
+      },
+    };
+    const pair = {
+      spec: {
+        nodes: [{ name: 'a' }, { name: 'b' }],
+        rsync: { pause: 'PAUSE', resume: 'RESUME', status: 'STATUS' },
+      },
+    } as unknown as HAPair;
+    const records = new MemoryRecords();
+    const ctx = { pair, shell, records };
+    let seen = await monitorRsyncRound(ctx, new Map());
+    expect(records.rsyncStatuses.map((r) => [r.node, r.state])).toEqual([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    seen = await monitorRsyncRound(ctx, seen);
+    expect(records.rsyncStatuses).toHaveLength(2);
+    nodes.a.paused = true;
+    bDown = true;
+    seen = await monitorRsyncRound(ctx, seen);
+    expect(records.rsyncStatuses.slice(2).map((r) => [r.node, r.state])).toEqual([
+      ['a', 'paused'],
+      ['b', 'unknown'],
+    ]);
+    expect(records.rsyncStatuses.at(-1)?.detail).toMatch(/connection refused/);
+    expect([...seen]).toEqual([
+      ['a', 'paused'],
+      ['b', 'unknown'],
+    ]);
   });
 });
