@@ -26,6 +26,7 @@ export interface ReconcileOutcome {
   readonly requeueAfterMs?: number | undefined;
 }
 
+// biome-ignore lint/suspicious/noConfusingVoidType: most reconcilers return nothing
 export type Reconcile = (key: string) => Promise<ReconcileOutcome | undefined | void>;
 
 export interface LoopOptions {
