@@ -1,0 +1,57 @@
+// Where resources come from and where their status goes. Two
+// implementations behind this one interface, so the reconciler does not know
+// which it runs on:
+// - Kubernetes (src/reconciler/sources/kubernetes.ts): CRDs watched with
+//   @kubernetes/client-node, status through the status subresource, Events,
+//   a finalizer, leader election on a Lease;
+// - standalone (src/reconciler/sources/standalone.ts): a folder of manifests
+//   watched for changes plus the operator's own store (the REST API and the
+//   CLI create UpgradeRequests there).
+import type { Observable } from 'rxjs';
+import type { HAPair } from '../inventory/hapair.js';
+import type {
+  UpgradeRequest,
+  UpgradeRequestSpec,
+  UpgradeRequestStatus,
+} from './upgrade-request.js';
+
+export type EventType = 'Normal' | 'Warning';
+
+export interface ResourceSource {
+  /** A description for logs: "kubernetes namespace pairshift", "standalone ./manifests". */
+  readonly description: string;
+  /**
+   * Names of UpgradeRequests that may need a reconcile: added, changed or
+   * deleted, plus every name again on each resync. Keys, not events: the
+   * reconciler re-reads the object.
+   */
+  readonly changes$: Observable<string>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  getUpgradeRequest(name: string): Promise<UpgradeRequest | null>;
+  listUpgradeRequests(): Promise<UpgradeRequest[]>;
+  getHAPair(name: string): Promise<HAPair | null>;
+  /**
+   * Creates an UpgradeRequest (REST API and CLI); a name already taken is a
+   * ResourceConflictError.
+   */
+  createUpgradeRequest(req: Pick<UpgradeRequest, 'metadata' | 'spec'>): Promise<UpgradeRequest>;
+  /** Changes the spec (cancel, rollback): a merge of the given fields, generation + 1. */
+  patchSpec(name: string, patch: Partial<UpgradeRequestSpec>): Promise<UpgradeRequest>;
+  /**
+   * Writes the status. A concurrent writer (another replica, a stale copy)
+   * is detected by the source and retried by re-reading, so the last status
+   * computed from fresh data wins.
+   */
+  updateStatus(name: string, status: UpgradeRequestStatus): Promise<void>;
+  /** A note for humans: a Kubernetes Event, or a line in the upgrade's log. */
+  recordEvent(name: string, type: EventType, reason: string, message: string): Promise<void>;
+}
+
+export class ResourceConflictError extends Error {
+  override readonly name = 'ResourceConflictError';
+}
+
+export class ResourceNotFoundError extends Error {
+  override readonly name = 'ResourceNotFoundError';
+}
