@@ -3,7 +3,7 @@
 // would. `lab up` on a healthy lab of the same name only reports it already
 // up, so PAIRSHIFT_KEEP_LAB=1 keeps the lab between runs while iterating
 // (never in CI: the default brings it down in afterAll).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { ExecOptions } from '../../src/drivers/ssh/connection.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
@@ -83,3 +83,66 @@ export class CountingShell {
 }
 
 export { sleep };
+
+// biome-ignore lint/suspicious/noExplicitAny: the prober's JSON report
+export type ProbeJson = any;
+
+/**
+ * The prober CLI from the client namespace (outside both nodes) while
+ * `during` runs, stopped (SIGTERM) `afterMs` after it finished; returns its
+ * JSON report. Needs dist/ built.
+ */
+export async function probeWhile(
+  lab: TestLab,
+  during: () => Promise<void>,
+  opts: { rateHz?: number; httpTimeoutMs?: number; afterMs?: number } = {},
+): Promise<ProbeJson> {
+  const vip = lab.pair.spec.vip.address;
+  const dbUrl = (host: string) => `postgres://${lab.pair.spec.database.user}@${host}:5432/app`;
+  const [cmd, ...args] = execArgv(lab.name, 'client', [
+    'env',
+    `PGPASSFILE=${lab.pair.spec.database.passFile}`,
+    process.execPath,
+    `${process.cwd()}/bin/pairshift.js`,
+    'probe',
+    '--http',
+    `http://${vip}:8080/health`,
+    '--db',
+    dbUrl(vip),
+    ...lab.pair.spec.nodes.flatMap((n) => ['--verify-db', dbUrl(n.address)]),
+    '--rate-hz',
+    String(opts.rateHz ?? 50),
+    '--http-timeout-ms',
+    String(opts.httpTimeoutMs ?? 1000),
+    '--duration',
+    '600',
+    '--output',
+    'json',
+  ]);
+  const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => resolve(code)),
+  );
+  await sleep(2000); // the prober sees the pair serving first
+  let failure: unknown;
+  await during().catch((err) => {
+    failure = err;
+  });
+  await sleep(opts.afterMs ?? 2000);
+  child.kill('SIGTERM');
+  const code = await exited;
+  if (failure) throw failure;
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    throw new Error(`prober gave no JSON (exit ${code}): ${stderr.slice(-500)}`);
+  }
+}

@@ -32,6 +32,12 @@ export interface DatabaseFlavour {
    * poll every 100 ms, on the clients' outage path); null: use promoteArgs.
    */
   readonly promoteSql: string | null;
+  /**
+   * SQL run on the standby while the primary stops: returns once its WAL
+   * receiver stopped streaming (the primary closes replication only after
+   * sending its last record), printing what it received. Null: not available.
+   */
+  receiverEndSql(seconds: number): string | null;
   /** SQL that returns once the standby has received past $LSN, or fails after ~seconds. */
   receivedPastSql(lsn: string, seconds: number): string | null;
   /** argv (after binDir/ctl) that promotes a standby and waits for it. */
@@ -68,6 +74,16 @@ const POSTGRESQL: DatabaseFlavour = {
     "  RAISE EXCEPTION 'pairshift: still in recovery 60 s after pg_promote';",
     'END $pairshift$',
   ].join('\n'),
+  receiverEndSql: (seconds) =>
+    [
+      'DO $pairshift$ BEGIN',
+      `  FOR i IN 1..${Math.max(1, Math.round(seconds * 200))} LOOP`,
+      "    IF NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') THEN RETURN; END IF;",
+      '    PERFORM pg_sleep(0.005);',
+      '  END LOOP;',
+      'END $pairshift$;',
+      'SELECT pg_last_wal_receive_lsn()::text',
+    ].join('\n'),
   receivedPastSql: (lsn, seconds) =>
     [
       'DO $pairshift$ BEGIN',
@@ -106,6 +122,7 @@ const OPENGAUSS: DatabaseFlavour = {
       "SELECT CASE WHEN receiver_state = 'Normal' THEN 'streaming' ELSE lower(receiver_state) END, split_part(channel, ':', 1) FROM pg_stat_get_wal_receiver()",
   },
   promoteSql: null,
+  receiverEndSql: () => null,
   receivedPastSql: () => null,
   // gs_ctl failover promotes a standby whose primary is gone (ours was stopped cleanly).
   promoteArgs: (dataDir, waitSeconds) => ['failover', '-D', dataDir, '-t', String(waitSeconds)],

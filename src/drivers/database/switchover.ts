@@ -31,14 +31,13 @@
 import { DriverError } from '../errors.js';
 import type { KeepalivedDriver } from '../keepalived/driver.js';
 import type { VipObservation } from '../keepalived/vip-plan.js';
-import { formatLsn, type Lsn, parseLsn } from './lsn.js';
+import { formatLsn, type Lsn, parseLsn, parseLsnOrNull } from './lsn.js';
 import {
   controlData,
   type DbContext,
   type DbState,
   describeLag,
   observeDb,
-  type RunningDb,
   waitForReplay,
 } from './observe.js';
 import { asOsUser, querySql } from './psql.js';
@@ -155,6 +154,8 @@ class Run {
   #finalControl: ControlData | null = null;
   /** keepalived as observed before the database was stopped (off the outage path). */
   #vipObserved: VipObservation | undefined;
+  /** What the standby had received when its receiver stopped streaming (watched during the stop). */
+  #receivedAtEnd: Promise<Lsn | null> | undefined;
   /** The target's conninfo before promotion: the template for the old primary's. */
   readonly #conninfoTemplate: string;
 
@@ -211,7 +212,6 @@ class Run {
   }
 
   async #step(step: SwitchoverStep): Promise<void> {
-    const db = this.ctx.pair.spec.database;
     switch (step) {
       case 'check-standby-caught-up': {
         // keepalived on `to` must be able to take the VIP: the dry run refuses otherwise.
@@ -229,9 +229,26 @@ class Run {
       case 'checkpoint':
         await this.sql(this.from, 'CHECKPOINT');
         return;
-      case 'stop-old-primary':
+      case 'stop-old-primary': {
+        // Watch the standby's receiver while the primary stops, so the final
+        // LSN check costs no round trip after the stop.
+        const watchSql = this.ctx.flavour.receiverEndSql(30);
+        if (watchSql) {
+          const watching = this.sql(this.to, watchSql).then(
+            (rows) => {
+              try {
+                return parseLsnOrNull(rows.at(-1)?.[0] ?? null);
+              } catch {
+                return null; // the slow path below decides
+              }
+            },
+            () => null,
+          );
+          this.#receivedAtEnd = watching;
+        }
         await this.#stopOldPrimary();
         return;
+      }
       case 'check-final-lsn-received':
         await this.#checkFinalLsn();
         return;
@@ -291,6 +308,8 @@ class Run {
         { kind: 'terminal', node: this.from },
       );
     }
+    const atEnd = await this.#receivedAtEnd;
+    if (atEnd !== null && atEnd !== undefined && atEnd > control.checkpointLsn) return;
     const seconds = (this.opts.finalLsnTimeoutMs ?? 5000) / 1000;
     // The walreceiver may still be writing the last record it got: the check
     // waits on the standby itself (one round trip), or polls from here.
