@@ -68,8 +68,9 @@ export type Row = readonly (string | null)[];
 
 /** Rows of psql -A -t output with FIELD_SEP between fields and \N for NULL. */
 export function parseRows(stdout: string): Row[] {
+  // No rows print nothing; one row holding '' prints an empty line.
+  if (stdout === '') return [];
   const text = stdout.endsWith('\n') ? stdout.slice(0, -1) : stdout;
-  if (text === '') return [];
   return text
     .split('\n')
     .map((line) => line.split(FIELD_SEP).map((f) => (f === NULL_TEXT ? null : f)));
