@@ -1,0 +1,446 @@
+// The executor: one planner step (actions.ts) turned into driver calls. Each
+// step does its one job ensure-style and returns; the planner re-plans from a
+// fresh observation afterwards, so nothing here decides what comes next or
+// remembers anything. Every driver writes its own record table through the
+// RecordSink passed here.
+//
+// Errors never escape: a DriverError keeps its kind (transient | waiting |
+// conflict | terminal) and message, anything else is transient, and the
+// outcome goes to the journal (journal.ts recordStep). Dry run: every driver
+// is called with dryRun, so it observes and reports what it would change and
+// changes nothing; the staged package is kept.
+import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../config/settings.js';
+import type { BackupContext } from '../drivers/backup/backup.js';
+import { ensureBackup, restoreBackup } from '../drivers/backup/index.js';
+import { SHA256_SCRIPT } from '../drivers/backup/remote.js';
+import { ensureRsyncPausedOnPair, ensureRsyncResumedOnPair } from '../drivers/config-sync.js';
+import { compareConfigAcrossNodes, describeDifferences } from '../drivers/config-sync-compare.js';
+import {
+  ensureConfigLocked,
+  ensureConfigUnlocked,
+  type LockMethod,
+} from '../drivers/config-sync-lock.js';
+import { ensureMigrations } from '../drivers/database/migrations.js';
+import { dbContext, observeDb, waitForReplay } from '../drivers/database/observe.js';
+import { switchover } from '../drivers/database/switchover.js';
+import { DriverError } from '../drivers/errors.js';
+import { checkHealth, type HealthProbe } from '../drivers/health.js';
+import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
+import { ensureServiceStarted, ensureServiceStopped } from '../drivers/services.js';
+import { ensureFileInstalled, payloadTargets } from '../drivers/services-install.js';
+import type { ServiceProbe } from '../drivers/services-probe.js';
+import type { NodeShell } from '../drivers/ssh/pool.js';
+import type { HAPair } from '../inventory/hapair.js';
+import type { StagedPackage, StagedPayload } from '../packages/stage.js';
+import type { RecordSink } from '../store/records.js';
+import type { Step } from './actions.js';
+import type { StepOutcome } from './journal.js';
+
+/** Everything a step needs, built once per upgrade. */
+export interface ExecutorDeps {
+  readonly pair: HAPair;
+  readonly shell: NodeShell;
+  readonly records: RecordSink;
+  readonly settings: UpgradeSettings;
+  readonly staged: StagedPackage;
+  /** The agent's /health (pairHealthProbe). */
+  readonly healthProbe: HealthProbe;
+  /** Built from shell, pair and records when absent. */
+  readonly keepalived?: KeepalivedDriver;
+  /** How the services driver sees a port and a health path (default: from the operator). */
+  readonly serviceProbe?: ServiceProbe;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly log?: (message: string, meta?: Record<string, unknown>) => void;
+  readonly dryRun?: boolean;
+  readonly lockMethod?: LockMethod | 'auto';
+  /** Unfinished upgrades whose backup sets retention must keep. */
+  readonly protectedUpgrades?: readonly string[];
+  /** The operator's own record of backup digests (backup_record), for verification. */
+  readonly recordedDigests?: BackupContext['recordedDigests'];
+  /** How long a service may take to stop or start (default 60 s). */
+  readonly serviceTimeoutMs?: number;
+}
+
+export interface StepContext {
+  readonly upgradeId: string;
+  readonly masterNode: string;
+  readonly backupNode: string;
+  readonly fromVersion: string;
+  readonly targetVersion: string;
+  /** Rollback restores the database from the dump too (task list 3.4). */
+  readonly restoreDatabase?: boolean;
+}
+
+export interface StepAction {
+  readonly step: Step;
+  readonly node: string | null;
+}
+
+export type ExecOutcome = StepOutcome & { readonly detail?: string; readonly durationMs: number };
+
+/** A DriverError keeps its kind; anything else is worth another try. */
+export function outcomeOf(err: unknown): { ok: false; kind: DriverError['kind']; message: string } {
+  if (err instanceof DriverError) return { ok: false, kind: err.kind, message: err.message };
+  const message = err instanceof Error ? err.message : String(err);
+  return { ok: false, kind: 'transient', message };
+}
+
+function needNode(action: StepAction): string {
+  if (!action.node) throw new DriverError(`${action.step} needs a node`, { kind: 'terminal' });
+  return action.node;
+}
+
+export async function executeStep(
+  deps: ExecutorDeps,
+  action: StepAction,
+  ctx: StepContext,
+): Promise<ExecOutcome> {
+  const started = (deps.now ?? performance.now.bind(performance))();
+  const log = deps.log ?? (() => {});
+  const elapsed = () => Math.round((deps.now ?? performance.now.bind(performance))() - started);
+  const what = `${action.step}${action.node ? ` on ${action.node}` : ''}`;
+  log(`${deps.dryRun ? 'dry run: ' : ''}${what}`, { upgradeId: ctx.upgradeId });
+  try {
+    const detail = await run(deps, action, ctx);
+    log(`${what}: ok${detail ? ` (${detail})` : ''}`, { upgradeId: ctx.upgradeId, ms: elapsed() });
+    return { ok: true, ...(detail ? { detail } : {}), durationMs: elapsed() };
+  } catch (err) {
+    const o = outcomeOf(err);
+    log(`${what}: ${o.kind}: ${o.message}`, { upgradeId: ctx.upgradeId, ms: elapsed() });
+    return { ...o, durationMs: elapsed() };
+  }
+}
+
+function keepalivedOf(deps: ExecutorDeps): KeepalivedDriver {
+  return (
+    deps.keepalived ??
+    new KeepalivedDriver({ shell: deps.shell, pair: deps.pair, records: deps.records })
+  );
+}
+
+/** The node whose database is the running primary now, read from both. */
+async function currentPrimary(deps: ExecutorDeps): Promise<string> {
+  const ctx = dbContext(deps.shell, deps.pair);
+  const states = await Promise.all(deps.pair.spec.nodes.map((n) => observeDb(ctx, n.name)));
+  const primaries = states.filter((s) => s.running && !s.inRecovery);
+  if (primaries.length !== 1) {
+    throw new DriverError(
+      primaries.length === 0
+        ? 'no node runs a primary database'
+        : 'both nodes run a primary database (split brain); refusing to act',
+      { kind: primaries.length === 0 ? 'waiting' : 'terminal' },
+    );
+  }
+  return primaries[0]!.node;
+}
+
+/** Where a payload file goes on a node. */
+export function payloadTarget(pair: HAPair, p: StagedPayload): string {
+  if (p.kind === 'config') return `${pair.spec.paths.configDir.replace(/\/+$/, '')}/${p.target}`;
+  const t = payloadTargets(pair.spec.paths)[p.archivePath];
+  if (!t) throw new DriverError(`no place for ${p.archivePath}`, { kind: 'terminal' });
+  return t;
+}
+
+/**
+ * Runs fn with the config folder unlocked when it was locked, and locks it
+ * again afterwards (also after a failure): a step that must write config
+ * leaves the lock as it found it.
+ */
+async function withConfigUnlocked<T>(
+  deps: ExecutorDeps,
+  node: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lockCtx = { shell: deps.shell };
+  const opts = {
+    node,
+    dir: deps.pair.spec.paths.configDir,
+    method: deps.lockMethod ?? 'auto',
+    dryRun: deps.dryRun ?? false,
+  };
+  const unlocked = await ensureConfigUnlocked(lockCtx, opts);
+  const wasLocked = unlocked.before !== 'no';
+  try {
+    return await fn();
+  } finally {
+    if (wasLocked) await ensureConfigLocked(lockCtx, opts);
+  }
+}
+
+/** Puts <target>.<version> (kept by the install) back as target, if it differs; for files the backup does not hold. */
+const RESTORE_KEPT_SCRIPT = `set -e
+[ -f "$2" ] || { echo NOKEPT; exit 0; }
+cp -p -- "$2" "$1.pairshift-new"
+mv -f -- "$1.pairshift-new" "$1"
+echo RESTORED`;
+
+async function restoreKept(
+  deps: ExecutorDeps,
+  node: string,
+  target: string,
+  version: string,
+): Promise<string> {
+  const kept = `${target}.${version}`;
+  const sha = async (p: string) =>
+    (await deps.shell.exec(node, ['sh', '-c', SHA256_SCRIPT, 'sh', p])).stdout.trim();
+  const [now, old] = await Promise.all([sha(target), sha(kept)]);
+  if (old === 'MISSING') return `${target}: no kept ${version} copy`;
+  if (now === old) return `${target} unchanged`;
+  if (deps.dryRun) return `would put back ${kept}`;
+  await deps.shell.exec(node, ['sh', '-c', RESTORE_KEPT_SCRIPT, 'sh', target, kept]);
+  const after = await sha(target);
+  if (after !== old)
+    throw new DriverError(`${target} has sha256 ${after} after putting back ${kept}`, {
+      kind: 'conflict',
+      node,
+    });
+  return `${target} restored from ${kept}`;
+}
+
+async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Promise<string> {
+  const { pair, shell, records } = deps;
+  const dryRun = deps.dryRun ?? false;
+  const settings = deps.settings ?? BUILT_IN_DEFAULTS;
+  const upgradeId = ctx.upgradeId;
+  const syncCtx = { pair, shell, records };
+  const serviceCtx = {
+    pair,
+    shell,
+    ...(deps.serviceProbe ? { probe: deps.serviceProbe } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  };
+  const backupCtx: BackupContext = {
+    pair,
+    shell,
+    records,
+    ...(deps.recordedDigests ? { recordedDigests: deps.recordedDigests } : {}),
+  };
+  const lockOpts = (node: string) => ({
+    node,
+    dir: pair.spec.paths.configDir,
+    method: deps.lockMethod ?? 'auto',
+    dryRun,
+  });
+
+  switch (action.step) {
+    case 'PAUSE_RSYNC': {
+      const r = await ensureRsyncPausedOnPair(syncCtx, { upgradeId, dryRun });
+      return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
+    }
+    case 'RESUME_RSYNC': {
+      const r = await ensureRsyncResumedOnPair(syncCtx, { upgradeId, dryRun });
+      return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
+    }
+    case 'LOCK_CONFIG': {
+      const r = await ensureConfigLocked({ shell }, lockOpts(needNode(action)));
+      return `${r.method}, ${r.state}`;
+    }
+    case 'UNLOCK_CONFIG': {
+      const r = await ensureConfigUnlocked({ shell }, lockOpts(needNode(action)));
+      return `${r.method}, ${r.state}`;
+    }
+    case 'BACKUP': {
+      // ensureBackup verifies the set it made (or finds) before it returns.
+      const r = await ensureBackup(backupCtx, {
+        node: needNode(action),
+        upgradeId,
+        dryRun,
+        database: 'auto',
+        retention: settings.backupRetention,
+        protectedUpgrades: deps.protectedUpgrades ?? [],
+      });
+      return `${r.state}: set ${r.set ?? '(dry run)'} with ${r.files.map((f) => f.kind).join(', ') || 'nothing yet'}${r.deletedSets.length ? `; deleted ${r.deletedSets.join(', ')}` : ''}`;
+    }
+    case 'RUN_MIGRATIONS': {
+      const primary = await currentPrimary(deps);
+      const r = await ensureMigrations(
+        dbContext(shell, pair, (l) => deps.log?.(l)),
+        primary,
+        deps.staged.migrations,
+        { dryRun },
+      );
+      return `${r.outcome} on ${primary}: applied ${r.applied.join(', ') || 'none'}, already ${r.alreadyApplied.join(', ') || 'none'}`;
+    }
+    case 'WAIT_REPLAY': {
+      const node = needNode(action);
+      const primary = await currentPrimary(deps);
+      if (primary === node)
+        throw new DriverError('is the primary; there is nothing to replay', {
+          kind: 'conflict',
+          node,
+        });
+      const db = dbContext(shell, pair);
+      const p = await observeDb(db, primary);
+      if (!p.running || p.currentLsn === null)
+        throw new DriverError('the primary reports no WAL position', {
+          kind: 'transient',
+          node: primary,
+        });
+      const s = await waitForReplay(db, node, p.currentLsn, settings.healthCheckTimeout);
+      return `replayed up to the primary's ${p.currentLsn === s.replayLsn ? 'exact' : 'current'} position`;
+    }
+    case 'STOP_SERVICES': {
+      const node = needNode(action);
+      const out: string[] = [];
+      // reverse of the declared order: dependants first
+      for (const svc of [...pair.spec.services].reverse()) {
+        const r = await ensureServiceStopped(serviceCtx, {
+          node,
+          service: svc.name,
+          dryRun,
+          timeoutMs: deps.serviceTimeoutMs ?? 60_000,
+        });
+        out.push(`${svc.name} ${r.state}`);
+      }
+      return out.join(', ');
+    }
+    case 'START_SERVICES': {
+      const node = needNode(action);
+      const out: string[] = [];
+      for (const svc of pair.spec.services) {
+        const r = await ensureServiceStarted(serviceCtx, {
+          node,
+          service: svc.name,
+          dryRun,
+          timeoutMs: deps.serviceTimeoutMs ?? 60_000,
+        });
+        out.push(`${svc.name} ${r.state}${r.waitedMs ? ` in ${Math.round(r.waitedMs)} ms` : ''}`);
+      }
+      return out.join(', ');
+    }
+    case 'INSTALL_PACKAGE': {
+      const node = needNode(action);
+      const out: string[] = [];
+      const install = async (p: StagedPayload) => {
+        const r = await ensureFileInstalled(
+          { shell },
+          {
+            node,
+            localPath: p.path,
+            sha256: p.sha256,
+            target: payloadTarget(pair, p),
+            previousVersion: ctx.fromVersion,
+            dryRun,
+          },
+        );
+        out.push(`${r.target} ${r.state}${r.kept ? ` (old kept as ${r.kept.path})` : ''}`);
+      };
+      // The jar goes last: its version is what the observer reports as
+      // installed, so a step interrupted before the end is planned again.
+      const config = deps.staged.payload.filter((p) => p.kind === 'config');
+      const others = deps.staged.payload.filter((p) => p.kind !== 'config' && p.kind !== 'jar');
+      const jar = deps.staged.payload.filter((p) => p.kind === 'jar');
+      // The package's config changes go in while the folder is briefly
+      // unlocked; the root key is never among them (stagePackage refuses it).
+      if (config.length > 0)
+        await withConfigUnlocked(deps, node, async () => {
+          for (const p of config) await install(p);
+        });
+      for (const p of [...others, ...jar]) await install(p);
+      return out.join(', ');
+    }
+    case 'CHECK_HEALTH': {
+      const node = needNode(action);
+      const r = await checkHealth(
+        node,
+        {
+          probe: deps.healthProbe,
+          records,
+          upgradeId,
+          ...(deps.now ? { now: deps.now } : {}),
+          ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        },
+        { settings },
+      );
+      return `UP after ${r.attempts} poll(s), role ${r.report.role}`;
+    }
+    case 'SWITCHOVER': {
+      const node = needNode(action);
+      const r = await switchover(
+        dbContext(shell, pair, (l) => deps.log?.(l)),
+        keepalivedOf(deps),
+        node,
+        {
+          dryRun,
+          upgradeId,
+          vipTimeoutMs: settings.vipSwitchTimeout,
+          vipRetries: settings.vipSwitchRetries,
+          catchUpTimeoutMs: settings.healthCheckTimeout,
+        },
+      );
+      return `${r.outcome} ${r.from} -> ${r.to}${r.writeOutageMs !== null ? `, write outage ${r.writeOutageMs} ms` : ''}${r.vipSwitchMs !== null ? `, VIP ${r.vipSwitchMs} ms` : ''}`;
+    }
+    case 'CHECK_CONFIG': {
+      // One sync round from the VIP holder first, so what is compared is what
+      // the job leaves behind (task list 4.5.2-4.5.3).
+      const runOnce = pair.spec.rsync.runOnce;
+      let pushed = '';
+      if (runOnce && !dryRun) {
+        const ka = keepalivedOf(deps);
+        const holders = (
+          await Promise.all(
+            pair.spec.nodes.map(async (n) => ((await ka.holdsVip(n.name)) ? n.name : null)),
+          )
+        ).filter((n): n is string => n !== null);
+        if (holders.length === 1) {
+          await shell.exec(holders[0]!, ['sh', '-c', runOnce], { timeoutMs: 60_000 });
+          pushed = `sync round on ${holders[0]}; `;
+        }
+      }
+      const c = await compareConfigAcrossNodes(syncCtx, { upgradeId });
+      return `${pushed}${c.consistent ? 'consistent' : `differ: ${describeDifferences(c.differences)}`}`;
+    }
+    case 'RESTORE': {
+      const node = needNode(action);
+      // The jar last, as for the install: the observer's "installed version"
+      // turns old only once everything else is back.
+      const config = await withConfigUnlocked(deps, node, () =>
+        restoreBackup(backupCtx, { node, upgradeId, parts: ['config'], dryRun }),
+      );
+      const out = config.parts.map((p) => `${p.kind} ${p.state}`);
+      // The Python service is not in the backup: the install kept the old file.
+      const worker = deps.staged.payload.find((p) => p.kind === 'python');
+      if (worker)
+        out.push(await restoreKept(deps, node, payloadTarget(pair, worker), ctx.fromVersion));
+      const restored = await restoreBackup(backupCtx, { node, upgradeId, parts: ['jar'], dryRun });
+      out.push(...restored.parts.map((p) => `${p.kind} ${p.state}`));
+      if (ctx.restoreDatabase) {
+        // The dump lives in the set of the node that was primary at backup
+        // time; it can only be restored where that node is primary now.
+        const primary = await currentPrimary(deps);
+        if (primary === node) {
+          const db = await restoreBackup(backupCtx, {
+            node,
+            upgradeId,
+            parts: ['database'],
+            dryRun,
+          });
+          out.push(`database ${db.parts[0]?.state ?? 'unchanged'}`);
+        } else {
+          out.push(`database not restored here (${node} is a standby; the primary is ${primary})`);
+        }
+      }
+      return `set ${restored.set}: ${out.join(', ')}`;
+    }
+    case 'REMOVE_TEMP_FILES': {
+      const targets = deps.staged.payload.map((p) => `${payloadTarget(pair, p)}.pairshift-new`);
+      const restoreStaging = `${pair.spec.paths.backupDir.replace(/\/+$/, '')}/.restore-*`;
+      if (dryRun) return `would remove ${deps.staged.dir} and ${targets.join(', ')}`;
+      for (const n of pair.spec.nodes) {
+        await shell.exec(n.name, [
+          'sh',
+          '-c',
+          // $1: a glob of restore staging folders; the rest: leftover install temp files
+          'g=$1; shift; rm -f -- "$@"; for d in $g; do [ -d "$d" ] && rm -rf -- "$d"; done; true',
+          'sh',
+          restoreStaging,
+          ...targets,
+        ]);
+      }
+      await deps.staged.cleanup();
+      return `removed ${deps.staged.dir} and install leftovers on both nodes`;
+    }
+  }
+}
