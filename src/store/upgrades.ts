@@ -248,29 +248,36 @@ export async function recordTransition(
   upgradeId: string,
   t: Transition,
 ): Promise<HistoryEntry> {
+  return db.transaction((tx) => recordTransitionIn(tx, upgradeId, t));
+}
+
+/** recordTransition inside a transaction the caller holds (to write more in the same one). */
+export async function recordTransitionIn(
+  tx: SqlExecutor,
+  upgradeId: string,
+  t: Transition,
+): Promise<HistoryEntry> {
   if (!isPhase(t.from) || !isPhase(t.to)) {
     throw new RangeError(`unknown phase in transition ${String(t.from)} -> ${String(t.to)}`);
   }
-  return db.transaction(async (tx) => {
-    const updated = await tx.query<{ upgrade_id: string }>(
-      `UPDATE upgrade_task
-          SET phase = $3::text,
-              updated_at = $4::timestamptz,
-              started_at = CASE WHEN started_at IS NULL AND $3::text <> 'IDLE'
-                                THEN $4::timestamptz ELSE started_at END,
-              finished_at = CASE WHEN $5::boolean THEN $4::timestamptz ELSE finished_at END
-        WHERE upgrade_id = $1 AND phase = $2::text
-        RETURNING upgrade_id`,
-      [upgradeId, t.from, t.to, t.at, isTerminal(t.to)],
-    );
-    if (updated.length === 0) {
-      const current = await getUpgradeTask(tx, upgradeId);
-      if (!current) throw new UpgradeNotFoundError(upgradeId);
-      throw new PhaseConflictError(upgradeId, t.from, current.phase);
-    }
-    const id = await insertHistory(tx, upgradeId, t.from, t.to, t.cause, t.actor, t.at);
-    return { id, upgradeId, from: t.from, to: t.to, cause: t.cause, actor: t.actor, at: t.at };
-  });
+  const updated = await tx.query<{ upgrade_id: string }>(
+    `UPDATE upgrade_task
+        SET phase = $3::text,
+            updated_at = $4::timestamptz,
+            started_at = CASE WHEN started_at IS NULL AND $3::text <> 'IDLE'
+                              THEN $4::timestamptz ELSE started_at END,
+            finished_at = CASE WHEN $5::boolean THEN $4::timestamptz ELSE finished_at END
+      WHERE upgrade_id = $1 AND phase = $2::text
+      RETURNING upgrade_id`,
+    [upgradeId, t.from, t.to, t.at, isTerminal(t.to)],
+  );
+  if (updated.length === 0) {
+    const current = await getUpgradeTask(tx, upgradeId);
+    if (!current) throw new UpgradeNotFoundError(upgradeId);
+    throw new PhaseConflictError(upgradeId, t.from, current.phase);
+  }
+  const id = await insertHistory(tx, upgradeId, t.from, t.to, t.cause, t.actor, t.at);
+  return { id, upgradeId, from: t.from, to: t.to, cause: t.cause, actor: t.actor, at: t.at };
 }
 
 interface HistoryRow {

@@ -24,6 +24,9 @@ const TABLES = [
   'api_request_log',
   'upgrade_config',
   'schema_migrations',
+  // standalone resources and the reconciler's memory (0006)
+  'resource',
+  'upgrade_journal',
 ];
 
 /** The quoted literals of a constraint or index definition, in order. */
