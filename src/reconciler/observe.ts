@@ -148,7 +148,10 @@ async function probe<T>(
     return { value, ms: Math.round(performance.now() - t) };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return { value: undefined, ms: null, error: `${node}: ${what}: ${message}` };
+    // a DriverError's message starts with its node already
+    let bare = message.startsWith(`${node}: `) ? message.slice(node.length + 2) : message;
+    if (bare.startsWith(`${what}: `)) bare = bare.slice(what.length + 2);
+    return { value: undefined, ms: null, error: `${node}: ${what}: ${bare}` };
   }
 }
 
