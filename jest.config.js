@@ -30,6 +30,12 @@ export default {
     },
     {
       ...common,
+      // The Kubernetes source over real HTTP against test/support/kube-api-server.ts.
+      displayName: 'kube',
+      testMatch: ['<rootDir>/test/kube/**/*.test.ts'],
+    },
+    {
+      ...common,
       displayName: 'lab',
       testMatch: ['<rootDir>/test/lab/**/*.test.ts'],
     },
