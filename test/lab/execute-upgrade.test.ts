@@ -1,0 +1,212 @@
+// A whole rolling upgrade of a real lab pair (lab "x1", one bring-up for the
+// file) from 1.0.0 to 2.0.0, driven by runUpgradeOnce: observe -> plan ->
+// execute/transition -> repeat, with a real signed v2 package staged by
+// stagePackage and the agent installed by ensureAgents. Asserts the end
+// state on the nodes themselves (both on 2.0.0, migrations applied, VIP and
+// primary on the node upgraded first, rsync resumed, config consistent,
+// root key untouched) and prints what each observation round and each step
+// cost. Needs root and what docs/lab.md lists.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { jest } from '@jest/globals';
+import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../../src/config/settings.js';
+import { pairHealthProbe } from '../../src/drivers/health-probes.js';
+import { buildLabPackage, ensureLabSigningKey } from '../../src/lab/app/releases.js';
+import { loadTrustedKey } from '../../src/packages/signing.js';
+import { type StagedPackage, stagePackage } from '../../src/packages/stage.js';
+import { ensureAgents } from '../../src/reconciler/agents.js';
+import { type RoundReport, runUpgradeOnce } from '../../src/reconciler/drive.js';
+import type { TransitionRecord } from '../../src/reconciler/machine.js';
+import { observePair } from '../../src/reconciler/observe.js';
+import { MemoryRecords } from '../../src/store/records.js';
+import { compileAgent } from '../drivers/agent-build.js';
+import { startTestLab, type TestLab } from './db-vip-lab.js';
+
+jest.setTimeout(900_000);
+
+let lab: TestLab;
+let work: string;
+let bundle: string;
+let staged: StagedPackage;
+
+const settings: UpgradeSettings = {
+  ...BUILT_IN_DEFAULTS,
+  // a failed poll is retried after 2 s rather than 10 s: the lab is fast
+  healthCheckInterval: 2000,
+};
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'x1-upgrade-'));
+  bundle = join(work, 'agent');
+  compileAgent(bundle);
+  lab = await startTestLab('x1');
+  const keyDir = dirname(lab.pair.metadata.annotations!['pairshift.io/lab-package-public-key']!);
+  const keys = await ensureLabSigningKey(keyDir);
+  const pkg = await buildLabPackage({
+    version: '2.0.0',
+    outDir: join(work, 'packages'),
+    signingKey: keys.privateKeyPath,
+  });
+  staged = await stagePackage({
+    path: pkg.packagePath,
+    trustedKeys: [await loadTrustedKey(keys.publicKeyPath)],
+    workDir: work,
+  });
+});
+
+afterAll(async () => {
+  await staged?.cleanup();
+  await lab?.down();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('a whole upgrade of lab x1, 1.0.0 -> 2.0.0, through runUpgradeOnce', () => {
+  it('ends COMPLETE with both nodes on 2.0.0, the VIP and primary on b, rsync resumed, config consistent', async () => {
+    const { pair, shell } = lab;
+    const agents = await ensureAgents({ pair, shell, sourceDir: bundle });
+    expect(agents.map((a) => a.version)).toEqual([agents[0]!.version, agents[0]!.version]);
+    const again = await ensureAgents({ pair, shell, sourceDir: bundle });
+    expect(again.map((a) => a.state)).toEqual(['unchanged', 'unchanged']);
+
+    const healthProbe = pairHealthProbe(pair, { via: 'http' });
+    const observeDeps = { pair, shell, healthProbe, migrations: staged.migrations };
+    const before = await observePair(observeDeps, { compareConfig: true });
+    expect(before.nodes.map((n) => [n.name, n.installedVersion, n.appVersion, n.dbRole])).toEqual([
+      ['a', '1.0.0', '1.0.0', 'primary'],
+      ['b', '1.0.0', '1.0.0', 'standby'],
+    ]);
+    expect(before.nodes.map((n) => [n.holdsVip, n.healthy, n.servicesRunning])).toEqual([
+      [true, true, true],
+      [false, true, true],
+    ]);
+    expect(before.configConsistent).toBe(true);
+    expect(before.migrationsApplied).toBe(false);
+    const rootKey = async () =>
+      sha((await lab.inLab('a', ['sh', '-c', 'od -An -tx1 /etc/app/root.key'])).stdout);
+    const rootKeyBefore = await rootKey();
+
+    const records = new MemoryRecords();
+    const rounds: RoundReport[] = [];
+    const transitions: TransitionRecord[] = [];
+    const started = Date.now();
+    const run = await runUpgradeOnce(
+      pair,
+      staged,
+      { shell, records, settings, healthProbe, waitMs: 500 },
+      { upgradeId: 'x1-up-1', request: { fromVersion: '1.0.0', targetVersion: '2.0.0' } },
+      {
+        transition: async (r) => {
+          transitions.push(r);
+        },
+        onRound: (r) => rounds.push(r),
+      },
+    );
+    const totalMs = Date.now() - started;
+    report(rounds, totalMs);
+
+    expect(run).toMatchObject({ ended: 'done' });
+    expect(run.ctx.phase).toBe('COMPLETE');
+    expect(run.ctx.masterNode).toBe('a');
+    expect(run.ctx.backupNode).toBe('b');
+    expect(transitions.map((t) => t.to)).toEqual([
+      'PREPARE',
+      'BACKUP',
+      'UPGRADE_BACKUP',
+      'VIP_SWITCH',
+      'UPGRADE_MASTER',
+      'VERIFY',
+      'COMPLETE',
+    ]);
+    // no step failed for good on the way
+    const failed = rounds.filter((r) => r.outcome && !r.outcome.ok);
+    expect(failed.filter((r) => r.outcome!.ok === false && r.outcome!.kind === 'terminal')).toEqual(
+      [],
+    );
+
+    // the end state, read afresh from the nodes
+    const after = await observePair(observeDeps, { compareConfig: true });
+    expect(after.nodes.map((n) => [n.name, n.installedVersion, n.appVersion])).toEqual([
+      ['a', '2.0.0', '2.0.0'],
+      ['b', '2.0.0', '2.0.0'],
+    ]);
+    expect(after.nodes.map((n) => [n.dbRole, n.holdsVip])).toEqual([
+      ['standby', false],
+      ['primary', true],
+    ]);
+    expect(after.nodes.every((n) => n.healthy && n.servicesRunning)).toBe(true);
+    expect(after.nodes.map((n) => [n.rsyncPaused, n.configLocked])).toEqual([
+      [false, false],
+      [false, false],
+    ]);
+    expect(after.configConsistent).toBe(true);
+    expect(after.migrationsApplied).toBe(true);
+    expect(await lab.psql('b', 'SELECT name FROM pairshift_schema_migrations ORDER BY name')).toBe(
+      '001_app_events.sql',
+    );
+    // seen from outside both nodes: the VIP answers from b
+    const version = await lab.inLab('client', [
+      'curl',
+      '-s',
+      `http://${pair.spec.vip.address}:8080/version`,
+    ]);
+    expect(version.stdout.trim()).toBe('2.0.0');
+    // the package's config change arrived on both nodes; the root key is byte-identical
+    for (const n of ['a', 'b'] as const) {
+      const props = await lab.inLab(n, ['cat', '/etc/app/release.properties']);
+      expect(props.stdout).toContain('release.version=2.0.0');
+    }
+    expect(await rootKey()).toBe(rootKeyBefore);
+    // the old jar is kept beside the new one
+    expect((await lab.inLab('a', ['ls', '/opt/app'])).stdout).toContain('app.jar.1.0.0');
+
+    // the records each driver wrote
+    expect(
+      records.backups.filter((b) => b.state === 'VERIFIED').map((b) => `${b.node}:${b.kind}`),
+    ).toEqual(expect.arrayContaining(['a:jar', 'a:config', 'a:database', 'b:jar', 'b:config']));
+    expect(records.vipSwitches.at(-1)).toMatchObject({ toNode: 'b', result: 'SUCCESS' });
+    expect(records.configSyncs.at(-1)).toMatchObject({ upgradeId: 'x1-up-1', consistent: true });
+    expect(records.rsyncStatuses.map((r) => `${r.node}:${r.state}`)).toEqual(
+      expect.arrayContaining(['a:paused', 'b:paused', 'a:running', 'b:running']),
+    );
+    expect(existsSync(staged.dir)).toBe(false);
+
+    // Resumed from its final state (an operator restarted after the end),
+    // the run finds nothing to do and changes nothing.
+    const resumed = await runUpgradeOnce(
+      pair,
+      staged,
+      { shell, records: new MemoryRecords(), settings, healthProbe },
+      {
+        upgradeId: 'x1-up-1',
+        request: { fromVersion: '1.0.0', targetVersion: '2.0.0' },
+        resume: { ctx: run.ctx, journal: run.journal },
+      },
+    );
+    expect(resumed).toMatchObject({ ended: 'done', rounds: 1 });
+  });
+});
+
+/** What each observation round and each step cost, for the report (docs). */
+function report(rounds: readonly RoundReport[], totalMs: number): void {
+  const obs = rounds.map((r) => r.observeMs).sort((a, b) => a - b);
+  const q = (p: number) => obs[Math.min(obs.length - 1, Math.floor(p * obs.length))];
+  const lines = [
+    `upgrade x1 1.0.0 -> 2.0.0: ${rounds.length} rounds in ${(totalMs / 1000).toFixed(1)} s`,
+    `observation round: median ${q(0.5)} ms, p90 ${q(0.9)} ms, max ${obs.at(-1)} ms`,
+  ];
+  for (const r of rounds) {
+    const a = r.action;
+    const what =
+      a.kind === 'step'
+        ? `${a.step}${a.node ? ` ${a.node}` : ''}: ${r.outcome?.ok ? 'ok' : `${r.outcome?.ok === false ? r.outcome.kind : ''}`} ${r.outcome?.durationMs} ms${r.outcome?.detail ? ` (${r.outcome.detail})` : r.outcome && !r.outcome.ok ? ` (${r.outcome.message.slice(0, 160)})` : ''}`
+        : a.kind === 'event'
+          ? `event ${a.event.type}`
+          : `${a.kind}: ${a.reason}`;
+    lines.push(`  [${r.phase}] observe ${r.observeMs} ms; ${what}`);
+  }
+  console.log(lines.join('\n'));
+}
