@@ -199,6 +199,36 @@ async function restoreKept(
   return `${target} restored from ${kept}`;
 }
 
+/**
+ * Acts on every service even when one fails, then reports the first failure:
+ * a service that starts but never turns healthy (a broken release) must not
+ * keep the next one from starting, or the node would never count as running
+ * and the planner would ask for the same start again and again instead of
+ * the health check that fails it.
+ */
+async function eachService(
+  node: string,
+  services: readonly { readonly name: string }[],
+  fn: (service: string) => Promise<string>,
+): Promise<string> {
+  const out: string[] = [];
+  let first: unknown;
+  for (const svc of services) {
+    try {
+      out.push(await fn(svc.name));
+    } catch (err) {
+      first ??= err;
+      out.push(`${svc.name} failed`);
+    }
+  }
+  if (first !== undefined) {
+    if (first instanceof DriverError)
+      throw first.within(`acting on the services of ${node} (${out.join(', ')})`);
+    throw first;
+  }
+  return out.join(', ');
+}
+
 async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Promise<string> {
   const { pair, shell, records } = deps;
   const dryRun = deps.dryRun ?? false;
@@ -283,32 +313,28 @@ async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Pr
     }
     case 'STOP_SERVICES': {
       const node = needNode(action);
-      const out: string[] = [];
       // reverse of the declared order: dependants first
-      for (const svc of [...pair.spec.services].reverse()) {
+      return eachService(node, [...pair.spec.services].reverse(), async (svc) => {
         const r = await ensureServiceStopped(serviceCtx, {
           node,
-          service: svc.name,
+          service: svc,
           dryRun,
           timeoutMs: deps.serviceTimeoutMs ?? 60_000,
         });
-        out.push(`${svc.name} ${r.state}`);
-      }
-      return out.join(', ');
+        return `${svc} ${r.state}`;
+      });
     }
     case 'START_SERVICES': {
       const node = needNode(action);
-      const out: string[] = [];
-      for (const svc of pair.spec.services) {
+      return eachService(node, pair.spec.services, async (svc) => {
         const r = await ensureServiceStarted(serviceCtx, {
           node,
-          service: svc.name,
+          service: svc,
           dryRun,
           timeoutMs: deps.serviceTimeoutMs ?? 60_000,
         });
-        out.push(`${svc.name} ${r.state}${r.waitedMs ? ` in ${Math.round(r.waitedMs)} ms` : ''}`);
-      }
-      return out.join(', ');
+        return `${svc} ${r.state}${r.waitedMs ? ` in ${Math.round(r.waitedMs)} ms` : ''}`;
+      });
     }
     case 'INSTALL_PACKAGE': {
       const node = needNode(action);
@@ -325,7 +351,14 @@ async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Pr
             dryRun,
           },
         );
-        out.push(`${r.target} ${r.state}${r.kept ? ` (old kept as ${r.kept.path})` : ''}`);
+        if (r.kept && p.kind === 'config' && !dryRun) {
+          // Not in /etc/app: the sync job would copy the old file around as
+          // configuration, and the backup holds it already.
+          await shell.exec(node, ['rm', '-f', '--', r.kept.path]);
+          out.push(`${r.target} ${r.state}`);
+        } else {
+          out.push(`${r.target} ${r.state}${r.kept ? ` (old kept as ${r.kept.path})` : ''}`);
+        }
       };
       // The jar goes last: its version is what the observer reports as
       // installed, so a step interrupted before the end is planned again.

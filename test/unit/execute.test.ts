@@ -289,6 +289,42 @@ describe('executeStep', () => {
     expect(s.cleaned).toBe(0);
   });
 
+  it('starts every service even when one never turns healthy, then reports that one', async () => {
+    const running = { java: false, python: false } as Record<string, boolean>;
+    const shell = new ScriptedShell([
+      [
+        /([jp])-status/,
+        (_n, argv) => ({
+          exitCode: running[argv.join(' ').includes('j-status') ? 'java' : 'python'] ? 0 : 3,
+        }),
+      ],
+      [
+        /([jp])-start/,
+        (_n, argv) => {
+          running[argv.join(' ').includes('j-start') ? 'java' : 'python'] = true;
+          return {};
+        },
+      ],
+    ]);
+    const serviceProbe = {
+      healthy: async () => false,
+      // java (8080) never opens its port; python (8081) does
+      portOpen: async (_h: string, port: number) => port === 8081,
+    };
+    const r = await run(
+      deps(shell, {
+        serviceProbe,
+        serviceTimeoutMs: 30,
+        sleep: (ms) => new Promise((res) => setTimeout(res, Math.min(ms, 5))),
+      }),
+      'START_SERVICES',
+      'b',
+    );
+    expect(r).toMatchObject({ ok: false, kind: 'waiting' });
+    if (!r.ok) expect(r.message).toMatch(/java failed, python changed/);
+    expect(running).toEqual({ java: true, python: true });
+  });
+
   it('installs config (unlocked, then locked again) and the python file before the jar', async () => {
     const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
