@@ -31,6 +31,10 @@ export interface JournalFacts {
   readonly rollbackRequested: string | null;
   /** Requests already fed to the machine, so each is sent once. */
   readonly requestsSent: readonly ('cancel' | 'rollback')[];
+  /** Steps finished since the current phase was entered (for progress). */
+  readonly stepsInPhase?: number;
+  /** Progress when the current phase (a rollback) began. */
+  readonly progressBefore?: number;
 }
 
 export function emptyJournal(nowMs: number): JournalFacts {

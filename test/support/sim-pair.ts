@@ -34,6 +34,8 @@ export type Fault =
 export class SimPair {
   readonly nodes: [SimNode, SimNode];
   migrationsApplied = false;
+  /** Backup sets taken per node (a real backup is a side effect too). */
+  backupsTaken: Record<string, number> = {};
   stallRounds = 0;
   configConsistent: boolean | null = null;
 
@@ -145,6 +147,9 @@ export class SimPair {
         break;
       case 'UNLOCK_CONFIG':
         target!.configLocked = false;
+        break;
+      case 'BACKUP':
+        this.backupsTaken[target!.name] = (this.backupsTaken[target!.name] ?? 0) + 1;
         break;
       case 'RUN_MIGRATIONS':
         this.migrationsApplied = true;

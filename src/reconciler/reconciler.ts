@@ -1,0 +1,526 @@
+// One reconcile of one UpgradeRequest: re-read everything (the request,
+// the pair, the memory in the store, the nodes), ask the planner for the
+// next action, do it, write down what happened, and repeat until the
+// planner says to wait or that it is done. Nothing is kept in memory between
+// reconciles that the store and the nodes do not also hold, so an operator
+// killed at any instant and restarted carries on from the same point, and a
+// step whose effect is already on the nodes is observed as done rather than
+// repeated.
+
+import { parseDuration } from '../config/duration.js';
+import type { UpgradeSettings } from '../config/settings.js';
+import type { HAPair } from '../inventory/hapair.js';
+import type { Logger } from '../log/logger.js';
+import {
+  commitTransition,
+  loadMemory,
+  saveMemory,
+  type UpgradeMemory,
+} from '../store/journal-store.js';
+import { markStep } from '../store/progress-store.js';
+import type { SqlClient } from '../store/sql-client.js';
+import {
+  ActiveUpgradeExistsError,
+  appendLog,
+  createUpgradeTask,
+  getUpgradeTask,
+} from '../store/upgrades.js';
+import { type Action, describeAction, type Step } from './actions.js';
+import {
+  emptyJournal,
+  type JournalFacts,
+  recordReachability,
+  recordStep,
+  type StepOutcome,
+} from './journal.js';
+import type { ReconcileOutcome } from './loop.js';
+import { initialContext, type UpgradeContext, upgradeMachine } from './machine.js';
+import type { PairObservation } from './observed.js';
+import { isTerminal } from './phases.js';
+import { plan } from './planner.js';
+import type { ResourceSource } from './source.js';
+import { estimatedCompletion, progressPercent, stepLabel } from './status.js';
+import type { UpgradeRequest, UpgradeRequestStatus } from './upgrade-request.js';
+
+/** The pair-facing side of one upgrade: built once, used by every reconcile of it. */
+export interface UpgradeRuntime {
+  /** Versions as the pair runs them before the upgrade. */
+  readonly fromVersion: string;
+  readonly targetVersion: string;
+  observe(opts: { compareConfig: boolean }): Promise<PairObservation>;
+  execute(
+    step: Step,
+    node: string | null,
+    ctx: UpgradeContext,
+    restoreDatabase: boolean,
+  ): Promise<StepOutcome>;
+  /** Downtime seen by the operator's own probe of the VIP so far. */
+  downtime(): { httpLongestMs: number; httpTotalMs: number } | null;
+  close(): Promise<void>;
+}
+
+export type RuntimeFactory = (args: {
+  request: UpgradeRequest;
+  pair: HAPair;
+  upgradeId: string;
+  settings: UpgradeSettings;
+}) => Promise<UpgradeRuntime>;
+
+export interface ReconcilerDeps {
+  readonly source: ResourceSource;
+  readonly db: SqlClient;
+  readonly settings: UpgradeSettings;
+  readonly runtimes: RuntimeFactory;
+  readonly logger: Logger;
+  readonly now: () => Date;
+  /** Who acts, for the history: "operator@host". */
+  readonly actor: string;
+  /** Steps one reconcile may take before yielding to other keys. */
+  readonly maxStepsPerReconcile?: number;
+  /** Called after every action: tests use it to stop the operator at each boundary. */
+  readonly afterAction?: (upgradeId: string, action: Action) => void;
+}
+
+const WAIT_REQUEUE_MS = 1000;
+
+export class UpgradeReconciler {
+  readonly #runtimes = new Map<string, Promise<UpgradeRuntime>>();
+
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** Settings for one request: operator defaults, then the request's own options. */
+  settingsFor(req: UpgradeRequest): UpgradeSettings {
+    const o = req.spec.options ?? {};
+    const ms = (v: string | undefined, fallback: number) =>
+      v ? (parseDuration(v) ?? fallback) : fallback;
+    const s = this.deps.settings;
+    return {
+      ...s,
+      autoRollback: o.autoRollback ?? s.autoRollback,
+      upgradeTimeout: ms(o.upgradeTimeout, s.upgradeTimeout),
+      vipSwitchTimeout: ms(o.vipSwitchTimeout, s.vipSwitchTimeout),
+      healthCheckTimeout: ms(o.healthCheckTimeout, s.healthCheckTimeout),
+      downtimeBudget: ms(o.downtimeBudget, s.downtimeBudget),
+    };
+  }
+
+  async reconcile(name: string): Promise<ReconcileOutcome> {
+    const { source, db } = this.deps;
+    const request = await source.getUpgradeRequest(name);
+    if (!request) {
+      await this.#dropRuntime(name);
+      return {};
+    }
+    const settings = this.settingsFor(request);
+    const pair = await source.getHAPair(request.spec.pairRef.name);
+    if (!pair) {
+      await this.#status(request, { message: `waiting for HAPair ${request.spec.pairRef.name}` });
+      return { requeueAfterMs: 10_000 };
+    }
+    if (request.spec.options?.approved === false && !request.status?.startedAt) {
+      await this.#status(request, { message: 'waiting for approval (spec.options.approved)' });
+      return {};
+    }
+    // At most one active upgrade per pair: the store's unique index decides.
+    if (!(await getUpgradeTask(db, name))) {
+      try {
+        await createUpgradeTask(db, {
+          upgradeId: name,
+          pairName: pair.metadata.name,
+          targetVersion: request.spec.package.version,
+          requestedBy: request.metadata.annotations?.['pairshift.io/requested-by'] ?? 'resource',
+          packagePath: request.spec.package.path,
+          autoRollback: settings.autoRollback,
+          at: this.deps.now(),
+          ...(request.metadata.uid && /^[0-9a-f-]{36}$/.test(request.metadata.uid)
+            ? { requestUid: request.metadata.uid }
+            : {}),
+        });
+      } catch (err) {
+        if (err instanceof ActiveUpgradeExistsError) {
+          await this.#status(request, { message: `waiting: ${err.message}` });
+          return { requeueAfterMs: 10_000 };
+        }
+        throw err;
+      }
+    }
+
+    let memory = await loadMemory(db, name);
+    if (memory && isTerminal(memory.context.phase) && request.status?.finishedAt) {
+      await this.#dropRuntime(name);
+      return {};
+    }
+    let runtime: UpgradeRuntime;
+    try {
+      runtime = await this.#runtime(name, request, pair, settings);
+    } catch (err) {
+      return this.#cannotStart(request, memory, err);
+    }
+    if (!memory) {
+      const first = await runtime.observe({ compareConfig: false });
+      const holder = first.nodes.find((n) => n.holdsVip) ?? first.nodes[0];
+      const other = first.nodes.find((n) => n.name !== holder.name)!;
+      memory = {
+        context: initialContext({
+          masterNode: holder.name,
+          backupNode: other.name,
+          autoRollback: settings.autoRollback,
+          requiredHealthPasses: settings.healthCheckConsecutivePasses,
+        }),
+        facts: emptyJournal(this.deps.now().getTime()),
+      };
+      await saveMemory(db, name, memory);
+    }
+
+    const max = this.deps.maxStepsPerReconcile ?? 50;
+    for (let i = 0; i < max; i++) {
+      const fresh = (await source.getUpgradeRequest(name)) ?? request;
+      memory = withRequests(memory, fresh);
+      const nowMs = this.deps.now().getTime();
+      const observed = await runtime.observe({ compareConfig: memory.context.phase === 'VERIFY' });
+      let facts = recordReachability(
+        memory.facts,
+        Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
+        nowMs,
+      );
+      memory = { ...memory, facts };
+      const action = plan({
+        ctx: memory.context,
+        request: { fromVersion: runtime.fromVersion, targetVersion: runtime.targetVersion },
+        settings,
+        observed,
+        journal: facts,
+        nowMs,
+      });
+      this.deps.logger.debug(describeAction(action), { upgradeId: name });
+      switch (action.kind) {
+        case 'done':
+          await saveMemory(db, name, memory);
+          await this.#publish(fresh, memory, runtime, action.reason, settings, true);
+          await this.#dropRuntime(name);
+          this.deps.afterAction?.(name, action);
+          return {};
+        case 'wait':
+          await saveMemory(db, name, memory);
+          await this.#publish(fresh, memory, runtime, action.reason, settings, false);
+          this.deps.afterAction?.(name, action);
+          return { requeueAfterMs: WAIT_REQUEUE_MS };
+        case 'event':
+          memory = await this.#transition(fresh, memory, action);
+          break;
+        case 'step': {
+          const label = `${memory.context.phase}/${stepLabel(action.step, action.node)}`;
+          await markStep(
+            db,
+            name,
+            label,
+            memory.context.phase,
+            action.node,
+            'RUNNING',
+            action.reason,
+            this.deps.now(),
+          );
+          await this.#log(name, 'INFO', `${describeAction(action)}`);
+          const outcome = await runtime.execute(
+            action.step,
+            action.node,
+            memory.context,
+            fresh.spec.rollback?.restoreDatabase === true,
+          );
+          facts = recordStep(memory.facts, action.step, action.node, outcome);
+          memory = {
+            ...memory,
+            facts: outcome.ok
+              ? { ...facts, stepsInPhase: (memory.facts.stepsInPhase ?? 0) + 1 }
+              : facts,
+          };
+          await saveMemory(db, name, memory);
+          await markStep(
+            db,
+            name,
+            label,
+            memory.context.phase,
+            action.node,
+            outcome.ok ? 'DONE' : 'FAILED',
+            outcome.ok ? action.reason : outcome.message,
+            this.deps.now(),
+          );
+          if (!outcome.ok) {
+            await this.#log(
+              name,
+              outcome.kind === 'waiting' ? 'INFO' : 'WARNING',
+              `${label}: ${outcome.message}`,
+            );
+          }
+          await this.#publish(
+            fresh,
+            memory,
+            runtime,
+            describeAction(action),
+            settings,
+            false,
+            outcome.ok ? label : null,
+          );
+          if (!outcome.ok && outcome.kind !== 'terminal') {
+            this.deps.afterAction?.(name, action);
+            return { requeueAfterMs: WAIT_REQUEUE_MS * 2 };
+          }
+          break;
+        }
+      }
+      this.deps.afterAction?.(name, action);
+    }
+    return { requeueAfterMs: 0 };
+  }
+
+  async #transition(
+    request: UpgradeRequest,
+    memory: UpgradeMemory,
+    action: Extract<Action, { kind: 'event' }>,
+  ) {
+    const { db, source } = this.deps;
+    const name = request.metadata.name;
+    const at = this.deps.now();
+    let facts = memory.facts;
+    const e = action.event;
+    if (e.type === 'CANCEL_REQUESTED')
+      facts = { ...facts, requestsSent: [...facts.requestsSent, 'cancel'] };
+    if (e.type === 'ROLLBACK_REQUESTED')
+      facts = { ...facts, requestsSent: [...facts.requestsSent, 'rollback'] };
+    const r = upgradeMachine.transition(memory.context, e, { at, actor: this.deps.actor });
+    if (!r.ok) {
+      // Only user requests can be refused here (the planner proposes legal events).
+      const next = { ...memory, facts };
+      await saveMemory(db, name, next);
+      await this.#log(name, 'WARNING', `${e.type} refused: ${r.reason}`);
+      await source.recordEvent(name, 'Warning', 'Refused', r.reason);
+      return next;
+    }
+    facts = {
+      ...facts,
+      phaseEnteredAtMs: at.getTime(),
+      lastError: null,
+      stepsInPhase: 0,
+      progressBefore:
+        e.type === 'START' ? 0 : (request.status?.progress ?? facts.progressBefore ?? 0),
+      upgradeStartedAtMs: e.type === 'START' ? at.getTime() : facts.upgradeStartedAtMs,
+    };
+    const next = { context: r.context, facts };
+    await commitTransition(db, name, r.record, next);
+    const warn = ['FAILED', 'TIMEOUT', 'UNREACHABLE', 'ROLLBACK'].includes(r.context.phase);
+    await this.#log(
+      name,
+      warn ? 'WARNING' : 'INFO',
+      `${r.record.from} -> ${r.record.to}: ${r.record.cause}`,
+    );
+    await source.recordEvent(name, warn ? 'Warning' : 'Normal', r.context.phase, r.record.cause);
+    return next;
+  }
+
+  async #publish(
+    request: UpgradeRequest,
+    memory: UpgradeMemory,
+    runtime: UpgradeRuntime,
+    message: string,
+    settings: UpgradeSettings,
+    finished: boolean,
+    completed: string | null = null,
+  ): Promise<void> {
+    const now = this.deps.now();
+    const prev = request.status;
+    const phase = memory.context.phase;
+    const progress = progressPercent({
+      ctx: memory.context,
+      stepsInPhase: memory.facts.stepsInPhase ?? 0,
+      progressBefore: memory.facts.progressBefore ?? 0,
+    });
+    const eta = estimatedCompletion(memory.facts.upgradeStartedAtMs, now.getTime(), progress);
+    const seen = runtime.downtime();
+    const status: UpgradeRequestStatus = {
+      phase,
+      observedGeneration: request.metadata.generation,
+      progress,
+      fromVersion: runtime.fromVersion,
+      targetVersion: runtime.targetVersion,
+      completedSteps: completed
+        ? [...(prev?.completedSteps ?? []), { step: completed, at: now.toISOString() }]
+        : (prev?.completedSteps ?? []),
+      message,
+      conditions: conditionsFor(
+        phase,
+        memory.context,
+        request.metadata.generation,
+        prev?.conditions ?? [],
+        now,
+        message,
+      ),
+      ...(eta ? { estimatedCompletionTime: eta.toISOString() } : {}),
+      ...(memory.facts.upgradeStartedAtMs !== null
+        ? { startedAt: new Date(memory.facts.upgradeStartedAtMs).toISOString() }
+        : {}),
+      ...(finished || isTerminal(phase)
+        ? { finishedAt: prev?.finishedAt ?? now.toISOString() }
+        : {}),
+      ...(seen
+        ? {
+            downtime: {
+              httpLongestMs: seen.httpLongestMs,
+              httpTotalMs: seen.httpTotalMs,
+              writeLongestMs: 0,
+              writeTotalMs: 0,
+              lostAcknowledgedWrites: 0,
+              budgetMs: settings.downtimeBudget,
+              withinBudget: seen.httpLongestMs <= settings.downtimeBudget,
+            },
+          }
+        : prev?.downtime
+          ? { downtime: prev.downtime }
+          : {}),
+    };
+    await this.deps.source.updateStatus(request.metadata.name, status);
+  }
+
+  async #status(request: UpgradeRequest, patch: { message: string }): Promise<void> {
+    const prev = request.status;
+    await this.deps.source.updateStatus(request.metadata.name, {
+      phase: prev?.phase ?? 'IDLE',
+      progress: prev?.progress ?? 0,
+      completedSteps: prev?.completedSteps ?? [],
+      conditions: prev?.conditions ?? [],
+      ...prev,
+      observedGeneration: request.metadata.generation,
+      message: patch.message,
+    });
+  }
+
+  /** The package or the pair cannot even be prepared: the upgrade fails before touching a node. */
+  async #cannotStart(
+    request: UpgradeRequest,
+    memory: UpgradeMemory | null,
+    err: unknown,
+  ): Promise<ReconcileOutcome> {
+    const name = request.metadata.name;
+    const message = `cannot prepare the upgrade: ${(err as Error).message}`;
+    const at = this.deps.now();
+    let ctx = memory?.context ?? initialContext({ masterNode: '?', backupNode: '?' });
+    let facts = memory?.facts ?? emptyJournal(at.getTime());
+    for (const e of [
+      { type: 'START' } as const,
+      { type: 'STEP_FAILED', error: message } as const,
+    ]) {
+      const r = upgradeMachine.transition(ctx, e, { at, actor: this.deps.actor });
+      if (!r.ok) continue;
+      ctx = r.context;
+      facts = { ...facts, tempFilesRemoved: true };
+      await commitTransition(this.deps.db, name, r.record, { context: ctx, facts });
+    }
+    await this.#log(name, 'ERROR', message);
+    await this.deps.source.recordEvent(name, 'Warning', 'CannotStart', message);
+    await this.deps.source.updateStatus(name, {
+      phase: ctx.phase,
+      observedGeneration: request.metadata.generation,
+      progress: 100,
+      completedSteps: request.status?.completedSteps ?? [],
+      message,
+      conditions: conditionsFor(
+        ctx.phase,
+        ctx,
+        request.metadata.generation,
+        request.status?.conditions ?? [],
+        at,
+        message,
+      ),
+      finishedAt: at.toISOString(),
+    });
+    return {};
+  }
+
+  async #log(
+    upgradeId: string,
+    level: 'INFO' | 'WARNING' | 'ERROR',
+    message: string,
+  ): Promise<void> {
+    this.deps.logger.log(
+      level === 'ERROR' ? 'error' : level === 'WARNING' ? 'warn' : 'info',
+      message,
+      { upgradeId },
+    );
+    await appendLog(this.deps.db, upgradeId, {
+      level,
+      source: 'reconciler',
+      message,
+      at: this.deps.now(),
+    });
+  }
+
+  #runtime(
+    name: string,
+    request: UpgradeRequest,
+    pair: HAPair,
+    settings: UpgradeSettings,
+  ): Promise<UpgradeRuntime> {
+    let r = this.#runtimes.get(name);
+    if (!r) {
+      r = this.deps.runtimes({ request, pair, upgradeId: name, settings });
+      this.#runtimes.set(name, r);
+      r.catch(() => this.#runtimes.delete(name));
+    }
+    return r;
+  }
+
+  async #dropRuntime(name: string): Promise<void> {
+    const r = this.#runtimes.get(name);
+    this.#runtimes.delete(name);
+    if (r) await (await r.catch(() => null))?.close();
+  }
+
+  async close(): Promise<void> {
+    for (const name of [...this.#runtimes.keys()]) await this.#dropRuntime(name);
+  }
+}
+
+/** Requests written on the resource (cancel, rollback) become journal facts. */
+function withRequests(memory: UpgradeMemory, req: UpgradeRequest): UpgradeMemory {
+  const facts: JournalFacts = {
+    ...memory.facts,
+    cancelRequested: req.spec.cancel?.reason ?? null,
+    rollbackRequested: req.spec.rollback?.reason ?? null,
+  };
+  return { ...memory, facts };
+}
+
+/**
+ * Conditions as GitOps tools read them: Progressing while it runs, Ready on
+ * COMPLETE, Degraded on a failed end, RolledBack after a rollback. The time
+ * of a condition moves only when its status flips.
+ */
+export function conditionsFor(
+  phase: UpgradeContext['phase'],
+  ctx: UpgradeContext,
+  generation: number | undefined,
+  previous: UpgradeRequestStatus['conditions'],
+  now: Date,
+  message: string,
+): UpgradeRequestStatus['conditions'] {
+  const running = !isTerminal(phase);
+  const failed = ['FAILED', 'TIMEOUT', 'UNREACHABLE'].includes(phase);
+  const rolledBack = isTerminal(phase) && ctx.rollbackOutcome !== null;
+  const want: [UpgradeRequestStatus['conditions'][number]['type'], boolean, string][] = [
+    ['Progressing', running, running ? phase : 'Finished'],
+    ['Ready', phase === 'COMPLETE', phase === 'COMPLETE' ? 'Upgraded' : phase],
+    ['Degraded', failed, failed ? phase : 'AsExpected'],
+    ['RolledBack', rolledBack, rolledBack ? 'RolledBack' : 'NotRolledBack'],
+  ];
+  return want.map(([type, on, reason]) => {
+    const status = on ? 'True' : 'False';
+    const old = previous.find((c) => c.type === type);
+    return {
+      type,
+      status,
+      reason,
+      message: on ? message : '',
+      lastTransitionTime: old && old.status === status ? old.lastTransitionTime : now.toISOString(),
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    };
+  });
+}

@@ -1,0 +1,230 @@
+// The reconciler end to end on a real store and the standalone source, with
+// a simulated pair: whole upgrades, the records they leave, and an operator
+// killed at every step boundary that still finishes without repeating a
+// side effect.
+
+import { PassThrough } from 'node:stream';
+import { jest } from '@jest/globals';
+import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
+import type { HAPair } from '../../src/inventory/hapair.js';
+import { createLogger } from '../../src/log/logger.js';
+import { UpgradeReconciler } from '../../src/reconciler/reconciler.js';
+import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
+import { migrate } from '../../src/store/migrate.js';
+import { listSteps } from '../../src/store/progress-store.js';
+import type { SqlClient } from '../../src/store/sql-client.js';
+import { getUpgradeTask, listHistory, listLogs } from '../../src/store/upgrades.js';
+import { SimRuntime } from '../support/sim-runtime.js';
+import { backends } from './backends.js';
+
+jest.setTimeout(180_000);
+
+const FP = 'SHA256:Q1b9c2m0yNnYQm9m8R5m2zj9y7t8H1o6hXq3x4K5v6w';
+function pair(name: string): HAPair {
+  const node = (n: string, ip: string) => ({
+    name: n,
+    address: ip,
+    ssh: { hostKey: { fingerprint: FP } },
+  });
+  return {
+    apiVersion: 'pairshift.io/v1alpha1',
+    kind: 'HAPair',
+    metadata: { name },
+    spec: {
+      vip: { address: '198.18.0.100', prefixLength: 24, interface: 'eth0' },
+      ssh: { user: 'root', port: 22, privateKeyPath: '/k' },
+      nodes: [node('node-a', '198.18.0.11'), node('node-b', '198.18.0.12')],
+      keepalived: {
+        configPath: '/k.conf',
+        instance: 'VI_1',
+        start: 's',
+        stop: 's',
+        status: 's',
+        reload: 's',
+      },
+      services: [{ name: 'java', port: 8080, start: 's', stop: 's', status: 's' }],
+      database: {
+        engine: 'postgresql',
+        port: 5432,
+        name: 'app',
+        user: 'app',
+        superuser: 'postgres',
+        replicationUser: 'r',
+        osUser: 'postgres',
+        dataDir: '/d',
+        binDir: '/b',
+        start: 's',
+        stop: 's',
+        status: 's',
+      },
+      rsync: {
+        source: '/etc/app/',
+        direction: 'vip-holder-to-peer',
+        periodSeconds: 2,
+        pause: 'p',
+        resume: 'r',
+        status: 's',
+      },
+      paths: {
+        appDir: '/opt/app',
+        appJar: '/opt/app/app.jar',
+        configDir: '/etc/app',
+        rootKey: '/etc/app/root.key',
+        backupDir: '/b',
+      },
+    },
+  } as HAPair;
+}
+
+class Killed extends Error {}
+
+describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
+  const backend = makeBackend();
+  let db: SqlClient;
+  let source: StandaloneSource;
+  let clock = Date.UTC(2026, 10, 29, 12, 0, 0);
+  const now = () => new Date((clock += 500));
+  const logger = createLogger({ stream: new PassThrough(), format: 'json' });
+
+  beforeAll(async () => {
+    await backend.setup();
+    db = await backend.fresh();
+    await migrate(db);
+    source = new StandaloneSource({ db });
+  });
+  afterAll(async () => {
+    await source.stop();
+    await backend.teardown();
+  });
+
+  async function request(name: string, pairName: string, extra: object = {}) {
+    await source.putHAPair(pair(pairName));
+    await source.createUpgradeRequest({
+      metadata: { name },
+      spec: {
+        pairRef: { name: pairName },
+        package: { path: '/pkgs/app-2.0.0.tar.gz', version: '2.0.0' },
+        ...extra,
+      },
+    });
+  }
+
+  function reconciler(runtime: SimRuntime, afterAction?: (id: string) => void, maxSteps = 50) {
+    return new UpgradeReconciler({
+      maxStepsPerReconcile: maxSteps,
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async () => runtime,
+      logger,
+      now,
+      actor: 'operator@test',
+      ...(afterAction ? { afterAction } : {}),
+    });
+  }
+
+  async function runToEnd(r: UpgradeReconciler, name: string) {
+    for (let i = 0; i < 500; i++) {
+      const out = await r.reconcile(name);
+      if (out.requeueAfterMs === undefined) return;
+      clock += out.requeueAfterMs;
+    }
+    throw new Error('did not finish');
+  }
+
+  test('a whole upgrade: status, history, progress rows and logs', async () => {
+    await request('happy', 'p-happy');
+    const rt = new SimRuntime();
+    await runToEnd(reconciler(rt), 'happy');
+    const req = await source.getUpgradeRequest('happy');
+    expect(req?.status).toMatchObject({
+      phase: 'COMPLETE',
+      progress: 100,
+      fromVersion: '1.0.0',
+      targetVersion: '2.0.0',
+    });
+    expect(req?.status?.conditions.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'True',
+      observedGeneration: 1,
+    });
+    expect(req?.status?.completedSteps.map((s) => s.step)).toContain(
+      'UPGRADE_BACKUP/INSTALL_PACKAGE@node-b',
+    );
+    expect(rt.sim.nodes.map((n) => n.installedVersion)).toEqual(['2.0.0', '2.0.0']);
+    const history = await listHistory(db, 1, 50, { upgradeId: 'happy' });
+    expect(history.items.map((h) => h.to).reverse()).toEqual([
+      'IDLE',
+      'PREPARE',
+      'BACKUP',
+      'UPGRADE_BACKUP',
+      'VIP_SWITCH',
+      'UPGRADE_MASTER',
+      'VERIFY',
+      'COMPLETE',
+    ]);
+    const steps = await listSteps(db, 'happy');
+    expect(steps.every((s) => s.status === 'DONE')).toBe(true);
+    expect(steps.map((s) => s.step)).toContain('VIP_SWITCH/SWITCHOVER@node-b');
+    const logs = await listLogs(db, 'happy', { page: 1, pageSize: 200 });
+    expect(logs.items.some((l) => l.message.includes('VERIFY -> COMPLETE'))).toBe(true);
+    expect((await getUpgradeTask(db, 'happy'))?.phase).toBe('COMPLETE');
+    expect(rt.closed).toBe(true);
+  });
+
+  test('cancel written on the resource during the upgrade rolls back and ends CANCELLED', async () => {
+    await request('cancel-me', 'p-cancel');
+    const rt = new SimRuntime();
+    let actions = 0;
+    const r = reconciler(rt, () => {
+      if (++actions === 12)
+        void source.patchSpec('cancel-me', { cancel: { reason: 'window over' } });
+    });
+    await runToEnd(r, 'cancel-me');
+    const req = await source.getUpgradeRequest('cancel-me');
+    expect(req?.status?.phase).toBe('CANCELLED');
+    expect(rt.sim.nodes.map((n) => [n.installedVersion, n.rsyncPaused, n.configLocked])).toEqual([
+      ['1.0.0', false, false],
+      ['1.0.0', false, false],
+    ]);
+  });
+
+  test('a second upgrade of the same pair waits while the first is active', async () => {
+    await request('first', 'p-shared');
+    await request('second', 'p-shared');
+    const r1 = reconciler(new SimRuntime(), undefined, 3);
+    await r1.reconcile('first'); // now active
+    const out = await reconciler(new SimRuntime()).reconcile('second');
+    expect(out.requeueAfterMs).toBe(10_000);
+    expect((await source.getUpgradeRequest('second'))?.status?.message).toMatch(/^waiting: /);
+  });
+
+  if (backendName !== 'postgres') return;
+
+  test('killed at every action boundary and restarted, it finishes without repeating a side effect', async () => {
+    const clean = new SimRuntime();
+    await request('count', 'p-count');
+    let total = 0;
+    await runToEnd(
+      reconciler(clean, () => total++),
+      'count',
+    );
+    const expected = Object.fromEntries(clean.effects);
+    expect(total).toBeGreaterThan(30);
+
+    for (let k = 1; k <= total; k++) {
+      const name = `kill-${k}`;
+      await request(name, `p-kill-${k}`);
+      const rt = new SimRuntime(); // the pair outlives the operator
+      let n = 0;
+      const doomed = reconciler(rt, () => {
+        if (++n === k) throw new Killed(`killed after action ${k}`);
+      });
+      await expect(runToEnd(doomed, name)).rejects.toBeInstanceOf(Killed);
+      // A new operator process: nothing in memory, the same store and pair.
+      await runToEnd(reconciler(rt), name);
+      const st = (await source.getUpgradeRequest(name))?.status;
+      expect({ k, phase: st?.phase }).toEqual({ k, phase: 'COMPLETE' });
+      expect({ k, effects: Object.fromEntries(rt.effects) }).toEqual({ k, effects: expected });
+    }
+  });
+});
