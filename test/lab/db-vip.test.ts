@@ -19,7 +19,7 @@ import { querySql } from '../../src/drivers/database/psql.js';
 import { switchover } from '../../src/drivers/database/switchover.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import { KeepalivedDriver } from '../../src/drivers/keepalived/driver.js';
-import { SshPool } from '../../src/drivers/ssh/pool.js';
+import { type NodeShell, SshPool } from '../../src/drivers/ssh/pool.js';
 import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { MemoryRecords } from '../../src/store/records.js';
 import { CountingShell, probeWhile, startTestLab, type TestLab } from './db-vip-lab.js';
@@ -235,6 +235,66 @@ describe('refusals that leave the pair serving', () => {
       await wrong.close();
     }
     expect(((await observeDb(ctx, 'a')) as RunningDb).inRecovery).toBe(false);
+  });
+});
+
+describe("a standby that misses the old primary's last WAL", () => {
+  it('is not promoted: the old primary is started again and keeps the VIP', async () => {
+    const b = (await observeDb(ctx, 'b')) as RunningDb;
+    const conninfo = b.primaryConninfo;
+    let cut = false;
+    // Just before the old primary stops, cut b's WAL receiver: the shutdown
+    // checkpoint then never reaches it.
+    const hooked: NodeShell = {
+      exec: async (node, argv, opts) => {
+        if (
+          !cut &&
+          node === 'a' &&
+          argv[0] === 'sh' &&
+          argv[2]?.startsWith(lab.pair.spec.database.stop)
+        ) {
+          cut = true;
+          await sql('b', "ALTER SYSTEM SET primary_conninfo = ''");
+          await sql('b', 'SELECT pg_reload_conf()');
+          for (let i = 0; i < 100; i++) {
+            const s = (await observeDb(ctx, 'b')) as RunningDb;
+            if (s.receiverStatus !== 'streaming') break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+        return lab.shell.exec(node, argv, opts);
+      },
+    };
+    try {
+      const e = await failureOf(
+        switchover({ ...ctx, shell: hooked }, keepalived, 'b', { finalLsnTimeoutMs: 1000 }),
+      );
+      expect(cut).toBe(true);
+      expect(e.kind).toBe('terminal');
+      expect(e.message).toMatch(/b did not receive the old primary's final record/);
+      expect(e.message).toMatch(/a was started again as the primary and the VIP stays on it/);
+      // the pair serves: a is the primary behind the VIP, /health answers 200
+      expect(((await observeDb(ctx, 'a')) as RunningDb).inRecovery).toBe(false);
+      expect(await keepalived.outsideHolder()).toMatchObject({ kind: 'node', node: 'a' });
+      const health = await lab.inLab('client', [
+        'curl',
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--retry',
+        '5',
+        '--retry-all-errors',
+        `http://${lab.pair.spec.vip.address}:8080/health`,
+      ]);
+      expect(health.stdout).toBe('200');
+    } finally {
+      await sql('b', `ALTER SYSTEM SET primary_conninfo = '${conninfo.replace(/'/g, "''")}'`);
+      await sql('b', 'SELECT pg_reload_conf()');
+    }
+    // b catches up again (it never saw a's shutdown checkpoint, and needs no rewind)
+    await waitForReplay(ctx, 'b', await primaryLsn('a'), 20_000);
   });
 });
 
