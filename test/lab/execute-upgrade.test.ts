@@ -30,6 +30,7 @@ let lab: TestLab;
 let work: string;
 let bundle: string;
 let staged: StagedPackage;
+let keys: Awaited<ReturnType<typeof ensureLabSigningKey>>;
 
 const settings: UpgradeSettings = {
   ...BUILT_IN_DEFAULTS,
@@ -45,7 +46,7 @@ beforeAll(async () => {
   compileAgent(bundle);
   lab = await startTestLab('x1');
   const keyDir = dirname(lab.pair.metadata.annotations!['pairshift.io/lab-package-public-key']!);
-  const keys = await ensureLabSigningKey(keyDir);
+  keys = await ensureLabSigningKey(keyDir);
   const pkg = await buildLabPackage({
     version: '2.0.0',
     outDir: join(work, 'packages'),
@@ -190,12 +191,179 @@ describe('a whole upgrade of lab x1, 1.0.0 -> 2.0.0, through runUpgradeOnce', ()
   });
 });
 
+/** Builds, signs and stages the lab package of a version. */
+async function stageVersion(version: string, broken = false): Promise<StagedPackage> {
+  const pkg = await buildLabPackage({
+    version,
+    broken,
+    outDir: join(work, 'packages'),
+    signingKey: keys.privateKeyPath,
+  });
+  return stagePackage({
+    path: pkg.packagePath,
+    trustedKeys: [await loadTrustedKey(keys.publicKeyPath)],
+    workDir: work,
+  });
+}
+
+const stepsOf = (rounds: readonly RoundReport[]) =>
+  rounds.flatMap((r) =>
+    r.action.kind === 'step' ? [`${r.action.step}${r.action.node ? ` ${r.action.node}` : ''}`] : [],
+  );
+
+describe('stopped mid-upgrade and resumed from the saved journal (2.0.0 -> 3.0.0)', () => {
+  it('finishes without repeating a completed step', async () => {
+    const { pair, shell } = lab;
+    const healthProbe = pairHealthProbe(pair, { via: 'http' });
+    const spec = {
+      upgradeId: 'x1-up-2',
+      request: { fromVersion: '2.0.0', targetVersion: '3.0.0' },
+    };
+    const first = await stageVersion('3.0.0');
+    const stop = new AbortController();
+    let saved = '';
+    const rounds1: RoundReport[] = [];
+    const r1 = await runUpgradeOnce(
+      pair,
+      first,
+      {
+        shell,
+        records: new MemoryRecords(),
+        settings,
+        healthProbe,
+        waitMs: 500,
+        signal: stop.signal,
+      },
+      spec,
+      {
+        // what the store would hold: plain JSON
+        save: async (state) => {
+          saved = JSON.stringify(state);
+        },
+        onRound: (r) => {
+          rounds1.push(r);
+          if (r.action.kind === 'step' && r.action.step === 'SWITCHOVER') stop.abort();
+        },
+      },
+    );
+    expect(r1).toMatchObject({ ended: 'aborted' });
+    expect(r1.ctx.phase).toBe('VIP_SWITCH');
+    // the operator restarts: a new staging of the package, the journal from the store
+    await first.cleanup();
+    const second = await stageVersion('3.0.0');
+    const rounds2: RoundReport[] = [];
+    const r2 = await runUpgradeOnce(
+      pair,
+      second,
+      { shell, records: new MemoryRecords(), settings, healthProbe, waitMs: 500 },
+      { ...spec, resume: JSON.parse(saved) },
+      { onRound: (r) => rounds2.push(r) },
+    );
+    report(rounds2, 0, 'resumed 2.0.0 -> 3.0.0');
+    expect(r2).toMatchObject({ ended: 'done' });
+    expect(r2.ctx.phase).toBe('COMPLETE');
+    const before = stepsOf(rounds1);
+    const after = stepsOf(rounds2);
+    // master b, backup a: everything up to the switchover happened once
+    expect(before).toEqual(
+      expect.arrayContaining(['BACKUP a', 'BACKUP b', 'RUN_MIGRATIONS', 'SWITCHOVER a']),
+    );
+    for (const done of ['BACKUP', 'RUN_MIGRATIONS', 'SWITCHOVER', 'PAUSE_RSYNC', 'LOCK_CONFIG'])
+      expect(after.filter((s) => s.startsWith(done))).toEqual([]);
+    expect(after.filter((s) => / a$/.test(s) && !s.startsWith('UNLOCK_CONFIG'))).toEqual([]);
+    const end = await observePair(
+      { pair, shell, healthProbe, migrations: second.migrations },
+      { compareConfig: true },
+    );
+    expect(end.nodes.map((n) => [n.installedVersion, n.appVersion, n.dbRole, n.holdsVip])).toEqual([
+      ['3.0.0', '3.0.0', 'primary', true],
+      ['3.0.0', '3.0.0', 'standby', false],
+    ]);
+    expect(end.configConsistent).toBe(true);
+    expect(end.migrationsApplied).toBe(true);
+  });
+});
+
+describe('a broken release rolls back by itself (3.0.0 -> 4.0.0 broken)', () => {
+  it('ends FAILED after a rollback, both nodes back on 3.0.0 and serving', async () => {
+    const { pair, shell } = lab;
+    const healthProbe = pairHealthProbe(pair, { via: 'http' });
+    const broken = await stageVersion('4.0.0', true);
+    const rootKeyBefore = (await lab.inLab('b', ['sh', '-c', 'od -An -tx1 /etc/app/root.key']))
+      .stdout;
+    const rounds: RoundReport[] = [];
+    const transitions: TransitionRecord[] = [];
+    const records = new MemoryRecords();
+    const started = Date.now();
+    const run = await runUpgradeOnce(
+      pair,
+      broken,
+      // the broken Java service never answers /health: do not wait 60 s for it
+      { shell, records, settings, healthProbe, waitMs: 500, serviceTimeoutMs: 15_000 },
+      { upgradeId: 'x1-up-3', request: { fromVersion: '3.0.0', targetVersion: '4.0.0' } },
+      {
+        transition: async (t) => {
+          transitions.push(t);
+        },
+        onRound: (r) => rounds.push(r),
+      },
+    );
+    report(rounds, Date.now() - started, 'broken 3.0.0 -> 4.0.0');
+    expect(run).toMatchObject({ ended: 'done' });
+    expect(transitions.map((t) => t.to)).toEqual([
+      'PREPARE',
+      'BACKUP',
+      'UPGRADE_BACKUP',
+      'ROLLBACK',
+      'FAILED',
+    ]);
+    expect(transitions[3]!.cause).toMatch(/b failed its health check after the upgrade/);
+    // master a (VIP there since the last upgrade), backup b: only b changed
+    expect(stepsOf(rounds)).toEqual(expect.arrayContaining(['RESTORE b']));
+    const end = await observePair(
+      { pair, shell, healthProbe, migrations: [] },
+      { compareConfig: true },
+    );
+    expect(
+      end.nodes.map((n) => [n.installedVersion, n.appVersion, n.healthy, n.servicesRunning]),
+    ).toEqual([
+      ['3.0.0', '3.0.0', true, true],
+      ['3.0.0', '3.0.0', true, true],
+    ]);
+    expect(end.nodes.map((n) => [n.dbRole, n.holdsVip])).toEqual([
+      ['primary', true],
+      ['standby', false],
+    ]);
+    expect(end.nodes.map((n) => [n.rsyncPaused, n.configLocked])).toEqual([
+      [false, false],
+      [false, false],
+    ]);
+    expect(end.configConsistent).toBe(true);
+    // the Python service was put back too, and the package's config change is gone
+    for (const n of pair.spec.nodes) {
+      const v = await lab.inLab('client', ['curl', '-s', `http://${n.address}:8081/version`]);
+      expect(v.stdout).toContain('3.0.0');
+      const props = await lab.inLab(n.name as 'a' | 'b', ['cat', '/etc/app/release.properties']);
+      expect(props.stdout).toContain('release.version=3.0.0');
+    }
+    expect((await lab.inLab('b', ['sh', '-c', 'od -An -tx1 /etc/app/root.key'])).stdout).toBe(
+      rootKeyBefore,
+    );
+    expect(records.healthChecks.some((h) => h.node === 'b' && h.status === 'DOWN')).toBe(true);
+    expect(existsSync(broken.dir)).toBe(false);
+  });
+});
+
 /** What each observation round and each step cost, for the report (docs). */
-function report(rounds: readonly RoundReport[], totalMs: number): void {
+function report(
+  rounds: readonly RoundReport[],
+  totalMs: number,
+  title = 'upgrade x1 1.0.0 -> 2.0.0',
+): void {
   const obs = rounds.map((r) => r.observeMs).sort((a, b) => a - b);
   const q = (p: number) => obs[Math.min(obs.length - 1, Math.floor(p * obs.length))];
   const lines = [
-    `upgrade x1 1.0.0 -> 2.0.0: ${rounds.length} rounds in ${(totalMs / 1000).toFixed(1)} s`,
+    `${title}: ${rounds.length} rounds${totalMs ? ` in ${(totalMs / 1000).toFixed(1)} s` : ''}`,
     `observation round: median ${q(0.5)} ms, p90 ${q(0.9)} ms, max ${obs.at(-1)} ms`,
   ];
   for (const r of rounds) {
