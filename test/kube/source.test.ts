@@ -9,7 +9,11 @@ import { parse } from 'yaml';
 import { conditionsFor } from '../../src/reconciler/conditions.js';
 import { ResourceConflictError, ResourceNotFoundError } from '../../src/reconciler/source.js';
 import { CLEANUP_FINALIZER, isBeingDeleted } from '../../src/reconciler/sources/finalizer.js';
-import { KubernetesSource, loadKubeConfig } from '../../src/reconciler/sources/kubernetes.js';
+import {
+  KubernetesSource,
+  loadKubeConfig,
+  namespaceFrom,
+} from '../../src/reconciler/sources/kubernetes.js';
 import type { UpgradeRequestStatus } from '../../src/reconciler/upgrade-request.js';
 import {
   type Cluster,
@@ -191,6 +195,31 @@ test('a watch that keeps failing backs off and recovers when the server is back'
   await waitFor('a change once the server is calm', () => since(mark).includes('once-calm'), 5000);
   // Backoff kept the retries bounded: not hundreds of requests in 400 ms.
   expect(cluster.server.requests.length).toBeLessThan(60);
+});
+
+test('watch requests failing with 503 are retried with growing delays, then the watch resumes', async () => {
+  const s = makeSource({ backoff: { baseMs: 40, maxMs: 320 } });
+  await s.start();
+  await waitFor('the watch', () => cluster.server.openWatches === 1);
+  const from = cluster.server.requests.length;
+  cluster.server.failWatches(4);
+  cluster.server.dropWatches();
+  await waitFor('the watch back', () => cluster.server.openWatches === 1, 5000);
+  const watches = cluster.server.requests.slice(from).filter((r) => r.path.includes('watch=true'));
+  expect(watches.map((r) => r.status)).toEqual([503, 503, 503, 503, 200]);
+  const gaps = watches.slice(1).map((r, i) => r.at - watches[i]!.at);
+  expect(gaps[3]!).toBeGreaterThan(2 * gaps[0]!);
+  const mark = seen.length;
+  cluster.server.put(UR, upgradeRequest('after-outage'));
+  await waitFor('a change after the outage', () => since(mark).includes('after-outage'));
+});
+
+test('the namespace comes from the kubeconfig context unless given', () => {
+  expect(namespaceFrom(cluster.kubeConfig)).toBe(NS);
+  expect(namespaceFrom(cluster.kubeConfig, 'elsewhere')).toBe('elsewhere');
+  expect(() => loadKubeConfig({ kubeconfigPath: '/nonexistent/kubeconfig' })).toThrow(
+    /cannot load the Kubernetes configuration from \/nonexistent\/kubeconfig/,
+  );
 });
 
 test('periodic resync pushes every known name again', async () => {

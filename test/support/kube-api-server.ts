@@ -41,6 +41,8 @@ export interface RequestRecord {
   readonly path: string;
   readonly contentType: string | undefined;
   readonly status: number;
+  /** Date.now() when answered. */
+  readonly at: number;
 }
 
 type Hook = (server: KubeApiServer) => void;
@@ -89,6 +91,7 @@ export class KubeApiServer {
   readonly requests: RequestRecord[] = [];
   /** How many watches were answered with 410 Gone. */
   goneSent = 0;
+  #failWatches = { n: 0, code: 503 };
   #rv = 1;
   /** Watches from a resourceVersion below this get 410 Gone. */
   #compactedBelow = 0;
@@ -162,6 +165,11 @@ export class KubeApiServer {
     return this.#watchers.size;
   }
 
+  /** The next n watch requests fail with this HTTP status (an overloaded or restarting server). */
+  failWatches(n: number, code = 503): void {
+    this.#failWatches = { n, code };
+  }
+
   /** Runs fn once, just before the next write (PUT/PATCH) is applied; queued hooks run one per write. */
   beforeWrite(fn: Hook): void {
     this.#hooks.push(fn);
@@ -202,6 +210,7 @@ export class KubeApiServer {
         path: url.pathname + url.search,
         contentType: req.headers['content-type'],
         status,
+        at: Date.now(),
       });
     try {
       if (req.headers.authorization !== `Bearer ${this.token}`) {
@@ -246,6 +255,11 @@ export class KubeApiServer {
     const method = req.method ?? 'GET';
     if (name === undefined) {
       if (method === 'GET' && ['true', '1'].includes(url.searchParams.get('watch') ?? '')) {
+        if (this.#failWatches.n > 0) {
+          this.#failWatches.n--;
+          const { code } = this.#failWatches;
+          throw new HttpError(code, 'ServiceUnavailable', 'the watch cache is not ready');
+        }
         this.#watch(collection, url, res);
         return { status: 200, watch: true };
       }
