@@ -11,7 +11,10 @@
 // Run (needs root and the lab's Debian packages; see docs/lab.md):
 //   npm run bench:switchover -- [--name d1] [--runs 6] [--keep]
 // It uses the lab of that name if it is up, else brings one up (and takes it
-// down at the end unless --keep).
+// down at the end unless --keep). The prober runs through the built CLI
+// (bin/pairshift.js), so the script builds first; tsc emits even when another
+// module has a type error (npm run typecheck is where those fail), so such an
+// error does not stop the bench.
 import { spawn } from 'node:child_process';
 import { dbContext } from '../src/drivers/database/observe.js';
 import { switchover } from '../src/drivers/database/switchover.js';
