@@ -23,6 +23,7 @@ import { querySql } from '../drivers/database/psql.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HealthProbe } from '../drivers/health.js';
 import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
+import type { OutsideAnswer } from '../drivers/keepalived/vip-observer.js';
 import { serviceStatus } from '../drivers/services.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
 import type { HAPair } from '../inventory/hapair.js';
@@ -42,6 +43,8 @@ export interface ObserveDeps {
   /** Each probe's deadline (default 2 s); the config comparison gets 5x. */
   readonly probeTimeoutMs?: number;
   readonly lockMethod?: LockMethod | 'auto';
+  /** Who answers on the VIP from outside; default the keepalived driver's look (an SSH handshake). */
+  readonly vipOutside?: (timeoutMs: number) => Promise<OutsideAnswer>;
 }
 
 export interface ObserveOptions {
@@ -56,6 +59,12 @@ export interface ObservationReport extends PairObservation {
   readonly timings: Readonly<Record<string, Readonly<Record<string, number | null>>>>;
   /** One line per probe that failed: "b: rsync: timed out after 2000 ms". */
   readonly problems: readonly string[];
+  /**
+   * Who answers on the VIP seen from outside both nodes (the host key the
+   * VIP's sshd presents), null when nobody answered in time. A cross-check
+   * of the nodes' own view (holdsVip); a disagreement is listed in problems.
+   */
+  readonly vipFromOutside: string | null;
 }
 
 const INSTALLED_VERSION_SCRIPT = `jar=$1
@@ -352,7 +361,12 @@ export async function observePair(
   const keepalived =
     deps.keepalived ?? new KeepalivedDriver({ shell: deps.shell, pair: deps.pair });
   const names = deps.pair.spec.nodes.map((n) => n.name) as [string, string];
-  const raws = await Promise.all(names.map((n) => readNode(deps, keepalived, n, opts)));
+  const ms = deps.probeTimeoutMs ?? 2000;
+  const [raws, outside] = await Promise.all([
+    Promise.all(names.map((n) => readNode(deps, keepalived, n, opts))),
+    // whoAnswersOnVip never throws; the deadline is its own
+    (deps.vipOutside ?? ((t: number) => keepalived.outsideHolder(t)))(Math.min(1000, ms)),
+  ]);
   const reachable = (r: RawNode) => r.reachable.value === true;
   const primary = raws.find((r) => reachable(r) && roleOf(r.db.value) === 'primary');
   const lags = await Promise.all(
@@ -393,8 +407,19 @@ export async function observePair(
     }
     timings[r.name] = t;
   }
+  const vipFromOutside = outside.kind === 'node' ? outside.node : null;
+  const inside = nodes.filter((n) => n.holdsVip).map((n) => n.name);
+  if (outside.kind === 'foreign')
+    problems.push(
+      `the VIP answers with host key ${outside.fingerprint}, which belongs to neither node`,
+    );
+  else if (vipFromOutside !== null && (inside.length !== 1 || inside[0] !== vipFromOutside))
+    problems.push(
+      `the VIP answers from ${vipFromOutside} outside, while ${inside.length ? inside.join(' and ') : 'no node'} holds it inside`,
+    );
   return {
     nodes,
+    vipFromOutside,
     configConsistent,
     migrationsApplied,
     durationMs: Math.round(performance.now() - started),

@@ -448,6 +448,7 @@ describe('observePair', () => {
     appVersion: async () => '2.0.0',
     migrations: [{ name: '001_a.sql', checksum: 'c'.repeat(64) }],
     probeTimeoutMs: 300,
+    vipOutside: async () => ({ kind: 'node' as const, node: 'a', ms: 1 }),
   });
 
   it('an unreachable node is reachable:false; a stuck probe costs one deadline, not the round', async () => {
@@ -495,6 +496,7 @@ describe('observePair', () => {
     expect(o.problems.some((p) => p.startsWith('b: ssh: '))).toBe(true);
     expect(o.configConsistent).toBeNull(); // not comparable with b unreachable
     expect(o.migrationsApplied).toBe(true);
+    expect(o.vipFromOutside).toBe('a');
   });
 
   it("measures the standby's lag against the primary, reading the standby again before calling it behind", async () => {
@@ -509,6 +511,16 @@ describe('observePair', () => {
       compareConfig: false,
     });
     expect(o2.nodes[1].replayLagBytes).toBe(256);
+    expect(o2.problems).toEqual([]);
+    // the VIP seen from outside on b while a holds it inside: said so
+    const o3 = await observePair(
+      {
+        ...observeDeps(new PerNodeShell({ a, b })),
+        vipOutside: async () => ({ kind: 'node', node: 'b', ms: 1 }),
+      },
+      { compareConfig: false },
+    );
+    expect(o3.problems).toContain('the VIP answers from b outside, while a holds it inside');
   });
 
   it('migrations count as applied only with the same checksum on the primary', async () => {
