@@ -1,13 +1,17 @@
-// Writes crds/*.yaml from the zod schemas (run as `npm run crds`, which
-// builds dist/ first). test/unit/crd-files.test.ts fails when the committed
-// files differ from what this produces.
+// Writes crds/*.yaml from the zod schemas. Run as `npm run crds`, which
+// first compiles src/reconciler/crd.ts and what it imports (only those, so
+// a half-finished file elsewhere does not block it) into .pairshift/.
+// test/unit/crd.test.ts fails when the committed files differ from what
+// this produces.
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderCrdFiles } from '../dist/reconciler/crd.js';
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'crds');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { renderCrdFiles } = await import(
+  join(root, '.pairshift', 'crds-build', 'src', 'reconciler', 'crd.js')
+);
 for (const [name, text] of Object.entries(renderCrdFiles())) {
-  await writeFile(join(dir, name), text);
+  await writeFile(join(root, 'crds', name), text);
   console.log(`wrote crds/${name}`);
 }

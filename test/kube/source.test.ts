@@ -340,6 +340,7 @@ test('Events: one per phase change (Warning for failures) and recordEvent, about
       uid: created.metadata.uid,
     });
     expect(e.reportingInstance).toBe('operator-0');
+    expect(e.firstTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
     expect(e.metadata.name).toMatch(/^e\.[0-9a-f]+$/);
   }
 });
