@@ -11,7 +11,7 @@
 // changes nothing; the staged package is kept.
 import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../config/settings.js';
 import type { BackupContext } from '../drivers/backup/backup.js';
-import { ensureBackup, restoreBackup } from '../drivers/backup/index.js';
+import { ensureBackup, listBackupSets, restoreBackup } from '../drivers/backup/index.js';
 import { SHA256_SCRIPT } from '../drivers/backup/remote.js';
 import { ensureRsyncPausedOnPair, ensureRsyncResumedOnPair } from '../drivers/config-sync.js';
 import { compareConfigAcrossNodes, describeDifferences } from '../drivers/config-sync-compare.js';
@@ -440,19 +440,30 @@ async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Pr
       const restored = await restoreBackup(backupCtx, { node, upgradeId, parts: ['jar'], dryRun });
       out.push(...restored.parts.map((p) => `${p.kind} ${p.state}`));
       if (ctx.restoreDatabase) {
-        // The dump lives in the set of the node that was primary at backup
-        // time; it can only be restored where that node is primary now.
+        // The dump is in the set of the node that was primary at backup
+        // time, and a dump can only be restored into a primary. The rollback
+        // restores the node off the VIP first, so the dump is restored when
+        // its node is primary while another node is restored: at once when
+        // the master never lost the primary, or after the switchover back.
         const primary = await currentPrimary(deps);
-        if (primary === node) {
+        const sets = await listBackupSets(backupCtx, primary);
+        const withDump = sets.sets.some(
+          (x) =>
+            x.manifest.upgradeId === upgradeId &&
+            x.manifest.files.some((f) => f.kind === 'database'),
+        );
+        if (withDump) {
           const db = await restoreBackup(backupCtx, {
-            node,
+            node: primary,
             upgradeId,
             parts: ['database'],
             dryRun,
           });
-          out.push(`database ${db.parts[0]?.state ?? 'unchanged'}`);
+          out.push(`database ${db.parts[0]?.state ?? 'unchanged'} on ${primary}`);
         } else {
-          out.push(`database not restored here (${node} is a standby; the primary is ${primary})`);
+          out.push(
+            `database not restored yet (the primary ${primary} holds no dump of this upgrade)`,
+          );
         }
       }
       return `set ${restored.set}: ${out.join(', ')}`;

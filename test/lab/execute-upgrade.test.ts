@@ -300,7 +300,11 @@ describe('a broken release rolls back by itself (3.0.0 -> 4.0.0 broken)', () => 
       broken,
       // the broken Java service never answers /health: do not wait 60 s for it
       { shell, records, settings, healthProbe, waitMs: 500, serviceTimeoutMs: 15_000 },
-      { upgradeId: 'x1-up-3', request: { fromVersion: '3.0.0', targetVersion: '4.0.0' } },
+      {
+        upgradeId: 'x1-up-3',
+        request: { fromVersion: '3.0.0', targetVersion: '4.0.0' },
+        restoreDatabase: true,
+      },
       {
         transition: async (t) => {
           transitions.push(t);
@@ -350,6 +354,19 @@ describe('a broken release rolls back by itself (3.0.0 -> 4.0.0 broken)', () => 
       rootKeyBefore,
     );
     expect(records.healthChecks.some((h) => h.node === 'b' && h.status === 'DOWN')).toBe(true);
+    // the database is back as dumped before 4.0.0's migration (task list 3.4.5)
+    expect(
+      rounds.some((r) => r.outcome?.ok && /database changed on a/.test(r.outcome.detail ?? '')),
+    ).toBe(true);
+    expect(
+      await lab.psql(
+        'a',
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'app_events' AND column_name = 'note'",
+      ),
+    ).toBe('0');
+    expect(await lab.psql('a', 'SELECT name FROM pairshift_schema_migrations ORDER BY name')).toBe(
+      '001_app_events.sql\n002_app_events_at_idx.sql',
+    );
     expect(existsSync(broken.dir)).toBe(false);
   });
 });
@@ -366,6 +383,16 @@ function report(
     `${title}: ${rounds.length} rounds${totalMs ? ` in ${(totalMs / 1000).toFixed(1)} s` : ''}`,
     `observation round: median ${q(0.5)} ms, p90 ${q(0.9)} ms, max ${obs.at(-1)} ms`,
   ];
+  // each probe's median over rounds and nodes: what a round is made of
+  const perProbe = new Map<string, number[]>();
+  for (const r of rounds)
+    for (const t of Object.values(r.observation.timings))
+      for (const [k, v] of Object.entries(t))
+        if (v !== null) perProbe.set(k, [...(perProbe.get(k) ?? []), v]);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  lines.push(`  probe medians: ${[...perProbe].map(([k, xs]) => `${k} ${med(xs)} ms`).join(', ')}`);
+  const problems = rounds.flatMap((r) => r.observation.problems);
+  if (problems.length) lines.push(`  observation problems: ${[...new Set(problems)].join(' | ')}`);
   for (const r of rounds) {
     const a = r.action;
     const what =
