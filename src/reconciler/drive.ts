@@ -33,7 +33,7 @@ export interface DriveDeps extends Omit<ExecutorDeps, 'pair' | 'staged' | 'shell
   /** Pause between rounds while the planner waits (default 1 s; capped by its untilMs). */
   readonly waitMs?: number;
   /** Observer options (probe deadline, /version reader). */
-  readonly observe?: Pick<ObserveDeps, 'appVersion' | 'probeTimeoutMs'>;
+  readonly observe?: Pick<ObserveDeps, 'appVersion' | 'probeTimeoutMs' | 'vipOutside'>;
   readonly machine?: Machine;
   /** Who the transitions are recorded as (default "pairshift-operator"). */
   readonly actor?: string;
@@ -84,8 +84,13 @@ export interface UpgradeRun {
   readonly ctx: UpgradeContext;
   readonly journal: JournalFacts;
   readonly rounds: number;
-  /** 'done' when the planner said so; 'aborted' on the signal; 'stuck' past maxRounds or on a refused event. */
-  readonly ended: 'done' | 'aborted' | 'stuck';
+  /**
+   * 'done' when the planner said so; 'aborted' on the signal; 'stuck' past
+   * maxRounds or on a refused event; 'dry-run' after the first action of a
+   * dry run (nothing changes on the nodes, so the planner would only ask for
+   * the same action again).
+   */
+  readonly ended: 'done' | 'aborted' | 'stuck' | 'dry-run';
   readonly reason: string;
 }
 
@@ -196,6 +201,26 @@ export async function runUpgradeOnce(
     };
     deps.log?.(describeAction(action), { upgradeId: spec.upgradeId, phase: ctx.phase });
 
+    if (deps.dryRun && (action.kind === 'step' || action.kind === 'event')) {
+      // Show what would happen next and stop: no transition is recorded.
+      let reason = describeAction(action);
+      if (action.kind === 'step') {
+        const outcome = await executeStep(
+          executor,
+          { step: action.step, node: action.node },
+          stepCtx,
+        );
+        persistence.onRound?.({ ...report, outcome });
+        reason += outcome.ok
+          ? ` (${outcome.detail ?? 'ok'})`
+          : ` (${outcome.kind}: ${outcome.message})`;
+      } else {
+        const r = machine.transition(ctx, action.event, { at: new Date(now), actor: 'dry-run' });
+        persistence.onRound?.({ ...report, transition: r.ok ? r.record : { refused: r.reason } });
+        reason += r.ok ? ` (${r.record.from} -> ${r.record.to})` : ` (refused: ${r.reason})`;
+      }
+      return { ctx, journal, rounds: round + 1, ended: 'dry-run', reason };
+    }
     switch (action.kind) {
       case 'done':
         persistence.onRound?.(report);

@@ -12,12 +12,15 @@ import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import { type HAPair, parseHAPair } from '../../src/inventory/hapair.js';
 import type { StagedPackage, StagedPayload } from '../../src/packages/stage.js';
 import type { Step } from '../../src/reconciler/actions.js';
+import { runUpgradeOnce } from '../../src/reconciler/drive.js';
 import {
   type ExecutorDeps,
   executeStep,
   outcomeOf,
   type StepContext,
 } from '../../src/reconciler/execute.js';
+import { emptyJournal } from '../../src/reconciler/journal.js';
+import { initialContext } from '../../src/reconciler/machine.js';
 import {
   observePair,
   parseInstalledVersion,
@@ -542,5 +545,47 @@ describe('observePair', () => {
     );
     expect(parseVersionAnswer('1.0.0\n')).toBe('1.0.0');
     expect(parseVersionAnswer('<html>')).toBeNull();
+  });
+});
+
+describe('runUpgradeOnce in a dry run', () => {
+  it('observes, shows the first action it would take, and changes nothing', async () => {
+    const paused = (node: string): [RegExp | string, Handler][] => [
+      ['sync-status', () => status(false)],
+      ...nodeAnswers(node === 'a' ? 'primary' : 'standby'),
+    ];
+    const a = new ScriptedShell(paused('a'));
+    const b = new ScriptedShell(paused('b'));
+    const shell = new PerNodeShell({ a, b });
+    const ctx = {
+      ...initialContext({ masterNode: 'a', backupNode: 'b' }),
+      phase: 'PREPARE' as const,
+    };
+    const r = await runUpgradeOnce(
+      pair,
+      staged(),
+      {
+        shell,
+        records: new MemoryRecords(),
+        settings: BUILT_IN_DEFAULTS,
+        healthProbe: upProbe,
+        dryRun: true,
+        observe: {
+          appVersion: async () => '1.0.0',
+          probeTimeoutMs: 300,
+          vipOutside: async () => ({ kind: 'node', node: 'a', ms: 1 }),
+        },
+      },
+      {
+        upgradeId: 'u-dry',
+        request: { fromVersion: '1.0.0', targetVersion: '2.0.0' },
+        resume: { ctx, journal: { ...emptyJournal(Date.now()), upgradeStartedAtMs: Date.now() } },
+      },
+    );
+    expect(r).toMatchObject({ ended: 'dry-run', rounds: 1 });
+    expect(r.reason).toMatch(/^PAUSE_RSYNC: .*\(a changed, b changed\)$/);
+    const all = [...a.log, ...b.log].map((c) => c.line);
+    expect(all.some((l) => l.includes('sync-pause'))).toBe(false);
+    expect(r.ctx.phase).toBe('PREPARE');
   });
 });
