@@ -15,14 +15,14 @@
 // (bin/pairshift.js), so the script builds first; tsc emits even when another
 // module has a type error (npm run typecheck is where those fail), so such an
 // error does not stop the bench.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { dbContext } from '../src/drivers/database/observe.js';
 import { switchover } from '../src/drivers/database/switchover.js';
 import { KeepalivedDriver } from '../src/drivers/keepalived/driver.js';
 import { SshPool } from '../src/drivers/ssh/pool.js';
 import { sshEndpoints } from '../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../src/inventory/hapair.js';
-import { execArgv, labDown, labUp } from '../src/lab/index.js';
+import { execArgv } from '../src/lab/index.js';
 import type { ProbeReport } from '../src/prober/index.js';
 import { MemoryRecords } from '../src/store/records.js';
 
@@ -130,6 +130,20 @@ async function probeWhile(
   }
 }
 
+/**
+ * `lab up` / `lab down` through the built CLI: the lab finds its node
+ * scripts relative to its own module, which this script's separate build
+ * does not carry along.
+ */
+function labCli(verb: 'up' | 'down', name: string): { inventory: string; alreadyUp: boolean } {
+  const out = execFileSync(process.execPath, ['bin/pairshift.js', 'lab', verb, '--name', name], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = out.trim().split('\n');
+  return { inventory: lines.at(-1) ?? '', alreadyUp: /already up/.test(out) };
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -140,7 +154,7 @@ const fmt = (v: number | null) => (v === null ? '-' : `${Math.round(v)}`);
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const up = await labUp({ name: args.name });
+  const up = labCli('up', args.name);
   const pair = await loadHAPair(up.inventory);
   const shell = new SshPool(await sshEndpoints(pair));
   const records = new MemoryRecords();
@@ -183,6 +197,12 @@ async function main(): Promise<void> {
       process.stdout.write(
         `${String(run).padEnd(5)}${f.direction.padEnd(11)}${fmt(f.vipMovedMs).padEnd(14)}${fmt(f.driverWriteOutageMs).padEnd(24)}${fmt(f.httpOutageMs).padEnd(23)}${fmt(f.writeOutageMs).padEnd(24)}${String(f.lost).padEnd(6)}${String(f.unknown).padEnd(9)}${f.acked}\n`,
       );
+      // Why HTTP probes failed (the service's own view of the move), for reading the figures.
+      const why = Object.entries(http.reasons)
+        .filter(([r]) => r !== 'ok')
+        .map(([r, n]) => `${r} x${n}`)
+        .join(', ');
+      if (why) process.stdout.write(`     http failures: ${why}\n`);
       to = result!.from;
     }
     const med = (pick: (f: RunFigures) => number | null) =>
@@ -195,7 +215,7 @@ async function main(): Promise<void> {
     if (lost > 0) process.exitCode = 1;
   } finally {
     await shell.close();
-    if (!up.alreadyUp && !args.keep) await labDown({ name: args.name });
+    if (!up.alreadyUp && !args.keep) labCli('down', args.name);
   }
 }
 
