@@ -22,7 +22,7 @@ import type { TransitionRecord } from '../../src/reconciler/machine.js';
 import { observePair } from '../../src/reconciler/observe.js';
 import { MemoryRecords } from '../../src/store/records.js';
 import { compileAgent } from '../drivers/agent-build.js';
-import { startTestLab, type TestLab } from './db-vip-lab.js';
+import { type ProbeJson, probeWhile, startTestLab, type TestLab } from './db-vip-lab.js';
 
 jest.setTimeout(900_000);
 
@@ -44,7 +44,8 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'x1-upgrade-'));
   bundle = join(work, 'agent');
   compileAgent(bundle);
-  lab = await startTestLab('x1');
+  // the prober runs from the client namespace through the built CLI
+  lab = await startTestLab('x1', { build: !existsSync('dist/cli/probe.js') });
   const keyDir = dirname(lab.pair.metadata.annotations!['pairshift.io/lab-package-public-key']!);
   keys = await ensureLabSigningKey(keyDir);
   const pkg = await buildLabPackage({
@@ -94,20 +95,37 @@ describe('a whole upgrade of lab x1, 1.0.0 -> 2.0.0, through runUpgradeOnce', ()
     const rounds: RoundReport[] = [];
     const transitions: TransitionRecord[] = [];
     const started = Date.now();
-    const run = await runUpgradeOnce(
-      pair,
-      staged,
-      { shell, records, settings, healthProbe, waitMs: 500 },
-      { upgradeId: 'x1-up-1', request: { fromVersion: '1.0.0', targetVersion: '2.0.0' } },
-      {
-        transition: async (r) => {
-          transitions.push(r);
-        },
-        onRound: (r) => rounds.push(r),
+    let run: Awaited<ReturnType<typeof runUpgradeOnce>> | undefined;
+    // clients through the VIP all along: HTTP /health and numbered inserts
+    const probe: ProbeJson = await probeWhile(
+      lab,
+      async () => {
+        run = await runUpgradeOnce(
+          pair,
+          staged,
+          { shell, records, settings, healthProbe, waitMs: 500 },
+          { upgradeId: 'x1-up-1', request: { fromVersion: '1.0.0', targetVersion: '2.0.0' } },
+          {
+            transition: async (r) => {
+              transitions.push(r);
+            },
+            onRound: (r) => rounds.push(r),
+          },
+        );
       },
+      // 20 Hz: the lowest rate; the Java service answers each /health with a database round trip
+      { rateHz: 20 },
     );
     const totalMs = Date.now() - started;
     report(rounds, totalMs);
+    console.log(
+      `prober through the VIP: http longest outage ${probe.http.longestOutageMs} ms (${probe.http.outages.length} outages), db longest ${probe.db.longestOutageMs} ms, writes ${JSON.stringify(probe.db.writes)}, lost acknowledged ${probe.verification?.lostAcknowledged}`,
+    );
+    if (!run) throw new Error('the upgrade did not run');
+    expect(probe.verification?.lostAcknowledged).toBe(0);
+    expect(probe.db.writes.acked).toBeGreaterThan(200);
+    expect(probe.db.longestOutageMs).toBeLessThan(5000);
+    expect(probe.http.longestOutageMs).toBeLessThan(5000);
 
     expect(run).toMatchObject({ ended: 'done' });
     expect(run.ctx.phase).toBe('COMPLETE');
