@@ -13,6 +13,7 @@ import type { NodeShell } from '../drivers/ssh/pool.js';
 import type { HAPair } from '../inventory/hapair.js';
 import type { StagedPackage } from '../packages/stage.js';
 import { type Action, describeAction } from './actions.js';
+import { type AgentsDeps, ensureAgents } from './agents.js';
 import { type ExecOutcome, type ExecutorDeps, executeStep } from './execute.js';
 import { emptyJournal, type JournalFacts, recordReachability, recordStep } from './journal.js';
 import {
@@ -41,6 +42,12 @@ export interface DriveDeps extends Omit<ExecutorDeps, 'pair' | 'staged' | 'shell
   readonly maxRounds?: number;
   /** Stops the loop between rounds (operator shutdown); the journal is saved. */
   readonly signal?: AbortSignal;
+  /**
+   * Install or update the node agent on both nodes before the first
+   * observation (ensureAgents; unchanged when current). A failure here is
+   * thrown: nothing was observed or changed yet, the caller retries.
+   */
+  readonly agents?: Omit<AgentsDeps, 'pair' | 'shell' | 'dryRun'>;
 }
 
 export interface UpgradeSpec {
@@ -125,6 +132,9 @@ export async function runUpgradeOnce(
     ...deps.observe,
   };
   const executor: ExecutorDeps = { ...deps, pair, staged, settings };
+
+  if (deps.agents)
+    await ensureAgents({ pair, shell: deps.shell, ...deps.agents, dryRun: deps.dryRun ?? false });
 
   let ctx: UpgradeContext;
   let journal: JournalFacts;

@@ -49,6 +49,7 @@ export interface ExecutorDeps {
   readonly keepalived?: KeepalivedDriver;
   /** How the services driver sees a port and a health path (default: from the operator). */
   readonly serviceProbe?: ServiceProbe;
+  /** Wall-clock ms (Date.now-like): health records are stamped with it. Default: real time. */
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly log?: (message: string, meta?: Record<string, unknown>) => void;

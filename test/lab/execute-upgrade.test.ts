@@ -317,7 +317,16 @@ describe('a broken release rolls back by itself (3.0.0 -> 4.0.0 broken)', () => 
       pair,
       broken,
       // the broken Java service never answers /health: do not wait 60 s for it
-      { shell, records, settings, healthProbe, waitMs: 500, serviceTimeoutMs: 15_000 },
+      {
+        shell,
+        records,
+        settings,
+        healthProbe,
+        waitMs: 500,
+        serviceTimeoutMs: 15_000,
+        // the agents are current already: one observation each, no change
+        agents: { sourceDir: bundle },
+      },
       {
         upgradeId: 'x1-up-3',
         request: { fromVersion: '3.0.0', targetVersion: '4.0.0' },
@@ -386,6 +395,49 @@ describe('a broken release rolls back by itself (3.0.0 -> 4.0.0 broken)', () => 
       '001_app_events.sql\n002_app_events_at_idx.sql',
     );
     expect(existsSync(broken.dir)).toBe(false);
+  });
+});
+
+describe('a node that stops answering', () => {
+  it('is reachable:false within one probe deadline; the round neither throws nor stalls', async () => {
+    const { pair, shell } = lab;
+    const healthProbe = pairHealthProbe(pair, { via: 'http' });
+    // b's answers to the operator (the lab's uplink, .1) vanish: SSH and
+    // HTTP to b hang rather than fail, as with a node that froze
+    const uplink = pair.spec.nodes[0]!.address.replace(/\.\d+$/, '.1');
+    await lab.inLab('b', ['ip', 'route', 'add', 'blackhole', `${uplink}/32`]);
+    try {
+      const t = performance.now();
+      const o = await observePair(
+        { pair, shell, healthProbe, migrations: [], probeTimeoutMs: 1000 },
+        { compareConfig: true },
+      );
+      const ms = performance.now() - t;
+      console.log(`observation with b frozen: ${Math.round(ms)} ms; ${o.problems.join(' | ')}`);
+      expect(ms).toBeLessThan(3000);
+      expect(o.nodes[0]).toMatchObject({
+        name: 'a',
+        reachable: true,
+        dbRole: 'primary',
+        holdsVip: true,
+      });
+      expect(o.nodes[1]).toMatchObject({ name: 'b', reachable: false, dbRole: 'unknown' });
+      expect(o.configConsistent).toBeNull();
+      expect(o.problems.some((p) => /^b: ssh: .*timed out/.test(p))).toBe(true);
+    } finally {
+      await lab.inLab('b', ['ip', 'route', 'del', 'blackhole', `${uplink}/32`]);
+    }
+    // and back: the next rounds see b again (its connection recovers or is reopened)
+    let back = false;
+    for (let i = 0; i < 20 && !back; i++) {
+      const o = await observePair(
+        { pair, shell, healthProbe, migrations: [] },
+        { compareConfig: false },
+      );
+      back = o.nodes[1].reachable && o.nodes[1].dbRole === 'standby';
+      if (!back) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(back).toBe(true);
   });
 });
 
