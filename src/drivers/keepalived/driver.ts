@@ -518,8 +518,16 @@ export class KeepalivedDriver {
     } while (performance.now() < until);
   }
 
-  /** After a failed attempt: clear a fault we set / start what we stopped, so the old holder serves. */
+  /**
+   * After a failed attempt that released the VIP but did not get it to the
+   * target: clear the fault we set / start what we stopped, so the old holder
+   * serves again. If the target already answers, nothing is undone (the old
+   * holder, still preferred, would take the VIP back: after a database
+   * switchover it may have no primary any more); the next attempt finishes.
+   */
   async #restoreHolder(observed: VipObservation, target: string): Promise<void> {
+    const now = await this.outsideHolder();
+    if (now.kind === 'node' && now.node === target) return;
     const other = observed.nodes.find((n) => n.node !== target)!;
     if (this.#k.faultFile && (await this.#faulted(other.node)))
       await this.#setFault(other.node, false);
