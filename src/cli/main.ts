@@ -7,6 +7,8 @@ import { registerDbCommands } from './db.js';
 import { registerDemoCommands } from './demo.js';
 import { describeError } from './errors.js';
 import { registerLabCommands } from './lab.js';
+import { registerMachineCommands } from './machine.js';
+import { registerOperatorCommands } from './operator.js';
 import { registerPackageCommands } from './package.js';
 import { registerProbeCommands } from './probe.js';
 
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerDemoCommands(program);
+  registerOperatorCommands(program);
+  registerMachineCommands(program);
   registerConfigCommands(program);
   registerDbCommands(program);
   registerProbeCommands(program);

@@ -60,6 +60,26 @@ export const configFileSchema = z
       .strict()
       .optional(),
     upgrade: upgradeSettingsSchema.optional(),
+    packages: z
+      .object({
+        /** ed25519 public keys (PEM files) whose signatures are trusted. */
+        trustedKeys: z.array(z.string().regex(/^\//, { error: 'expected an absolute path' })),
+        /** Where packages are staged while an upgrade runs. */
+        workDir: z.string().regex(/^\//, { error: 'expected an absolute path' }),
+      })
+      .partial()
+      .strict()
+      .optional(),
+    operator: z
+      .object({
+        /** Folder of HAPair and UpgradeRequest manifests to follow. */
+        manifestsDir: z.string().min(1),
+        /** Upgrades reconciled at once (different pairs). */
+        concurrency: count(1, 64),
+      })
+      .partial()
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -54,8 +54,11 @@ export interface UpgradeRuntime {
     ctx: UpgradeContext,
     restoreDatabase: boolean,
   ): Promise<StepOutcome>;
-  /** Downtime seen by the operator's own probe of the VIP so far. */
-  downtime(): { httpLongestMs: number; httpTotalMs: number } | null;
+  /**
+   * Downtime seen by the operator's own probe of the VIP; with finish, the
+   * probe stops and the final figures are returned (null: no probe ran).
+   */
+  downtime(finish: boolean): Promise<{ httpLongestMs: number; httpTotalMs: number } | null>;
   close(): Promise<void>;
 }
 
@@ -335,7 +338,7 @@ export class UpgradeReconciler {
       progressBefore: memory.facts.progressBefore ?? 0,
     });
     const eta = estimatedCompletion(memory.facts.upgradeStartedAtMs, now.getTime(), progress);
-    const seen = runtime.downtime();
+    const seen = await runtime.downtime(finished || isTerminal(phase));
     const status: UpgradeRequestStatus = {
       phase,
       observedGeneration: request.metadata.generation,

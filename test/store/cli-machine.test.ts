@@ -1,4 +1,4 @@
-// The README's main job: `pairshift demo` on the embedded store.
+// `pairshift machine`: the store and the state machine, on the embedded store.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,13 +7,13 @@ import { runCli } from '../support/run-cli.js';
 
 jest.setTimeout(120_000);
 
-test('demo creates the store, migrates once, and prints the machine with the seeded defaults', async () => {
-  const dataDir = join(mkdtempSync(join(tmpdir(), 'pairshift-demo-')), 'data');
+test('machine creates the store, migrates once, and prints the machine with the seeded defaults', async () => {
+  const dataDir = join(mkdtempSync(join(tmpdir(), 'pairshift-machine-')), 'data');
   const saved = process.env.PAIRSHIFT_DATABASE_URL;
   // --data-dir wins over a database URL in the environment.
   process.env.PAIRSHIFT_DATABASE_URL = 'postgres://nobody@127.0.0.1:1/none';
   try {
-    const first = await runCli('demo', '--data-dir', dataDir);
+    const first = await runCli('machine', '--data-dir', dataDir);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/^store ready: applied 0001_upgrade_task\.sql/);
@@ -29,7 +29,7 @@ test('demo creates the store, migrates once, and prints the machine with the see
     ]) {
       expect(first.stdout).toContain(line);
     }
-    const second = await runCli('demo', '--data-dir', dataDir);
+    const second = await runCli('machine', '--data-dir', dataDir);
     expect(second.stdout).toMatch(/^store ready: migrations up to date/);
   } finally {
     if (saved === undefined) delete process.env.PAIRSHIFT_DATABASE_URL;

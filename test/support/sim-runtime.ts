@@ -38,7 +38,7 @@ export class SimRuntime implements UpgradeRuntime {
     return outcome;
   }
 
-  downtime() {
+  async downtime() {
     return { httpLongestMs: 0, httpTotalMs: 0 };
   }
 

@@ -1,0 +1,75 @@
+// `pairshift operator`: runs the reconciler until stopped (SIGINT/SIGTERM).
+// Standalone: resources from a manifests folder and the store.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createLogger } from '../log/logger.js';
+import { startOperator } from '../operator/operator.js';
+import { loadTrustedKey } from '../packages/signing.js';
+import { StandaloneSource } from '../reconciler/sources/standalone.js';
+import { openContext } from './context.js';
+
+interface OperatorCliOptions {
+  config?: string;
+  databaseUrl?: string;
+  dataDir?: string;
+  manifests?: string;
+  trustedKey: string[];
+  workDir?: string;
+  concurrency?: string;
+}
+
+export function registerOperatorCommands(program: Command): void {
+  program
+    .command('operator')
+    .description('run the reconciler: follow UpgradeRequests and carry them out (standalone mode)')
+    .option('--config <file>', 'configuration file')
+    .option('--database-url <url>', 'PostgreSQL store (default: embedded)')
+    .option('--data-dir <dir>', 'embedded store folder')
+    .option('--manifests <dir>', 'folder of HAPair and UpgradeRequest manifests to follow')
+    .option(
+      '--trusted-key <pem>',
+      'trusted package signing key (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
+    .option('--work-dir <dir>', 'where packages are staged', '/var/lib/pairshift/work')
+    .option('--concurrency <n>', 'upgrades reconciled at once')
+    .action(async (o: OperatorCliOptions) => {
+      const ctx = await openContext(o);
+      const logger = createLogger({
+        level: ctx.config.log?.level ?? 'info',
+        format: ctx.config.log?.format ?? 'auto',
+      });
+      const keyPaths = [...(ctx.config.packages?.trustedKeys ?? []), ...o.trustedKey];
+      if (keyPaths.length === 0) {
+        await ctx.db.close();
+        throw new Error(
+          'no trusted package signing key: give --trusted-key or packages.trustedKeys in the configuration',
+        );
+      }
+      const trustedKeys = await Promise.all(keyPaths.map((p) => loadTrustedKey(p)));
+      const manifestsDir = o.manifests ?? ctx.config.operator?.manifestsDir;
+      const source = new StandaloneSource({
+        db: ctx.db,
+        manifestsDir: manifestsDir ? resolve(manifestsDir) : undefined,
+        onProblem: (m) => logger.warn(m),
+      });
+      const op = await startOperator({
+        db: ctx.db,
+        source,
+        settings: ctx.settings,
+        logger,
+        trustedKeys,
+        workDir: resolve(o.workDir ?? ctx.config.packages?.workDir ?? '/var/lib/pairshift/work'),
+        concurrency: Number(o.concurrency ?? ctx.config.operator?.concurrency ?? 4),
+      });
+      await new Promise<void>((done) => {
+        const stop = () => done();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      logger.info('stopping');
+      await op.stop();
+      await ctx.db.close();
+    });
+}

@@ -1,0 +1,87 @@
+// The operator: a resource source, the reconcile loop and the reconciler
+// wired together. Standalone by default (manifests folder + the store); the
+// Kubernetes source plugs into the same place.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Subscription } from 'rxjs';
+import type { UpgradeSettings } from '../config/settings.js';
+import type { Logger } from '../log/logger.js';
+import type { TrustedKey } from '../packages/signing.js';
+import { ReconcileLoop } from '../reconciler/loop.js';
+import { type RuntimeFactory, UpgradeReconciler } from '../reconciler/reconciler.js';
+import { createPairRuntime } from '../reconciler/runtime.js';
+import type { ResourceSource } from '../reconciler/source.js';
+import { storeRecords } from '../store/records.js';
+import type { SqlClient } from '../store/sql-client.js';
+
+export interface OperatorOptions {
+  readonly db: SqlClient;
+  readonly source: ResourceSource;
+  readonly settings: UpgradeSettings;
+  readonly logger: Logger;
+  readonly trustedKeys: readonly TrustedKey[];
+  readonly workDir: string;
+  readonly concurrency?: number;
+  /** Replaces the real pair runtime (tests). */
+  readonly runtimes?: RuntimeFactory;
+}
+
+export interface RunningOperator {
+  readonly loop: ReconcileLoop;
+  readonly reconciler: UpgradeReconciler;
+  stop(): Promise<void>;
+}
+
+export async function startOperator(o: OperatorOptions): Promise<RunningOperator> {
+  const records = storeRecords(o.db);
+  const log = (message: string, meta?: Record<string, unknown>) => o.logger.debug(message, meta);
+  const runtimes: RuntimeFactory =
+    o.runtimes ??
+    ((args) =>
+      createPairRuntime({
+        ...args,
+        records,
+        trustedKeys: o.trustedKeys,
+        workDir: join(o.workDir, args.upgradeId),
+        log,
+      }));
+  const reconciler = new UpgradeReconciler({
+    source: o.source,
+    db: o.db,
+    settings: o.settings,
+    runtimes,
+    logger: o.logger,
+    now: () => new Date(),
+    actor: `pairshift-operator@${hostname()}`,
+  });
+  const loop = new ReconcileLoop({
+    concurrency: o.concurrency ?? 4,
+    reconcile: (key) => reconciler.reconcile(key),
+    backoff: { baseMs: 1000, maxMs: 30_000 },
+  });
+  const subs: Subscription[] = [];
+  subs.push(
+    loop.events$.subscribe((e) => {
+      if (e.type === 'failed') {
+        o.logger.warn(`reconcile of ${e.key} failed; retrying in ${e.retryInMs} ms`, {
+          upgradeId: e.key,
+          error: e.error instanceof Error ? e.error.message : String(e.error),
+        });
+      }
+    }),
+  );
+  subs.push(loop.connect(o.source.changes$));
+  await o.source.start();
+  for (const r of await o.source.listUpgradeRequests()) loop.trigger(r.metadata.name);
+  o.logger.info(`operator started: ${o.source.description}`);
+  return {
+    loop,
+    reconciler,
+    async stop() {
+      for (const s of subs) s.unsubscribe();
+      loop.stop();
+      await o.source.stop();
+      await reconciler.close();
+    },
+  };
+}

@@ -1,0 +1,137 @@
+// The real pair behind an upgrade: SSH to its nodes, the staged package, the
+// node agents, the observer and the executor, and the operator's own probe of
+// the VIP that measures downtime (task list 4.5.8). Built once per upgrade by
+// the reconciler and closed when the upgrade is done.
+import { mkdirSync } from 'node:fs';
+import type { UpgradeSettings } from '../config/settings.js';
+import { pairHealthProbe } from '../drivers/health-probes.js';
+import { SshPool } from '../drivers/ssh/pool.js';
+import { sshEndpoints } from '../inventory/endpoints.js';
+import type { HAPair } from '../inventory/hapair.js';
+import { compareVersions } from '../packages/index.js';
+import type { TrustedKey } from '../packages/signing.js';
+import { type StagedPackage, stagePackage } from '../packages/stage.js';
+import { type Prober, startProber } from '../prober/prober.js';
+import type { RecordSink } from '../store/records.js';
+import { ensureAgents } from './agents.js';
+import { executeStep } from './execute.js';
+import { type ObserveDeps, observePair } from './observe.js';
+import type { UpgradeRuntime } from './reconciler.js';
+import type { UpgradeRequest } from './upgrade-request.js';
+
+export interface PairRuntimeOptions {
+  readonly request: UpgradeRequest;
+  readonly pair: HAPair;
+  readonly upgradeId: string;
+  readonly settings: UpgradeSettings;
+  readonly records: RecordSink;
+  readonly trustedKeys: readonly TrustedKey[];
+  /** Where packages are staged (a private folder per upgrade is made inside). */
+  readonly workDir: string;
+  readonly log?: (message: string, meta?: Record<string, unknown>) => void;
+  /** Probe the VIP for downtime (default true). */
+  readonly probeVip?: boolean;
+  readonly dryRun?: boolean;
+}
+
+export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeRuntime> {
+  const { pair, request, settings } = o;
+  mkdirSync(o.workDir, { recursive: true, mode: 0o700 });
+  const staged: StagedPackage = await stagePackage({
+    path: request.spec.package.path,
+    ...(request.spec.package.signaturePath ? { sigPath: request.spec.package.signaturePath } : {}),
+    trustedKeys: o.trustedKeys,
+    workDir: o.workDir,
+  });
+  const shell = new SshPool(await sshEndpoints(pair));
+  let prober: Prober | null = null;
+  try {
+    if (staged.version !== request.spec.package.version) {
+      throw new Error(
+        `the package is version ${staged.version}, the request asks for ${request.spec.package.version}`,
+      );
+    }
+    await ensureAgents({ pair, shell });
+    const healthProbe = pairHealthProbe(pair, { via: 'http' });
+    const observeDeps: ObserveDeps = { pair, shell, healthProbe, migrations: staged.migrations };
+    const fromVersion = request.spec.fromVersion ?? (await observedVersion(observeDeps));
+    if (compareVersions(staged.version, fromVersion) <= 0) {
+      throw new Error(`the pair runs ${fromVersion}; package ${staged.version} is not newer`);
+    }
+    if (!staged.upgradesFrom.includes(fromVersion)) {
+      throw new Error(
+        `package ${staged.version} upgrades from ${staged.upgradesFrom.join(', ')}, not from ${fromVersion}`,
+      );
+    }
+    const web = pair.spec.services.find((s) => s.healthPath) ?? pair.spec.services[0]!;
+    if (o.probeVip !== false) {
+      prober = await startProber({
+        httpUrl: `http://${pair.spec.vip.address}:${web.port}${web.healthPath ?? '/health'}`,
+        rateHz: 20,
+      });
+    }
+    let final: { httpLongestMs: number; httpTotalMs: number } | null = null;
+    const executor = {
+      pair,
+      shell,
+      records: o.records,
+      settings,
+      staged,
+      healthProbe,
+      ...(o.log ? { log: o.log } : {}),
+      ...(o.dryRun ? { dryRun: true } : {}),
+    };
+    return {
+      fromVersion,
+      targetVersion: staged.version,
+      observe: (opts) => observePair(observeDeps, opts),
+      async execute(step, node, ctx, restoreDatabase) {
+        return executeStep(
+          executor,
+          { step, node },
+          {
+            upgradeId: o.upgradeId,
+            masterNode: ctx.masterNode,
+            backupNode: ctx.backupNode,
+            fromVersion,
+            targetVersion: staged.version,
+            ...(restoreDatabase ? { restoreDatabase: true } : {}),
+          },
+        );
+      },
+      async downtime(finish) {
+        if (finish && prober) {
+          const report = await prober.stop();
+          prober = null;
+          final = {
+            httpLongestMs: report.http?.longestOutageMs ?? 0,
+            httpTotalMs: report.http?.totalOutageMs ?? 0,
+          };
+        }
+        return final;
+      },
+      async close() {
+        if (prober) await prober.stop().catch(() => undefined);
+        await shell.close();
+        await staged.cleanup();
+      },
+    };
+  } catch (err) {
+    if (prober) await prober.stop().catch(() => undefined);
+    await shell.close();
+    await staged.cleanup();
+    throw err;
+  }
+}
+
+/** The version both nodes run now; they must agree before an upgrade starts. */
+async function observedVersion(deps: ObserveDeps): Promise<string> {
+  const seen = await observePair(deps, { compareConfig: false });
+  const versions = [...new Set(seen.nodes.map((n) => n.installedVersion))];
+  if (versions.length !== 1 || versions[0] === null) {
+    throw new Error(
+      `the nodes do not agree on the version they run (${seen.nodes.map((n) => `${n.name}: ${n.installedVersion ?? 'unknown'}`).join(', ')}); set spec.fromVersion`,
+    );
+  }
+  return versions[0]!;
+}
