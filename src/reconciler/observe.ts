@@ -211,6 +211,23 @@ async function readNode(
   const { pair, shell } = deps;
   const exec = (argv: string[]) => shell.exec(node, argv, { timeoutMs: ms });
   const wantMigrations = (deps.migrations?.length ?? 0) > 0;
+  const reachableProbe = probe(node, 'ssh', ms, async () => {
+    await exec(['true']);
+    return true as const;
+  });
+  // Once the node is known not to answer, its other probes are not waited
+  // for: every field of an unreachable node is unknown anyway, and a slow
+  // one (the config hashing has a longer deadline) would hold the round.
+  const lost = reachableProbe.then((r) =>
+    r.value === true
+      ? new Promise<never>(() => {})
+      : Promise.reject(
+          new DriverError('the node does not answer over SSH', { kind: 'transient', node }),
+        ),
+  );
+  lost.catch(() => {}); // observed through the races below
+  const guarded = <T>(what: string, deadline: number, fn: () => Promise<T>) =>
+    probe(node, what, deadline, () => Promise.race([fn(), lost]));
   const [
     reachable,
     installed,
@@ -224,37 +241,34 @@ async function readNode(
     migrations,
     config,
   ] = await Promise.all([
-    probe(node, 'ssh', ms, async () => {
-      await exec(['true']);
-      return true as const;
-    }),
-    probe(node, 'installed version', ms, async () =>
+    reachableProbe,
+    guarded('installed version', ms, async () =>
       parseInstalledVersion(
         (await exec(['sh', '-c', INSTALLED_VERSION_SCRIPT, 'sh', pair.spec.paths.appJar])).stdout,
       ),
     ),
-    probe(node, 'app version', ms, () =>
+    guarded('app version', ms, () =>
       (deps.appVersion ?? httpAppVersion(pair))(node, Math.max(1, ms - 100)),
     ),
-    probe(node, 'services', ms, async () => {
+    guarded('services', ms, async () => {
       const states = await Promise.all(
         pair.spec.services.map((s) => serviceStatus({ pair, shell }, node, s.name)),
       );
       return states.every((s) => s === 'running');
     }),
-    probe(node, 'health', ms, async () => {
+    guarded('health', ms, async () => {
       const r = await deps.healthProbe(node, Math.max(1, ms - 100));
       return r.status === 'UP';
     }),
-    probe(node, 'database', ms, () => observeDb(dbContext(shell, pair), node)),
-    probe(node, 'vip', ms, () => keepalived.holdsVip(node)),
+    guarded('database', ms, () => observeDb(dbContext(shell, pair), node)),
+    guarded('vip', ms, () => keepalived.holdsVip(node)),
     probe(
       node,
       'rsync',
       ms,
       async () => (await rsyncStatus({ pair, shell, records: NO_RECORDS }, node)).paused,
     ),
-    probe(node, 'config lock', ms, async () => {
+    guarded('config lock', ms, async () => {
       const r = await ensureConfigLocked(
         { shell },
         { node, dir: pair.spec.paths.configDir, method: deps.lockMethod ?? 'auto', dryRun: true },
@@ -262,10 +276,10 @@ async function readNode(
       return r.before === 'yes';
     }),
     wantMigrations
-      ? probe(node, 'migrations', ms, () => appliedMigrations(deps, node))
+      ? guarded('migrations', ms, () => appliedMigrations(deps, node))
       : Promise.resolve({ value: new Map<string, string>(), ms: 0 }),
     opts.compareConfig
-      ? probe(node, 'config checksums', ms * 5, () =>
+      ? guarded('config checksums', ms * 5, () =>
           configChecksums({ pair, shell, records: NO_RECORDS }, node),
         )
       : Promise.resolve(null),
