@@ -262,8 +262,7 @@ async function readNode(
     }),
     guarded('database', ms, () => observeDb(dbContext(shell, pair), node)),
     guarded('vip', ms, () => keepalived.holdsVip(node)),
-    probe(
-      node,
+    guarded(
       'rsync',
       ms,
       async () => (await rsyncStatus({ pair, shell, records: NO_RECORDS }, node)).paused,
