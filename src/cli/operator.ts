@@ -62,6 +62,9 @@ export function registerOperatorCommands(program: Command): void {
         trustedKeys,
         workDir: resolve(o.workDir ?? ctx.config.packages?.workDir ?? '/var/lib/pairshift/work'),
         concurrency: Number(o.concurrency ?? ctx.config.operator?.concurrency ?? 4),
+        ...(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS
+          ? { killAfterActions: Number(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS) }
+          : {}),
       });
       await new Promise<void>((done) => {
         const stop = () => done();

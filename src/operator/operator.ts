@@ -24,6 +24,12 @@ export interface OperatorOptions {
   readonly concurrency?: number;
   /** Replaces the real pair runtime (tests). */
   readonly runtimes?: RuntimeFactory;
+  /**
+   * Chaos testing: after this many actions (transitions or steps, each
+   * already recorded) the process kills itself with SIGKILL, as a crash or
+   * an OOM kill would. Set by PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS.
+   */
+  readonly killAfterActions?: number;
 }
 
 export interface RunningOperator {
@@ -53,6 +59,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     logger: o.logger,
     now: () => new Date(),
     actor: `pairshift-operator@${hostname()}`,
+    ...(o.killAfterActions ? { afterAction: killAfter(o.killAfterActions, o.logger) } : {}),
   });
   const loop = new ReconcileLoop({
     concurrency: o.concurrency ?? 4,
@@ -83,5 +90,15 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       await o.source.stop();
       await reconciler.close();
     },
+  };
+}
+
+function killAfter(n: number, logger: Logger): (id: string, action: { kind: string }) => void {
+  let seen = 0;
+  return (id, action) => {
+    if (action.kind === 'wait') return;
+    if (++seen < n) return;
+    logger.warn(`chaos: killing the operator after ${seen} action(s)`, { upgradeId: id });
+    process.kill(process.pid, 'SIGKILL');
   };
 }
