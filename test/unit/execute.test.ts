@@ -589,3 +589,82 @@ describe('runUpgradeOnce in a dry run', () => {
     expect(r.ctx.phase).toBe('PREPARE');
   });
 });
+
+describe('runUpgradeOnce bookkeeping', () => {
+  it('feeds a cancel request to the machine once, then tidies up (rsync resumed, config unlocked, package removed)', async () => {
+    const world = {
+      a: { paused: true, locked: true },
+      b: { paused: true, locked: true },
+    } as Record<string, { paused: boolean; locked: boolean }>;
+    const stateful = (node: string): [RegExp | string, Handler][] => [
+      ['sync-status', () => status(world[node]!.paused)],
+      [
+        'sync-resume',
+        () => {
+          world[node]!.paused = false;
+          return {};
+        },
+      ],
+      [
+        '-exec lsattr',
+        () => ({
+          stdout: `${world[node]!.locked ? '----i---------e-------' : '--------------e-------'} /etc/app\n`,
+        }),
+      ],
+      [
+        'chattr -R -i',
+        () => {
+          world[node]!.locked = false;
+          return {};
+        },
+      ],
+      ['rm -f --', () => ({})],
+      ...nodeAnswers(node === 'a' ? 'primary' : 'standby'),
+    ];
+    const shell = new PerNodeShell({
+      a: new ScriptedShell(stateful('a')),
+      b: new ScriptedShell(stateful('b')),
+    });
+    const s = staged();
+    const saves: string[] = [];
+    let asked = 0;
+    const r = await runUpgradeOnce(
+      pair,
+      s,
+      {
+        shell,
+        records: new MemoryRecords(),
+        settings: BUILT_IN_DEFAULTS,
+        healthProbe: upProbe,
+        sleep: async () => {},
+        observe: {
+          appVersion: async () => '1.0.0',
+          probeTimeoutMs: 300,
+          vipOutside: async () => ({ kind: 'node', node: 'a', ms: 1 }),
+        },
+      },
+      { upgradeId: 'u-cancel', request: { fromVersion: '1.0.0', targetVersion: '2.0.0' } },
+      {
+        requests: async () => {
+          asked += 1;
+          return { cancel: 'changed my mind' };
+        },
+        save: async ({ ctx, journal }) => {
+          saves.push(`${ctx.phase}:${journal.requestsSent.join(',')}:${journal.tempFilesRemoved}`);
+        },
+      },
+    );
+    expect(r).toMatchObject({ ended: 'done' });
+    expect(r.ctx).toMatchObject({ phase: 'CANCELLED', masterNode: 'a', backupNode: 'b' });
+    expect(r.ctx.reason).toMatch(/changed my mind/);
+    expect(r.journal.requestsSent).toEqual(['cancel']);
+    expect(r.journal.tempFilesRemoved).toBe(true);
+    expect(world).toEqual({
+      a: { paused: false, locked: false },
+      b: { paused: false, locked: false },
+    });
+    expect(s.cleaned).toBe(1);
+    expect(asked).toBe(r.rounds);
+    expect(saves.at(-1)).toBe('CANCELLED:cancel:true');
+  });
+});
