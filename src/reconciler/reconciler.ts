@@ -26,6 +26,7 @@ import {
   getUpgradeTask,
 } from '../store/upgrades.js';
 import { type Action, describeAction, type Step } from './actions.js';
+import { conditionsFor } from './conditions.js';
 import {
   emptyJournal,
   type JournalFacts,
@@ -349,14 +350,14 @@ export class UpgradeReconciler {
         ? [...(prev?.completedSteps ?? []), { step: completed, at: now.toISOString() }]
         : (prev?.completedSteps ?? []),
       message,
-      conditions: conditionsFor(
+      conditions: conditionsFor({
         phase,
-        memory.context,
-        request.metadata.generation,
-        prev?.conditions ?? [],
-        now,
+        rolledBack: isTerminal(phase) && memory.context.rollbackOutcome !== null,
+        generation: request.metadata.generation,
+        previous: prev?.conditions ?? [],
+        now: now.toISOString(),
         message,
-      ),
+      }),
       ...(eta ? { estimatedCompletionTime: eta.toISOString() } : {}),
       ...(memory.facts.upgradeStartedAtMs !== null
         ? { startedAt: new Date(memory.facts.upgradeStartedAtMs).toISOString() }
@@ -425,14 +426,14 @@ export class UpgradeReconciler {
       progress: 100,
       completedSteps: request.status?.completedSteps ?? [],
       message,
-      conditions: conditionsFor(
-        ctx.phase,
-        ctx,
-        request.metadata.generation,
-        request.status?.conditions ?? [],
-        at,
+      conditions: conditionsFor({
+        phase: ctx.phase,
+        rolledBack: false,
+        generation: request.metadata.generation,
+        previous: request.status?.conditions ?? [],
+        now: at.toISOString(),
         message,
-      ),
+      }),
       finishedAt: at.toISOString(),
     });
     return {};
@@ -490,40 +491,4 @@ function withRequests(memory: UpgradeMemory, req: UpgradeRequest): UpgradeMemory
     rollbackRequested: req.spec.rollback?.reason ?? null,
   };
   return { ...memory, facts };
-}
-
-/**
- * Conditions as GitOps tools read them: Progressing while it runs, Ready on
- * COMPLETE, Degraded on a failed end, RolledBack after a rollback. The time
- * of a condition moves only when its status flips.
- */
-export function conditionsFor(
-  phase: UpgradeContext['phase'],
-  ctx: UpgradeContext,
-  generation: number | undefined,
-  previous: UpgradeRequestStatus['conditions'],
-  now: Date,
-  message: string,
-): UpgradeRequestStatus['conditions'] {
-  const running = !isTerminal(phase);
-  const failed = ['FAILED', 'TIMEOUT', 'UNREACHABLE'].includes(phase);
-  const rolledBack = isTerminal(phase) && ctx.rollbackOutcome !== null;
-  const want: [UpgradeRequestStatus['conditions'][number]['type'], boolean, string][] = [
-    ['Progressing', running, running ? phase : 'Finished'],
-    ['Ready', phase === 'COMPLETE', phase === 'COMPLETE' ? 'Upgraded' : phase],
-    ['Degraded', failed, failed ? phase : 'AsExpected'],
-    ['RolledBack', rolledBack, rolledBack ? 'RolledBack' : 'NotRolledBack'],
-  ];
-  return want.map(([type, on, reason]) => {
-    const status = on ? 'True' : 'False';
-    const old = previous.find((c) => c.type === type);
-    return {
-      type,
-      status,
-      reason,
-      message: on ? message : '',
-      lastTransitionTime: old && old.status === status ? old.lastTransitionTime : now.toISOString(),
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    };
-  });
 }
