@@ -39,7 +39,7 @@ import { initialContext, type UpgradeContext, upgradeMachine } from './machine.j
 import type { PairObservation } from './observed.js';
 import { isTerminal } from './phases.js';
 import { plan } from './planner.js';
-import type { ResourceSource } from './source.js';
+import { CLEANUP_FINALIZER, type ResourceSource } from './source.js';
 import { estimatedCompletion, progressPercent, stepLabel } from './status.js';
 import type { UpgradeRequest, UpgradeRequestStatus } from './upgrade-request.js';
 
@@ -114,6 +114,18 @@ export class UpgradeReconciler {
     if (!request) {
       await this.#dropRuntime(name);
       return {};
+    }
+    const deleting = request.metadata.deletionTimestamp !== undefined;
+    if (deleting) {
+      const memory = await loadMemory(db, name);
+      if (!memory || isTerminal(memory.context.phase) || memory.context.phase === 'IDLE') {
+        // Nothing running (or nothing started): let the deletion complete.
+        await this.#dropRuntime(name);
+        await source.removeFinalizer?.(name);
+        return {};
+      }
+    } else if (source.addFinalizer && !request.metadata.finalizers?.includes(CLEANUP_FINALIZER)) {
+      await source.addFinalizer(name);
     }
     const settings = this.settingsFor(request);
     const pair = await source.getHAPair(request.spec.pairRef.name);
@@ -485,9 +497,11 @@ export class UpgradeReconciler {
 
 /** Requests written on the resource (cancel, rollback) become journal facts. */
 function withRequests(memory: UpgradeMemory, req: UpgradeRequest): UpgradeMemory {
+  const deleted =
+    req.metadata.deletionTimestamp !== undefined ? 'the UpgradeRequest was deleted' : null;
   const facts: JournalFacts = {
     ...memory.facts,
-    cancelRequested: req.spec.cancel?.reason ?? null,
+    cancelRequested: req.spec.cancel?.reason ?? deleted,
     rollbackRequested: req.spec.rollback?.reason ?? null,
   };
   return { ...memory, facts };

@@ -46,7 +46,15 @@ export interface ResourceSource {
   updateStatus(name: string, status: UpgradeRequestStatus): Promise<void>;
   /** A note for humans: a Kubernetes Event, or a line in the upgrade's log. */
   recordEvent(name: string, type: EventType, reason: string, message: string): Promise<void>;
+  /**
+   * Cluster sources only: a finalizer keeps a deleted UpgradeRequest around
+   * until its upgrade has stopped at a safe point (deletion means cancel).
+   */
+  addFinalizer?(name: string): Promise<unknown>;
+  removeFinalizer?(name: string): Promise<unknown>;
 }
+
+export const CLEANUP_FINALIZER = 'pairshift.io/cleanup';
 
 export class ResourceConflictError extends Error {
   override readonly name = 'ResourceConflictError';

@@ -3,9 +3,10 @@
 // at a safe point, resumed rsync and removed its temporary files; only then
 // is the finalizer removed and the object goes. Pure helpers; the Kubernetes
 // source applies them with a resourceVersion precondition.
+import { CLEANUP_FINALIZER } from '../source.js';
 import type { UpgradeRequest } from '../upgrade-request.js';
 
-export const CLEANUP_FINALIZER = 'pairshift.io/cleanup';
+export { CLEANUP_FINALIZER };
 
 type Meta = Pick<UpgradeRequest['metadata'], 'finalizers' | 'deletionTimestamp'>;
 
