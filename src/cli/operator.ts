@@ -1,10 +1,19 @@
 // `pairshift operator`: runs the reconciler until stopped (SIGINT/SIGTERM).
 // Standalone: resources from a manifests folder and the store.
+
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../log/logger.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
+import type { ResourceSource } from '../reconciler/source.js';
+import {
+  KubernetesSource,
+  loadKubeConfig,
+  namespaceFrom,
+} from '../reconciler/sources/kubernetes.js';
+import { LeaseElector } from '../reconciler/sources/lease.js';
 import { StandaloneSource } from '../reconciler/sources/standalone.js';
 import { openContext } from './context.js';
 
@@ -16,6 +25,9 @@ interface OperatorCliOptions {
   trustedKey: string[];
   workDir?: string;
   concurrency?: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  namespace?: string;
 }
 
 export function registerOperatorCommands(program: Command): void {
@@ -34,6 +46,15 @@ export function registerOperatorCommands(program: Command): void {
     )
     .option('--work-dir <dir>', 'where packages are staged', '/var/lib/pairshift/work')
     .option('--concurrency <n>', 'upgrades reconciled at once')
+    .option('--kubernetes', 'watch HAPair and UpgradeRequest custom resources instead of a folder')
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)',
+    )
+    .option(
+      '--namespace <ns>',
+      'namespace to watch (default: the kubeconfig context or pod namespace)',
+    )
     .action(async (o: OperatorCliOptions) => {
       const ctx = await openContext(o);
       const logger = createLogger({
@@ -48,12 +69,31 @@ export function registerOperatorCommands(program: Command): void {
         );
       }
       const trustedKeys = await Promise.all(keyPaths.map((p) => loadTrustedKey(p)));
-      const manifestsDir = o.manifests ?? ctx.config.operator?.manifestsDir;
-      const source = new StandaloneSource({
-        db: ctx.db,
-        manifestsDir: manifestsDir ? resolve(manifestsDir) : undefined,
-        onProblem: (m) => logger.warn(m),
-      });
+      let source: ResourceSource;
+      let elector: LeaseElector | null = null;
+      if (o.kubernetes) {
+        // Replicas may run; the one holding the Lease reconciles.
+        const kubeConfig = loadKubeConfig({ kubeconfigPath: o.kubeconfig });
+        const namespace = namespaceFrom(kubeConfig, o.namespace);
+        const identity = process.env.POD_NAME ?? hostname();
+        elector = new LeaseElector({ kubeConfig, namespace, identity });
+        source = new KubernetesSource({
+          kubeConfig,
+          namespace,
+          identity,
+          isLeader$: elector.isLeader$,
+          // The reconciler records an Event for every transition itself.
+          transitionEvents: false,
+        });
+        await elector.start();
+      } else {
+        const manifestsDir = o.manifests ?? ctx.config.operator?.manifestsDir;
+        source = new StandaloneSource({
+          db: ctx.db,
+          manifestsDir: manifestsDir ? resolve(manifestsDir) : undefined,
+          onProblem: (m) => logger.warn(m),
+        });
+      }
       const op = await startOperator({
         db: ctx.db,
         source,
@@ -73,6 +113,7 @@ export function registerOperatorCommands(program: Command): void {
       });
       logger.info('stopping');
       await op.stop();
+      await elector?.stop();
       await ctx.db.close();
     });
 }
