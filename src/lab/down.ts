@@ -86,6 +86,9 @@ export async function labDown(opts: DownOptions): Promise<DownResult> {
     .sort((x, y) => y.length - x.length);
   for (const t of under) await run('umount', ['-l', t], { allowFail: true });
   const hadFolder = state !== undefined || listLabs().includes(name);
+  // The config lock (chattr +i on /etc/app) may have been left by an upgrade
+  // or a test that died; an immutable file would stop the delete half way.
+  await run('chattr', ['-R', '-f', '-i', dirs.root], { allowFail: true });
   rmSync(dirs.root, { recursive: true, force: true });
   // under the allocation lock: a lab coming up registers itself (its
   // folder) under the same lock before it needs the mount points
