@@ -54,7 +54,7 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
     await ensureAgents({ pair, shell });
     const healthProbe = pairHealthProbe(pair, { via: 'http' });
     const observeDeps: ObserveDeps = { pair, shell, healthProbe, migrations: staged.migrations };
-    const fromVersion = request.spec.fromVersion ?? (await observedVersion(observeDeps));
+    const fromVersion = await fromVersionOf(request, () => observedVersion(observeDeps));
     if (compareVersions(staged.version, fromVersion) <= 0) {
       throw new Error(`the pair runs ${fromVersion}; package ${staged.version} is not newer`);
     }
@@ -122,6 +122,19 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
     await staged.cleanup();
     throw err;
   }
+}
+
+/**
+ * The version the upgrade started from: the request's, else the one this
+ * upgrade already published (an operator restarted mid-upgrade finds the
+ * nodes on different versions and must not read them again), else the
+ * version both nodes run now.
+ */
+export async function fromVersionOf(
+  request: Pick<UpgradeRequest, 'spec' | 'status'>,
+  observed: () => Promise<string>,
+): Promise<string> {
+  return request.spec.fromVersion ?? request.status?.fromVersion ?? observed();
 }
 
 /** The version both nodes run now; they must agree before an upgrade starts. */
