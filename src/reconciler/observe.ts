@@ -43,6 +43,12 @@ export interface ObserveDeps {
   /** Each probe's deadline (default 2 s); the config comparison gets 5x. */
   readonly probeTimeoutMs?: number;
   readonly lockMethod?: LockMethod | 'auto';
+  /**
+   * Commands run at once on one node (default 8). OpenSSH's MaxSessions
+   * (default 10) caps the channels of one connection; the executor or a
+   * health probe over SSH may share it.
+   */
+  readonly maxSessionsPerNode?: number;
   /** Who answers on the VIP from outside; default the keepalived driver's look (an SSH handshake). */
   readonly vipOutside?: (timeoutMs: number) => Promise<OutsideAnswer>;
 }
@@ -137,6 +143,54 @@ export function withDeadline<T>(p: Promise<T>, ms: number, node: string, what: s
     );
   });
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A NodeShell whose commands end on the node soon after the probe deadline:
+ * the drivers' reads use the SSH layer's 30 s default, and a command left
+ * hanging would hold an SSH channel (and a slot of limitPerNode) long after
+ * its probe gave up. Commands that ask for more (the config hashing) get 5x.
+ */
+export function capTimeouts(shell: NodeShell, ms: number): NodeShell {
+  return {
+    exec(node, argv, opts) {
+      const asked = opts?.timeoutMs;
+      const cap = asked !== undefined && asked > ms ? 5 * ms : ms;
+      return shell.exec(node, argv, { ...opts, timeoutMs: Math.min(asked ?? cap, cap) });
+    },
+  };
+}
+
+/** A NodeShell that runs at most `max` commands at once per node; the rest queue. */
+export function limitPerNode(shell: NodeShell, max: number): NodeShell {
+  const running = new Map<string, number>();
+  const waiting = new Map<string, (() => void)[]>();
+  const acquire = (node: string) =>
+    new Promise<void>((resolve) => {
+      const n = running.get(node) ?? 0;
+      if (n < max) {
+        running.set(node, n + 1);
+        resolve();
+      } else {
+        waiting.set(node, [...(waiting.get(node) ?? []), resolve]);
+      }
+    });
+  const release = (node: string) => {
+    const next = waiting.get(node)?.shift();
+    if (next)
+      next(); // the slot passes straight on
+    else running.set(node, (running.get(node) ?? 1) - 1);
+  };
+  return {
+    async exec(node, argv, opts) {
+      await acquire(node);
+      try {
+        return await shell.exec(node, argv, opts);
+      } finally {
+        release(node);
+      }
+    },
+  };
 }
 
 interface Probed<T> {
@@ -367,14 +421,18 @@ async function replayLag(
 }
 
 export async function observePair(
-  deps: ObserveDeps,
+  given: ObserveDeps,
   opts: ObserveOptions,
 ): Promise<ObservationReport> {
   const started = performance.now();
+  const ms = given.probeTimeoutMs ?? 2000;
+  const deps = {
+    ...given,
+    shell: limitPerNode(capTimeouts(given.shell, ms), given.maxSessionsPerNode ?? 8),
+  };
   const keepalived =
     deps.keepalived ?? new KeepalivedDriver({ shell: deps.shell, pair: deps.pair });
   const names = deps.pair.spec.nodes.map((n) => n.name) as [string, string];
-  const ms = deps.probeTimeoutMs ?? 2000;
   const [raws, outside] = await Promise.all([
     Promise.all(names.map((n) => readNode(deps, keepalived, n, opts))),
     // whoAnswersOnVip never throws; the deadline is its own

@@ -22,6 +22,8 @@ import {
 import { emptyJournal } from '../../src/reconciler/journal.js';
 import { initialContext } from '../../src/reconciler/machine.js';
 import {
+  capTimeouts,
+  limitPerNode,
   observePair,
   parseInstalledVersion,
   parseVersionAnswer,
@@ -666,5 +668,40 @@ describe('runUpgradeOnce bookkeeping', () => {
     expect(s.cleaned).toBe(1);
     expect(asked).toBe(r.rounds);
     expect(saves.at(-1)).toBe('CANCELLED:cancel:true');
+  });
+});
+
+describe('the observer shell', () => {
+  it('runs at most N commands at once per node, and every one of them', async () => {
+    let now = 0;
+    let peak = 0;
+    const slow: NodeShell = {
+      async exec(node) {
+        now += 1;
+        peak = Math.max(peak, now);
+        await new Promise((r) => setTimeout(r, 5));
+        now -= 1;
+        return { exitCode: 0, signal: undefined, stdout: node, stderr: '', durationMs: 5 };
+      },
+    };
+    const limited = limitPerNode(slow, 3);
+    const all = await Promise.all(Array.from({ length: 10 }, () => limited.exec('a', ['true'])));
+    expect(all).toHaveLength(10);
+    expect(peak).toBe(3);
+  });
+
+  it('caps each command near the probe deadline (5x for commands that ask for long)', async () => {
+    const seen: (number | undefined)[] = [];
+    const spy: NodeShell = {
+      async exec(_n, _a, opts) {
+        seen.push(opts?.timeoutMs);
+        return { exitCode: 0, signal: undefined, stdout: '', stderr: '', durationMs: 0 };
+      },
+    };
+    const capped = capTimeouts(spy, 2000);
+    await capped.exec('a', ['x']);
+    await capped.exec('a', ['x'], { timeoutMs: 500 });
+    await capped.exec('a', ['x'], { timeoutMs: 120_000 });
+    expect(seen).toEqual([2000, 500, 10_000]);
   });
 });
