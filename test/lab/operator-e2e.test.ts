@@ -1,0 +1,254 @@
+// The real operator (startOperator, standalone: manifests folder + embedded
+// store) against a real lab pair ("e1", one bring-up for the file, brought
+// up again only when a case leaves the pair off its starting point), with a
+// client prober running through the VIP from the lab's client namespace in
+// every case. Cases: a complete 1.0.0 -> 2.0.0 upgrade, the broken release
+// rolled back by itself, a cancel in each of the six active phases, both
+// ends of the upgrade timeout, and a node that stops answering. Needs root
+// and what docs/lab.md lists.
+import { jest } from '@jest/globals';
+import type { LabPackage } from '../../src/lab/app/releases.js';
+import type { UpgradeRequestSpec } from '../../src/reconciler/upgrade-request.js';
+import type { SqlClient } from '../../src/store/sql-client.js';
+import {
+  buildDist,
+  clientFigures,
+  historyOf,
+  type InProcessOperator,
+  OperatorLab,
+  type PairState,
+  type ProbeReport,
+  phaseDurations,
+  stepsOf,
+  vipSwitches,
+} from './operator-harness.js';
+
+jest.setTimeout(600_000);
+
+const lab = new OperatorLab('e1');
+let db: SqlClient;
+let op: InProcessOperator;
+let n = 0;
+
+beforeAll(async () => {
+  buildDist();
+  await lab.up();
+  await lab.buildPackages();
+  db = (await lab.newStore()).db;
+  op = await lab.startInProcess(db);
+}, 600_000);
+
+afterAll(async () => {
+  await op?.stop();
+  await db?.close();
+  await lab.dispose();
+});
+
+/** Back to the starting point (both on 1.0.0, VIP and primary on a) if a case left it elsewhere. */
+async function atStart(): Promise<void> {
+  const s = await lab.pairState().catch(() => null);
+  const fine =
+    s !== null &&
+    s.versions.a === '1.0.0' &&
+    s.versions.b === '1.0.0' &&
+    s.vipHolders.join() === 'a' &&
+    s.primary === 'a' &&
+    s.replication.join() === 'streaming';
+  if (!fine) {
+    console.log(`e1: bringing the lab up again (${JSON.stringify(s)})`);
+    await lab.up();
+  }
+}
+
+interface CaseResult {
+  name: string;
+  status: NonNullable<Awaited<ReturnType<InProcessOperator['status']>>>;
+  probe: ProbeReport;
+  history: Awaited<ReturnType<typeof historyOf>>;
+  pair: PairState;
+}
+
+/**
+ * One UpgradeRequest from manifest to terminal phase with the client prober
+ * running; `during` runs alongside (it may cancel or break something).
+ */
+async function runCase(
+  label: string,
+  pkg: LabPackage,
+  extra: Partial<UpgradeRequestSpec> = {},
+  during: (name: string) => Promise<void> = async () => {},
+  timeoutMs = 300_000,
+): Promise<CaseResult> {
+  await atStart();
+  const name = `e1-${++n}-${label}`;
+  const prober = lab.startClientProber();
+  try {
+    await new Promise((r) => setTimeout(r, 1500)); // the prober sees the pair serving first
+    const started = Date.now();
+    lab.writeRequest(name, pkg, extra);
+    const side = during(name);
+    const final = await op.waitTerminal(name, timeoutMs);
+    await side;
+    const probe = await prober.stop();
+    const history = await historyOf(db, name);
+    const pair = await lab.pairState();
+    const c = clientFigures(probe);
+    console.log(
+      `${name}: ${final.status!.phase} in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
+        `phases ${history.map((h) => h.to).join(' > ')}; ` +
+        `clients: HTTP longest ${c.httpLongestMs} ms, writes longest ${c.writeLongestMs} ms, ` +
+        `${c.acked} acked, ${c.lost} lost; versions ${JSON.stringify(pair.versions)}, VIP on ${pair.vipHolders.join()}`,
+    );
+    lab.removeRequest(name);
+    return { name, status: final.status!, probe, history, pair };
+  } finally {
+    prober.kill();
+  }
+}
+
+/** What every case ends with: one healthy VIP holder, rsync running, no acknowledged write lost. */
+function expectServing(r: CaseResult, version: string): void {
+  expect(r.pair.vipHolders).toHaveLength(1);
+  expect(r.pair.vipHolderHealthy).toBe(true);
+  expect(r.pair.vipVersion).toBe(version);
+  expect(Object.values(r.pair.rsync).map((s) => s.paused)).toEqual([false, false]);
+  const c = clientFigures(r.probe);
+  expect(c.acked).toBeGreaterThan(50);
+  expect(c.lost).toBe(0);
+}
+
+const condition = (r: CaseResult, type: string) =>
+  r.status.conditions.find((c) => c.type === type)?.status;
+
+describe('the operator upgrades lab e1', () => {
+  it('1.0.0 -> 2.0.0: COMPLETE, both on 2.0.0, migrations applied, VIP on a healthy node, rsync resumed, config consistent, clients barely notice', async () => {
+    const r = await runCase('v2', lab.packages.v2);
+    expect(r.status.phase).toBe('COMPLETE');
+    expect(r.status.progress).toBe(100);
+    expect(condition(r, 'Ready')).toBe('True');
+    expect(r.history.map((h) => h.to)).toEqual([
+      'IDLE',
+      'PREPARE',
+      'BACKUP',
+      'UPGRADE_BACKUP',
+      'VIP_SWITCH',
+      'UPGRADE_MASTER',
+      'VERIFY',
+      'COMPLETE',
+    ]);
+    // the pair, read from the nodes
+    expect(r.pair.versions).toEqual({ a: '2.0.0', b: '2.0.0' });
+    expectServing(r, '2.0.0');
+    expect(r.pair.vipHolders).toEqual(['b']); // upgraded first, took the clients
+    expect(r.pair.primary).toBe('b'); // the database primary moved with the VIP
+    expect(r.pair.migrations).toEqual(['001_app_events.sql']);
+    expect(r.pair.replication).toEqual(['streaming']);
+    expect(r.pair.configConsistent).toBe(true);
+    expect(Object.values(r.pair.rsync).map((s) => s.state)).not.toContain('paused');
+    // what the operator recorded
+    const d = r.status.downtime!;
+    expect(d.withinBudget).toBe(true);
+    expect(d.httpLongestMs).toBeLessThan(d.budgetMs);
+    const vip = await vipSwitches(db, r.name);
+    expect(vip.filter((v) => v.result === 'SUCCESS')).toHaveLength(1);
+    expect((await stepsOf(db, r.name)).every((s) => s.status === 'DONE')).toBe(true);
+    // clients through the VIP: the target is under 1 s; asserted loosely
+    const c = clientFigures(r.probe);
+    expect(c.httpLongestMs).toBeLessThan(2000);
+    expect(c.writeLongestMs).toBeLessThan(2000);
+    console.log(
+      `e1 v2 figures: phases ${JSON.stringify(phaseDurations(r.history))}, VIP switch ${vip.find((v) => v.result === 'SUCCESS')?.duration_ms} ms, operator-measured HTTP longest ${d.httpLongestMs} ms`,
+    );
+  });
+
+  it('the broken 4.0.0 rolls back by itself: FAILED with RolledBack, both nodes on 1.0.0, the VIP serving', async () => {
+    const r = await runCase('broken', lab.packages.broken);
+    expect(r.status.phase).toBe('FAILED');
+    expect(condition(r, 'RolledBack')).toBe('True');
+    expect(r.history.map((h) => h.to)).toContain('ROLLBACK');
+    expect(r.history.at(-2)?.to).toBe('ROLLBACK');
+    expect(r.pair.versions).toEqual({ a: '1.0.0', b: '1.0.0' });
+    expectServing(r, '1.0.0');
+    expect(r.pair.configConsistent).toBe(true);
+  });
+
+  // A cancelled upgrade is short, so all six cost about two full upgrades.
+  const phases = ['PREPARE', 'BACKUP', 'UPGRADE_BACKUP', 'VIP_SWITCH', 'UPGRADE_MASTER', 'VERIFY'];
+  it.each(phases)('cancel in %s: CANCELLED, the pair back on 1.0.0 and serving', async (phase) => {
+    let cancelledIn = '';
+    const r = await runCase(
+      `cancel-${phase.toLowerCase().replaceAll('_', '-')}`,
+      lab.packages.v2,
+      {},
+      async (name) => {
+        cancelledIn = await op.waitPhase(name, [phase], 120_000);
+        const cancel = { reason: `e2e: cancel in ${phase}` };
+        await op.patchSpec(name, { cancel });
+        // the manifest says so too, or the next scan of the folder would take it back
+        lab.writeRequest(name, lab.packages.v2, { cancel });
+      },
+    );
+    expect(cancelledIn).toBe(phase);
+    expect(r.status.phase).toBe('CANCELLED');
+    // the cancel took effect in the phase it was asked in
+    const exit = r.history.find((h) => h.from === phase);
+    expect(exit?.to).toBe(['PREPARE', 'BACKUP'].includes(phase) ? 'CANCELLED' : 'ROLLBACK');
+    expect(r.pair.versions).toEqual({ a: '1.0.0', b: '1.0.0' });
+    expectServing(r, '1.0.0');
+  });
+
+  it('upgradeTimeout 2s: TIMEOUT before any node changed, nothing to roll back', async () => {
+    const r = await runCase('timeout-early', lab.packages.v2, {
+      options: { upgradeTimeout: '2s' },
+    });
+    expect(r.status.phase).toBe('TIMEOUT');
+    expect(r.history.map((h) => h.to)).not.toContain('ROLLBACK');
+    expect(r.pair.versions).toEqual({ a: '1.0.0', b: '1.0.0' });
+    expectServing(r, '1.0.0');
+  });
+
+  it('upgradeTimeout 12s: the upgrade times out after a node changed, rolls back, ends TIMEOUT', async () => {
+    const r = await runCase('timeout', lab.packages.v2, { options: { upgradeTimeout: '12s' } });
+    expect(r.status.phase).toBe('TIMEOUT');
+    expect(r.history.map((h) => h.to)).toContain('ROLLBACK');
+    expect(r.history.at(-1)?.cause).toMatch(/restored/);
+    expect(r.pair.versions).toEqual({ a: '1.0.0', b: '1.0.0' });
+    expectServing(r, '1.0.0');
+  });
+
+  it('b stops answering mid-upgrade: UNREACHABLE after the grace, a keeps serving', async () => {
+    let undo: (() => Promise<void>) | null = null;
+    try {
+      const r = await runCase(
+        'unreachable',
+        lab.packages.v2,
+        {},
+        async (name) => {
+          await op.waitPhase(name, ['UPGRADE_BACKUP'], 120_000);
+          undo = await lab.isolate('b');
+          // Checked while b is still cut off: a carries the clients alone.
+          await op.waitTerminal(name, 240_000);
+          const vip = await lab.inLab(
+            'client',
+            ['curl', '-s', '--max-time', '3', `http://${lab.pair.spec.vip.address}:8080/version`],
+            true,
+          );
+          console.log(`with b cut off the VIP answers ${JSON.stringify(vip.stdout.trim())}`);
+          expect(vip.stdout.trim()).toBe('1.0.0');
+          await undo();
+          undo = null;
+        },
+        300_000,
+      );
+      expect(r.status.phase).toBe('UNREACHABLE');
+      const lost = r.history.at(-1)!;
+      expect(lost.cause).toMatch(/b: no SSH answer/);
+      expect(r.pair.versions.a).toBe('1.0.0');
+      expect(r.pair.vipHolders).toEqual(['a']);
+      expect(r.pair.vipHolderHealthy).toBe(true);
+      expect(clientFigures(r.probe).lost).toBe(0);
+    } finally {
+      await (undo as (() => Promise<void>) | null)?.();
+    }
+  });
+});
