@@ -31,6 +31,8 @@ export interface JournalFacts {
   readonly rollbackRequested: string | null;
   /** Requests already fed to the machine, so each is sent once. */
   readonly requestsSent: readonly ('cancel' | 'rollback')[];
+  /** A CHECK_CONFIG step (one sync round, then the comparison) has run: compare from now on. */
+  readonly configChecked?: boolean;
   /** Steps finished since the current phase was entered (for progress). */
   readonly stepsInPhase?: number;
   /** Progress when the current phase (a rollback) began. */
@@ -117,6 +119,8 @@ export function recordStep(
         : cleared;
     case 'REMOVE_TEMP_FILES':
       return { ...cleared, tempFilesRemoved: true };
+    case 'CHECK_CONFIG':
+      return { ...cleared, configChecked: true };
     default:
       return cleared;
   }

@@ -37,6 +37,8 @@ export interface PlanInput {
 export const UNREACHABLE_AFTER_MS = 60_000;
 /** Attempts at one step failing transiently before it counts as failed. */
 export const MAX_TRANSIENT_ATTEMPTS = 5;
+/** Attempts at one step that keeps answering "not yet" (each already waited its own deadline). */
+export const MAX_WAITING_ATTEMPTS = 3;
 
 export function plan(input: PlanInput): Action {
   const { ctx, journal: j, nowMs, settings } = input;
@@ -127,10 +129,14 @@ export function plan(input: PlanInput): Action {
 /** A step that failed for good (or too often) ends the phase. */
 function failure(input: PlanInput): Action | null {
   const e = input.journal.lastError;
-  // Health checks have their own policy (healthFailures); 'waiting' means the
-  // world has not caught up yet and only the time limits end it.
-  if (!e || e.step === 'CHECK_HEALTH' || e.kind === 'waiting') return null;
-  const final = e.kind === 'terminal' || e.attempts >= MAX_TRANSIENT_ATTEMPTS;
+  // Health checks have their own policy (healthFailures). A standby still
+  // replaying is 'waiting' for as long as the time limits allow; any other
+  // step that keeps waiting (a service that never comes up) fails after a
+  // few attempts instead of looping until the upgrade times out.
+  if (!e || e.step === 'CHECK_HEALTH') return null;
+  if (e.kind === 'waiting' && (e.step === 'WAIT_REPLAY' || e.attempts < MAX_WAITING_ATTEMPTS))
+    return null;
+  const final = e.kind !== 'transient' || e.attempts >= MAX_TRANSIENT_ATTEMPTS;
   if (!final) return null;
   const what = `${e.step}${e.node ? ` on ${e.node}` : ''} failed${e.attempts > 1 ? ` ${e.attempts} times` : ''}: ${e.message}`;
   if (input.ctx.phase === 'ROLLBACK')
@@ -139,9 +145,14 @@ function failure(input: PlanInput): Action | null {
 }
 
 function prepare(input: PlanInput): Action {
-  const { ctx, observed, request } = input;
+  const { ctx, observed, request, journal, nowMs, settings } = input;
   const master = node(observed, ctx.masterNode);
   const standby = node(observed, ctx.backupNode);
+  // One slow observation (a probe past its deadline on a busy machine) must
+  // not fail the upgrade: preflight waits up to the health-check timeout for
+  // the pair to look healthy before it gives up.
+  const patient = nowMs - journal.phaseEnteredAtMs < settings.healthCheckTimeout;
+  const fail = (why: string) => (patient ? wait(`${why}; looking again`) : failStep(why));
   // Preflight (4.1): both serving the old version, VIP and primary together.
   for (const n of [master, standby]) {
     if (!serving(n)) return fail(`preflight: ${n.name} is not serving (services or /health down)`);
@@ -370,6 +381,8 @@ function tidyUp(input: PlanInput): Action {
   return { kind: 'done', reason: `finished in ${input.ctx.phase}` };
 }
 
-function fail(why: string): Action {
+function failStep(why: string): Action {
   return event({ type: 'STEP_FAILED', error: why }, why);
 }
+
+const fail = failStep;

@@ -193,7 +193,11 @@ export class UpgradeReconciler {
       const fresh = (await source.getUpgradeRequest(name)) ?? request;
       memory = withRequests(memory, fresh);
       const nowMs = this.deps.now().getTime();
-      const observed = await runtime.observe({ compareConfig: memory.context.phase === 'VERIFY' });
+      // Configuration is compared once a CHECK_CONFIG step has run a sync
+      // round (and written its config_sync_record).
+      const observed = await runtime.observe({
+        compareConfig: memory.context.phase === 'VERIFY' && memory.facts.configChecked === true,
+      });
       let facts = recordReachability(
         memory.facts,
         Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),

@@ -130,7 +130,9 @@ export class SimPair {
     const target = nodeName ? this.node(nodeName) : null;
     if (target && target.unreachableRounds > 0)
       return { ok: false, kind: 'transient', message: 'connection refused' };
-    if (this.stallRounds > 0) return { ok: false, kind: 'waiting', message: 'not caught up yet' };
+    if (this.stallRounds > 0 && step === 'WAIT_REPLAY') {
+      return { ok: false, kind: 'waiting', message: 'not caught up yet' };
+    }
     if (fault?.kind === 'transient')
       return { ok: false, kind: 'transient', message: 'injected transient fault' };
     if (fault?.kind === 'terminal')

@@ -1,9 +1,13 @@
 // The planner against a simulated pair: whole upgrades with random faults
 // and delays (model-based, fast-check), and the classic scenarios by name.
 import fc from 'fast-check';
+import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
+import { emptyJournal } from '../../src/reconciler/journal.js';
+import { initialContext } from '../../src/reconciler/machine.js';
 import { isTerminal } from '../../src/reconciler/phases.js';
+import { plan } from '../../src/reconciler/planner.js';
 import { FROM, runSim, TO } from '../support/run-sim.js';
-import type { Fault } from '../support/sim-pair.js';
+import { type Fault, SimPair } from '../support/sim-pair.js';
 
 const faultArb: fc.Arbitrary<Fault | null> = fc.oneof(
   { weight: 30, arbitrary: fc.constant(null) },
@@ -216,15 +220,81 @@ describe('named scenarios', () => {
   });
 
   test('the upgrade timeout ends in TIMEOUT after rolling back', () => {
-    // Once the backup node is being upgraded, nothing catches up for a long time.
+    // Just before the backup node stops, its standby falls behind and does
+    // not catch up for a long time.
     const clean = runSim(base);
-    const at = clean.trace.findIndex((a) => a.kind === 'step' && a.step === 'STOP_SERVICES');
-    const faults: (Fault | null)[] = new Array(at + 1).fill(null);
-    faults[at + 1] = { kind: 'stall', rounds: 60 };
+    const at = clean.trace.findIndex((a) => a.kind === 'step' && a.step === 'RUN_MIGRATIONS');
+    const faults: (Fault | null)[] = new Array(at).fill(null);
+    faults[at] = { kind: 'lag', node: 1 };
+    faults[at + 1] = { kind: 'stall', rounds: 100 };
     const r = runSim({ ...base, faults, settings: { upgradeTimeout: 120_000 } });
     expect(r.phases).toContain('ROLLBACK');
     expect(r.rolledBack).toBe(true);
     expect(r.phases.at(-1)).toBe('TIMEOUT');
     expect(r.sim.nodes.map((n) => n.installedVersion)).toEqual([FROM, FROM]);
+  });
+});
+
+describe('plan() on single observations', () => {
+  const ctx = {
+    ...initialContext({ backupNode: 'node-b', masterNode: 'node-a' }),
+    phase: 'PREPARE' as const,
+  };
+  const sim = new SimPair(FROM);
+  const request = { fromVersion: FROM, targetVersion: TO };
+
+  test('preflight waits out a slow round before failing', () => {
+    const observed = sim.observe();
+    const slow = {
+      ...observed,
+      nodes: [{ ...observed.nodes[0], healthy: false }, observed.nodes[1]] as const,
+    };
+    const journal = emptyJournal(0);
+    const early = plan({
+      ctx,
+      request,
+      settings: BUILT_IN_DEFAULTS,
+      observed: slow,
+      journal,
+      nowMs: 1000,
+    });
+    expect(early).toMatchObject({ kind: 'wait' });
+    const late = plan({
+      ctx,
+      request,
+      settings: BUILT_IN_DEFAULTS,
+      observed: slow,
+      journal,
+      nowMs: 31_000,
+    });
+    expect(late).toMatchObject({ kind: 'event', event: { type: 'STEP_FAILED' } });
+  });
+
+  test('a step that keeps waiting fails after a few attempts; a replaying standby does not', () => {
+    const observed = sim.observe();
+    const stuck = (stepName: 'START_SERVICES' | 'WAIT_REPLAY', attempts: number) =>
+      plan({
+        ctx: { ...ctx, phase: 'UPGRADE_BACKUP', backupVerified: true },
+        request,
+        settings: BUILT_IN_DEFAULTS,
+        observed,
+        journal: {
+          ...emptyJournal(0),
+          lastError: {
+            step: stepName,
+            node: 'node-b',
+            kind: 'waiting',
+            message: 'not yet',
+            attempts,
+          },
+        },
+        nowMs: 1000,
+      });
+    expect(stuck('START_SERVICES', 2).kind).not.toBe('event');
+    expect(stuck('START_SERVICES', 3)).toMatchObject({
+      kind: 'event',
+      event: { type: 'STEP_FAILED' },
+    });
+    expect(stuck('WAIT_REPLAY', 50).kind).not.toBe('event');
   });
 });
