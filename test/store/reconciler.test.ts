@@ -83,7 +83,10 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
   let db: SqlClient;
   let source: StandaloneSource;
   let clock = Date.UTC(2026, 10, 29, 12, 0, 0);
-  const now = () => new Date((clock += 500));
+  const now = () => {
+    clock += 500;
+    return new Date(clock);
+  };
   const logger = createLogger({ stream: new PassThrough(), format: 'json' });
 
   beforeAll(async () => {
