@@ -28,6 +28,18 @@ export const PUBLIC_KEY_FILE = 'package-signing.pub';
 /** A signature file is a few hundred bytes; larger input is refused unread. */
 const MAX_SIGNATURE_BYTES = 64 * 1024;
 
+/** A refused signature; `code` is stable (malformed, untrusted, mismatch, invalid). */
+export class SignatureError extends Error {
+  constructor(
+    readonly code: 'malformed' | 'untrusted' | 'mismatch' | 'invalid',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'SignatureError';
+  }
+}
+
 export function signatureStatement(digest: FileDigest): Buffer {
   return Buffer.from(
     `pairshift-package-signature-v1\nsha256 ${digest.sha256}\nsize ${digest.size}\n`,
@@ -185,21 +197,25 @@ export async function signArchive(
 
 export function parseSignatureFile(bytes: Buffer, source: string): SignatureFile {
   if (bytes.length > MAX_SIGNATURE_BYTES)
-    throw new Error(`signature ${source} is too large to be a signature`);
+    throw new SignatureError('malformed', `signature ${source} is too large to be a signature`);
   let raw: unknown;
   try {
     raw = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw new Error(`signature ${source} is not a pairshift signature file (not JSON)`, {
-      cause: err,
-    });
+    throw new SignatureError(
+      'malformed',
+      `signature ${source} is not a pairshift signature file (not JSON)`,
+      {
+        cause: err,
+      },
+    );
   }
   const parsed = signatureFileSchema.safeParse(raw);
   if (!parsed.success) {
     const what = parsed.error.issues
       .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
       .join('; ');
-    throw new Error(`signature ${source} is malformed: ${what}`);
+    throw new SignatureError('malformed', `signature ${source} is malformed: ${what}`);
   }
   return parsed.data;
 }
@@ -215,25 +231,37 @@ export function checkSignature(
 ): TrustedKey {
   if (trusted.length === 0) throw new Error('no trusted keys given; cannot verify the signature');
   if (sig.sha256 !== actual.sha256 || sig.size !== actual.size) {
-    throw new Error(
+    throw new SignatureError(
+      'mismatch',
       `the signature is for another file (sha256 ${sig.sha256.slice(0, 16)}…, ${sig.size} bytes), ` +
         `not this archive (sha256 ${actual.sha256.slice(0, 16)}…, ${actual.size} bytes)`,
     );
   }
   const signer = trusted.find((t) => t.keyId === sig.keyId);
   if (!signer) {
-    throw new Error(
+    throw new SignatureError(
+      'untrusted',
       `the package is signed by key ${sig.keyId}, which is not among the trusted keys (${trusted
         .map((t) => t.keyId)
         .join(', ')})`,
     );
   }
+  // A TrustedKey built by hand (not via parseTrustedKey) could hold any key type.
+  if (signer.key.asymmetricKeyType !== 'ed25519')
+    throw new SignatureError(
+      'untrusted',
+      `trusted key ${signer.keyId} is an ${describeKeyType(signer.key)} key; package signatures are ed25519 only`,
+    );
   const ok = verify(
     null,
     signatureStatement(actual),
     signer.key,
     Buffer.from(sig.signature, 'base64'),
   );
-  if (!ok) throw new Error(`the signature does not verify with trusted key ${signer.keyId}`);
+  if (!ok)
+    throw new SignatureError(
+      'invalid',
+      `the signature does not verify with trusted key ${signer.keyId}`,
+    );
   return signer;
 }
