@@ -1,0 +1,451 @@
+// createApiApp: the express 5 application of the REST compatibility API.
+// The order of the layers is the security policy: every request is timed
+// and recorded; the allowlist is checked before anything else is done for
+// the client, then the rate limit, then the bearer token; a body is read
+// only for an authenticated operator, only as JSON, and only up to the
+// limit. Every error leaves as problem+json (problems.ts).
+import { randomUUID } from 'node:crypto';
+import express, {
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
+import type { Logger } from '../log/logger.js';
+import type { ResourceSource } from '../reconciler/source.js';
+import type { SqlClient } from '../store/sql-client.js';
+import { buildOpenApi } from './openapi.js';
+import {
+  ApiProblem,
+  codeForStatus,
+  PROBLEM_MEDIA_TYPE,
+  PROBLEMS,
+  type ProblemCode,
+  toProblem,
+} from './problems.js';
+import { RequestLog } from './request-log.js';
+import {
+  AddressAllowlist,
+  type ApiToken,
+  type Caller,
+  type RateLimit,
+  RateLimiter,
+  TokenAuthenticator,
+} from './security.js';
+import { STATUS_PATH, UpgradeApi } from './upgrades.js';
+
+export interface ApiLimits {
+  /** Largest JSON body accepted (bytes); default 64 KiB. */
+  readonly bodyBytes?: number;
+  /** Per client address; default 20 requests/s with bursts of 40. */
+  readonly rateLimit?: RateLimit;
+}
+
+export interface OperatorState {
+  readonly sourceStarted: boolean;
+  readonly reconcilerRunning: boolean;
+}
+
+/** Package upload on trigger (src/api/upload.ts), when present. */
+export type ReceivePackage = (
+  req: Request,
+) => Promise<{
+  packagePath: string;
+  sigPath: string;
+  version: string;
+  upgradesFrom?: unknown;
+  cleanup(): Promise<void>;
+}>;
+
+export interface ApiDeps {
+  readonly source: ResourceSource;
+  readonly db: SqlClient;
+  readonly logger: Logger;
+  readonly auth: { readonly tokens: readonly ApiToken[] };
+  /** CIDRs allowed to connect; an empty list allows nobody. */
+  readonly allow: readonly string[];
+  readonly limits?: ApiLimits;
+  readonly now?: () => Date;
+  /** What /health reports about the rest of the operator. */
+  readonly operatorState?: () => OperatorState;
+  /** The operator's autoRollback default, recorded on new tasks. */
+  readonly autoRollbackDefault?: boolean;
+}
+
+export type ApiApp = express.Express & {
+  /** Waits until api_request_log holds every request answered so far. */
+  flushRequestLog(): Promise<void>;
+};
+
+export const DEFAULT_BODY_BYTES = 64 * 1024;
+export const DEFAULT_RATE_LIMIT: RateLimit = { ratePerSecond: 20, burst: 40 };
+
+interface Locals {
+  requestId: string;
+  startedAt: number;
+  caller?: Caller;
+  upgradeId?: string;
+  responseBody?: unknown;
+}
+
+const locals = (res: Response) => res.locals as Locals;
+
+function sendJson(res: Response, status: number, body: unknown, type = 'application/json'): void {
+  locals(res).responseBody = body;
+  res.status(status).type(type).send(JSON.stringify(body));
+}
+
+function sendProblem(req: Request, res: Response, p: ApiProblem): void {
+  for (const [k, v] of Object.entries(p.extra.headers ?? {})) res.setHeader(k, v);
+  sendJson(res, p.status, toProblem(p, pathOf(req)), PROBLEM_MEDIA_TYPE);
+}
+
+/** The request path without the query, never empty. */
+function pathOf(req: Request): string {
+  const url = req.originalUrl || req.url || '/';
+  const q = url.indexOf('?');
+  const p = q >= 0 ? url.slice(0, q) : url;
+  return p.startsWith('/') ? p : `/${p}`;
+}
+
+/** Body-parser's error types, mapped to our codes. */
+function bodyErrorCode(err: { type?: unknown; status?: unknown }): ProblemCode | null {
+  switch (err.type) {
+    case 'entity.too.large':
+      return 'PS-1601';
+    case 'entity.parse.failed':
+      return 'PS-1002';
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return 'PS-1602';
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return 'PS-1001';
+    default:
+      return null;
+  }
+}
+
+const wrap =
+  (fn: (req: Request, res: Response) => Promise<void>): RequestHandler =>
+  (req, res, next) => {
+    fn(req, res).catch(next);
+  };
+
+export function createApiApp(deps: ApiDeps): ApiApp {
+  const now = deps.now ?? (() => new Date());
+  const allowlist = new AddressAllowlist(deps.allow);
+  const limiter = new RateLimiter(deps.limits?.rateLimit ?? DEFAULT_RATE_LIMIT, () =>
+    now().getTime(),
+  );
+  const authenticator = new TokenAuthenticator(deps.auth.tokens);
+  const requestLog = new RequestLog(deps.db, deps.logger);
+  const api = new UpgradeApi({
+    source: deps.source,
+    db: deps.db,
+    now,
+    autoRollbackDefault: deps.autoRollbackDefault ?? true,
+  });
+  const openapi = JSON.stringify(buildOpenApi());
+  const bodyLimit = deps.limits?.bodyBytes ?? DEFAULT_BODY_BYTES;
+  const jsonParser = express.json({
+    limit: bodyLimit,
+    strict: true,
+    inflate: false,
+    type: () => true,
+  });
+
+  const app = express() as ApiApp;
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.flushRequestLog = () => requestLog.flush();
+
+  // 1. Every request is timed and recorded, whatever happens to it.
+  app.use((req, res, next) => {
+    const l = locals(res);
+    l.requestId = randomUUID();
+    l.startedAt = performance.now();
+    res.setHeader('X-Request-Id', l.requestId);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      requestLog.record({
+        at: now(),
+        requestId: l.requestId,
+        method: req.method,
+        path: pathOf(req),
+        status: res.statusCode,
+        durationMs: performance.now() - l.startedAt,
+        clientIp: req.socket.remoteAddress,
+        upgradeId: l.upgradeId,
+        tokenName: l.caller?.name,
+        query: req.query,
+        body: req.body,
+        response: l.responseBody,
+      });
+    };
+    res.once('finish', finish);
+    res.once('close', finish);
+    next();
+  });
+
+  // 2. Allowlist on the socket's own address (no proxy headers are trusted).
+  app.use((req, _res, next) => {
+    if (allowlist.allows(req.socket.remoteAddress)) return next();
+    next(new ApiProblem('PS-1202', `address ${req.socket.remoteAddress ?? '(unknown)'} is not on the API allowlist`));
+  });
+
+  // 3. Rate limit per client address.
+  app.use((req, _res, next) => {
+    const r = limiter.take(req.socket.remoteAddress ?? 'unknown');
+    if (r.ok) return next();
+    next(
+      new ApiProblem('PS-1701', `too many requests from this address; retry in ${r.retryAfterSeconds} s`, {
+        headers: { 'Retry-After': String(r.retryAfterSeconds) },
+      }),
+    );
+  });
+
+  // Public: the operator's health and the API description.
+  route(app, '/health', {
+    GET: [
+      wrap(async (_req, res) => {
+        const h = await health(deps, now);
+        sendJson(res, h.status === 'UP' ? 200 : 503, h);
+      }),
+    ],
+  });
+  route(app, '/api/v1/openapi.json', {
+    GET: [
+      (_req, res) => {
+        locals(res).responseBody = { openapi: '3.1.0' };
+        res.status(200).type('application/json').send(openapi);
+      },
+    ],
+  });
+
+  // 4. Everything else needs a bearer token.
+  app.use((req, _res, next) => {
+    const header = req.headers.authorization;
+    const b = TokenAuthenticator.bearer(header);
+    if ('missing' in b) {
+      return next(
+        new ApiProblem('PS-1101', 'send a bearer token: Authorization: Bearer <token>', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="pairshift"' },
+        }),
+      );
+    }
+    const caller = 'token' in b ? authenticator.authenticate(b.token) : null;
+    if (!caller) {
+      return next(
+        new ApiProblem('PS-1102', 'the bearer token is not valid', {
+          headers: {
+            'WWW-Authenticate': 'Bearer realm="pairshift", error="invalid_token"',
+          },
+        }),
+      );
+    }
+    locals(_res).caller = caller;
+    next();
+  });
+
+  const operatorOnly: RequestHandler = (req, res, next) => {
+    const c = locals(res).caller!;
+    if (c.role === 'operator') return next();
+    next(new ApiProblem('PS-1201', `token ${c.name} has the viewer role; ${req.method} needs the operator role`));
+  };
+
+  // A JSON body, if any: anything else is 415 before a byte is read.
+  const jsonBody: RequestHandler = (req, res, next) => {
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    if (!hasBody) return next();
+    if (!req.is('application/json')) {
+      return next(
+        new ApiProblem(
+          'PS-1602',
+          `send the body as application/json (got ${JSON.stringify(String(req.headers['content-type'] ?? 'none').slice(0, 100))})`,
+        ),
+      );
+    }
+    jsonParser(req, res, next);
+  };
+
+  const withId: RequestHandler = (req, res, next) => {
+    const id = req.params.upgrade_id;
+    if (typeof id === 'string' && id.length <= 253) locals(res).upgradeId = id;
+    next();
+  };
+
+  route(app, '/api/v1/upgrade/trigger', {
+    POST: [
+      operatorOnly,
+      jsonBody,
+      wrap(async (req, res) => {
+        if (req.body === undefined) {
+          throw new ApiProblem('PS-1001', 'send a JSON body: {"pair": "...", "package": {"path": "/...", "version": "X.Y.Z"}}');
+        }
+        const out = await api.trigger(req.body, locals(res).caller!);
+        locals(res).upgradeId = out.upgrade_id;
+        res.setHeader('Location', out.status_url);
+        sendJson(res, 201, out);
+      }),
+    ],
+  });
+  route(app, '/api/v1/upgrade/progress/:upgrade_id', {
+    GET: [withId, wrap(async (req, res) => sendJson(res, 200, await api.progress(req.params.upgrade_id)))],
+  });
+  route(app, '/api/v1/upgrade/rollback/:upgrade_id', {
+    POST: [
+      withId,
+      operatorOnly,
+      jsonBody,
+      wrap(async (req, res) =>
+        sendJson(res, 200, await api.rollback(req.params.upgrade_id, req.body, locals(res).caller!)),
+      ),
+    ],
+  });
+  route(app, '/api/v1/upgrade/cancel/:upgrade_id', {
+    POST: [
+      withId,
+      operatorOnly,
+      jsonBody,
+      wrap(async (req, res) =>
+        sendJson(res, 200, await api.cancel(req.params.upgrade_id, req.body, locals(res).caller!)),
+      ),
+    ],
+  });
+  route(app, '/api/v1/upgrade/history', {
+    GET: [wrap(async (req, res) => sendJson(res, 200, await api.history(req.query)))],
+  });
+  route(app, '/api/v1/upgrade/logs/:upgrade_id', {
+    GET: [withId, wrap(async (req, res) => sendJson(res, 200, await api.logs(req.params.upgrade_id, req.query)))],
+  });
+
+  app.use((req, _res, next) => {
+    next(new ApiProblem('PS-1301', `there is no endpoint ${req.method} ${pathOf(req).slice(0, 200)}; see /api/v1/openapi.json`));
+  });
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) {
+      req.socket.destroy();
+      return;
+    }
+    sendProblem(req, res, asProblem(err, req, res, deps.logger));
+  });
+  return app;
+}
+
+/** Any error as an ApiProblem; unexpected ones are logged with their stack here and only here. */
+function asProblem(err: unknown, req: Request, res: Response, logger: Logger): ApiProblem {
+  if (err instanceof ApiProblem) return err;
+  const e = (err ?? {}) as { status?: unknown; statusCode?: unknown; code?: unknown; detail?: unknown; message?: unknown; type?: unknown };
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    const code =
+      bodyErrorCode(e) ??
+      (typeof e.code === 'string' && e.code in PROBLEMS && PROBLEMS[e.code as ProblemCode].status === status
+        ? (e.code as ProblemCode)
+        : codeForStatus(status));
+    const detail =
+      typeof e.detail === 'string'
+        ? e.detail
+        : code === 'PS-1601'
+          ? 'the request body is larger than the limit'
+          : code === 'PS-1002'
+            ? 'the request body is not valid JSON'
+            : typeof e.message === 'string' && e.message.length < 300
+              ? e.message
+              : PROBLEMS[code].title;
+    return new ApiProblem(code, detail);
+  }
+  const requestId = locals(res).requestId;
+  logger.error('api: internal error', {
+    requestId,
+    method: req.method,
+    path: pathOf(req).slice(0, 200),
+    error: err instanceof Error ? err.message : String(err),
+    stack: err instanceof Error ? err.stack : undefined,
+  });
+  return new ApiProblem(
+    'PS-1901',
+    `the operator could not complete the request; the server log has the details under request id ${requestId}`,
+  );
+}
+
+type Method = 'GET' | 'POST';
+
+/** A path with its methods; other methods get 405 with Allow, OPTIONS gets 204 with Allow. */
+function route(app: express.Express, path: string, handlers: Partial<Record<Method, RequestHandler[]>>): void {
+  const r = app.route(path);
+  const methods: string[] = [];
+  if (handlers.GET) {
+    r.get(...handlers.GET);
+    methods.push('GET', 'HEAD');
+  }
+  if (handlers.POST) {
+    r.post(...handlers.POST);
+    methods.push('POST');
+  }
+  const allow = [...methods, 'OPTIONS'].join(', ');
+  r.options((_req, res) => {
+    res.setHeader('Allow', allow);
+    res.status(204).end();
+  });
+  r.all((req, _res, next) => {
+    next(
+      new ApiProblem('PS-1401', `${req.method.slice(0, 20)} is not allowed on ${path}; use ${methods.join(' or ')}`, {
+        headers: { Allow: allow },
+      }),
+    );
+  });
+}
+
+async function health(deps: ApiDeps, now: () => Date) {
+  const checks: { name: 'store' | 'source' | 'reconciler'; status: 'UP' | 'DOWN'; message?: string; duration_ms: number }[] = [];
+  const t0 = performance.now();
+  try {
+    await withTimeout(deps.db.query('SELECT 1'), 2000);
+    checks.push({ name: 'store', status: 'UP', duration_ms: Math.round(performance.now() - t0) });
+  } catch (e) {
+    checks.push({
+      name: 'store',
+      status: 'DOWN',
+      message: `store not reachable: ${e instanceof Error ? e.message.slice(0, 200) : String(e)}`,
+      duration_ms: Math.round(performance.now() - t0),
+    });
+  }
+  const s = deps.operatorState?.() ?? { sourceStarted: true, reconcilerRunning: true };
+  checks.push({
+    name: 'source',
+    status: s.sourceStarted ? 'UP' : 'DOWN',
+    message: deps.source.description,
+    duration_ms: 0,
+  });
+  checks.push({
+    name: 'reconciler',
+    status: s.reconcilerRunning ? 'UP' : 'DOWN',
+    ...(s.reconcilerRunning ? {} : { message: 'the reconcile loop is not running' }),
+    duration_ms: 0,
+  });
+  return {
+    status: checks.every((c) => c.status === 'UP') ? ('UP' as const) : ('DOWN' as const),
+    timestamp: now().toISOString(),
+    checks,
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export { STATUS_PATH };

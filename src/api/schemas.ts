@@ -1,0 +1,221 @@
+// The shapes of the REST API, in zod: the same schemas validate requests,
+// shape responses and generate the OpenAPI document (openapi.ts), so the
+// document cannot drift from what the server does. Field schemas are taken
+// from the UpgradeRequest's own (src/reconciler/upgrade-request.ts) so the
+// API accepts exactly what the resource does. JSON names are snake_case as
+// in the task list.
+import { z } from 'zod';
+import { apiRegistry } from './registry.js';
+import { PHASES } from '../reconciler/phases.js';
+import { upgradeRequestSpecSchema, upgradeRequestStatusSchema } from '../reconciler/upgrade-request.js';
+import { LOG_LEVELS, MAX_PAGE_SIZE } from '../store/upgrades.js';
+
+const spec = upgradeRequestSpecSchema.shape;
+const pkg = spec.package.shape;
+const opts = spec.options.unwrap().shape;
+const rollbackShape = spec.rollback.unwrap().shape;
+
+/** Upgrade ids are UpgradeRequest names: DNS-1123, as kubectl would accept. */
+export const UPGRADE_ID_PATTERN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+export const upgradeIdSchema = z
+  .string()
+  .max(253)
+  .regex(UPGRADE_ID_PATTERN, { error: 'expected an upgrade id like upg-20260101-ab12cd' });
+
+const reason = rollbackShape.reason;
+
+export const triggerRequestSchema = z
+  .object({
+    pair: spec.pairRef.shape.name.describe('Name of the HAPair to upgrade'),
+    package: z
+      .object({
+        path: pkg.path.describe('Absolute path of the signed package on the operator host'),
+        version: pkg.version,
+        signature_path: pkg.signaturePath,
+      })
+      .strict(),
+    from_version: spec.fromVersion,
+    reason: reason.optional(),
+    options: z
+      .object({
+        auto_rollback: opts.autoRollback,
+        upgrade_timeout: opts.upgradeTimeout,
+        vip_switch_timeout: opts.vipSwitchTimeout,
+        health_check_timeout: opts.healthCheckTimeout,
+        downtime_budget: opts.downtimeBudget,
+        approved: opts.approved,
+        dry_run: opts.dryRun,
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .register(apiRegistry, { id: 'TriggerRequest' });
+export type TriggerRequest = z.output<typeof triggerRequestSchema>;
+
+export const triggerResponseSchema = z
+  .object({
+    upgrade_id: upgradeIdSchema,
+    status_url: z.string(),
+    pair: z.string(),
+    target_version: z.string(),
+    phase: z.enum(PHASES),
+  })
+  .strict()
+  .register(apiRegistry, { id: 'TriggerResponse' });
+
+export const rollbackRequestSchema = z
+  .object({
+    reason: reason.optional(),
+    restore_database: rollbackShape.restoreDatabase,
+  })
+  .strict()
+  .register(apiRegistry, { id: 'RollbackRequest' });
+
+export const cancelRequestSchema = z
+  .object({ reason: reason.optional() })
+  .strict()
+  .register(apiRegistry, { id: 'CancelRequest' });
+
+export const actionResponseSchema = z
+  .object({
+    upgrade_id: upgradeIdSchema,
+    phase: z.enum(PHASES),
+    accepted: z.literal(true),
+    effect: z.string().describe('What the operator will do now, in words'),
+    status_url: z.string(),
+  })
+  .strict()
+  .register(apiRegistry, { id: 'ActionResponse' });
+
+const status = upgradeRequestStatusSchema.shape;
+const downtimeShape = status.downtime.unwrap().shape;
+
+export const progressResponseSchema = z
+  .object({
+    upgrade_id: upgradeIdSchema,
+    pair: z.string(),
+    target_version: z.string(),
+    phase: z.enum(PHASES),
+    progress_percent: status.progress,
+    completed_steps: z.array(
+      z
+        .object({
+          step: z.string(),
+          node: z.string().nullable(),
+          phase: z.enum(PHASES).nullable(),
+          finished_at: z.string().nullable(),
+        })
+        .strict(),
+    ),
+    current_step: z.string().nullable(),
+    message: z.string().nullable(),
+    estimated_completion_time: z.string().nullable(),
+    started_at: z.string().nullable(),
+    finished_at: z.string().nullable(),
+    downtime: z
+      .object({
+        http_longest_ms: downtimeShape.httpLongestMs,
+        http_total_ms: downtimeShape.httpTotalMs,
+        write_longest_ms: downtimeShape.writeLongestMs,
+        write_total_ms: downtimeShape.writeTotalMs,
+        lost_acknowledged_writes: downtimeShape.lostAcknowledgedWrites,
+        budget_ms: downtimeShape.budgetMs,
+        within_budget: downtimeShape.withinBudget,
+      })
+      .strict()
+      .nullable(),
+    rollback_requested: z.boolean(),
+    cancel_requested: z.boolean(),
+  })
+  .strict()
+  .register(apiRegistry, { id: 'ProgressResponse' });
+export type ProgressResponse = z.output<typeof progressResponseSchema>;
+
+const pageNumber = z.coerce
+  .number({ error: 'expected a whole number from 1' })
+  .int({ error: 'expected a whole number from 1' })
+  .min(1, { error: 'expected a whole number from 1' })
+  .max(1_000_000, { error: 'expected a whole number up to 1000000' });
+const pageSize = z.coerce
+  .number({ error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` })
+  .int({ error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` })
+  .min(1, { error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` })
+  .max(MAX_PAGE_SIZE, { error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` });
+
+export const historyQuerySchema = z
+  .object({
+    page: pageNumber.default(1),
+    page_size: pageSize.default(20),
+    upgrade_id: upgradeIdSchema.optional(),
+  })
+  .strict();
+
+export const logsQuerySchema = z
+  .object({
+    page: pageNumber.default(1),
+    page_size: pageSize.default(20),
+    level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).optional(),
+  })
+  .strict();
+
+export const historyResponseSchema = z
+  .object({
+    items: z.array(
+      z
+        .object({
+          id: z.number().int(),
+          upgrade_id: z.string(),
+          from_phase: z.enum(PHASES).nullable(),
+          to_phase: z.enum(PHASES),
+          cause: z.string(),
+          actor: z.string(),
+          at: z.string(),
+        })
+        .strict(),
+    ),
+    total: z.number().int().min(0),
+    page: z.number().int().min(1),
+    page_size: z.number().int().min(1),
+  })
+  .strict()
+  .register(apiRegistry, { id: 'HistoryResponse' });
+
+export const logsResponseSchema = z
+  .object({
+    upgrade_id: z.string(),
+    items: z.array(
+      z
+        .object({
+          id: z.number().int(),
+          timestamp: z.string(),
+          level: z.enum(LOG_LEVELS),
+          source: z.string(),
+          message: z.string(),
+        })
+        .strict(),
+    ),
+    total: z.number().int().min(0),
+    page: z.number().int().min(1),
+    page_size: z.number().int().min(1),
+  })
+  .strict()
+  .register(apiRegistry, { id: 'LogsResponse' });
+
+export const healthResponseSchema = z
+  .object({
+    status: z.enum(['UP', 'DOWN']),
+    timestamp: z.string(),
+    checks: z.array(
+      z
+        .object({
+          name: z.enum(['store', 'source', 'reconciler']),
+          status: z.enum(['UP', 'DOWN']),
+          message: z.string().optional(),
+          duration_ms: z.number().min(0),
+        })
+        .strict(),
+    ),
+  })
+  .strict()
+  .register(apiRegistry, { id: 'HealthResponse' });

@@ -1,0 +1,207 @@
+// A real API server for the tests: PGlite store (migrated), the standalone
+// source with a few HAPairs, and the app listening on 127.0.0.1. call()
+// checks every response against the OpenAPI document the server serves.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { type ApiDeps, createApiApp } from '../../src/api/app.js';
+import { buildOpenApi } from '../../src/api/openapi.js';
+import { PROBLEM_MEDIA_TYPE } from '../../src/api/problems.js';
+import { startApiServer, type RunningApi } from '../../src/api/server.js';
+import { parseHAPair } from '../../src/inventory/hapair.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
+import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
+import { migrate } from '../../src/store/migrate.js';
+import { openPglite } from '../../src/store/pglite.js';
+import type { SqlClient } from '../../src/store/sql-client.js';
+
+export const OPERATOR_TOKEN = 'op-secret-token-0123456789abcdef';
+export const VIEWER_TOKEN = 'viewer-secret-token-0123456789ab';
+
+const FP = 'SHA256:Q1b9c2m0yNnYQm9m8R5m2zj9y7t8H1o6hXq3x4K5v6w';
+export const hapairYaml = (name: string) => `apiVersion: pairshift.io/v1alpha1
+kind: HAPair
+metadata: {name: ${name}}
+spec:
+  vip: {address: 198.18.0.100, prefixLength: 24, interface: eth0}
+  ssh: {user: root, port: 22, privateKeyPath: /keys/id}
+  nodes:
+    - {name: a, address: 198.18.0.11, ssh: {hostKey: {fingerprint: "${FP}"}}}
+    - {name: b, address: 198.18.0.12, ssh: {hostKey: {fingerprint: "${FP}"}}}
+  keepalived: {configPath: /etc/keepalived/keepalived.conf, instance: VI_1, start: s, stop: s, status: s, reload: s}
+  services: [{name: java, port: 8080, start: s, stop: s, status: s}]
+  database: {port: 5432, name: app, user: app, superuser: postgres, replicationUser: rep, osUser: postgres, dataDir: /d, binDir: /b, start: s, stop: s, status: s}
+  rsync: {source: /etc/app/, direction: vip-holder-to-peer, periodSeconds: 2, pause: p, resume: r, status: s}
+  paths: {appDir: /opt/app, appJar: /opt/app/app.jar, configDir: /etc/app, rootKey: /etc/app/root.key, backupDir: /var/backups/app}
+`;
+
+export interface Harness {
+  db: SqlClient;
+  source: StandaloneSource;
+  api: RunningApi;
+  logs: string[];
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** Captures what the server logs, to check that stacks and tokens stay where they belong. */
+function captureLogger(lines: string[]): Logger {
+  const logger = createLogger({ level: 'debug', format: 'json' });
+  for (const t of logger.transports) t.silent = true;
+  logger.on('data', (info: unknown) => lines.push(JSON.stringify(info)));
+  return logger;
+}
+
+export async function startHarness(
+  over: Partial<ApiDeps> & { pairs?: string[]; wrapSource?: (s: StandaloneSource) => ApiDeps['source'] } = {},
+): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'pairshift-api-'));
+  const db = await openPglite(join(dir, 'data'));
+  await migrate(db);
+  const source = new StandaloneSource({ db, resyncMs: 3_600_000 });
+  await source.start();
+  for (const p of over.pairs ?? ['lab', 'lab2', 'lab3']) {
+    await source.putHAPair(parseHAPair(hapairYaml(p), `test ${p}`));
+  }
+  const logs: string[] = [];
+  const logger = captureLogger(logs);
+  const api = await startApiServer('127.0.0.1:0', {
+    source: over.wrapSource ? over.wrapSource(source) : source,
+    db,
+    logger,
+    auth: {
+      tokens: [
+        { token: OPERATOR_TOKEN, role: 'operator', name: 'ci-operator' },
+        { token: VIEWER_TOKEN, role: 'viewer', name: 'dashboard' },
+      ],
+    },
+    allow: ['127.0.0.0/8', '::1/128'],
+    limits: { rateLimit: { ratePerSecond: 100_000, burst: 100_000 } },
+    ...over,
+  });
+  return {
+    db,
+    source,
+    api,
+    logs,
+    logger,
+    async close() {
+      await api.stop();
+      await source.stop();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export { createApiApp };
+
+// ---- OpenAPI checking -------------------------------------------------------
+
+type Doc = {
+  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: object }> }> }>>;
+  components: { schemas: Record<string, object> };
+};
+
+export class OpenApiChecker {
+  readonly doc: Doc;
+  readonly #ajv: InstanceType<typeof Ajv2020>;
+  readonly #templates: { re: RegExp; template: string }[];
+  readonly #compiled = new Map<string, ReturnType<InstanceType<typeof Ajv2020>['compile']>>();
+  checked = 0;
+
+  constructor(doc: object = buildOpenApi()) {
+    this.doc = doc as Doc;
+    this.#ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+    this.#ajv.addSchema({ $id: 'api', components: this.doc.components }, 'api');
+    this.#templates = Object.keys(this.doc.paths).map((t) => ({
+      template: t,
+      re: new RegExp(`^${t.replace(/\{[a-z_]+\}/g, '[^/]+').replaceAll('.', '\\.')}/?$`, 'i'),
+    }));
+  }
+
+  #validator(schema: object) {
+    const key = JSON.stringify(schema);
+    let v = this.#compiled.get(key);
+    if (!v) {
+      // References point at #/components/...: resolve them inside the 'api' document.
+      const rewritten = JSON.parse(key.replaceAll('"#/components/', '"api#/components/'));
+      v = this.#ajv.compile(rewritten);
+      this.#compiled.set(key, v);
+    }
+    return v;
+  }
+
+  /**
+   * Throws unless the response is one the document describes: a documented
+   * status for the operation, of the documented media type and schema; any
+   * problem (documented path or not) must match the Problem schema.
+   */
+  check(method: string, path: string, status: number, contentType: string | null, body: unknown): void {
+    const pathOnly = path.split('?')[0]!;
+    const t = this.#templates.find((x) => x.re.test(pathOnly));
+    const op = t ? this.doc.paths[t.template]![method.toLowerCase() === 'head' ? 'get' : method.toLowerCase()] : undefined;
+    const media = (contentType ?? '').split(';')[0]!.trim();
+    if (status >= 400) {
+      if (method.toUpperCase() === 'HEAD') return;
+      if (media !== PROBLEM_MEDIA_TYPE) throw new Error(`${method} ${path} -> ${status}: media type ${media}, not problem+json`);
+      this.#assert(this.#validator({ $ref: '#/components/schemas/Problem' }), body, `${method} ${path} -> ${status}`);
+      if ((body as { status?: number }).status !== status) throw new Error(`${method} ${path}: problem.status ${(body as { status?: number }).status} != ${status}`);
+      if (op && !op.responses[String(status)] && ![404, 405, 413, 415, 431].includes(status)) {
+        throw new Error(`${method} ${path} -> ${status}: status not documented for ${t!.template}`);
+      }
+      this.checked++;
+      return;
+    }
+    if (!op) throw new Error(`${method} ${path} -> ${status}: no operation in the OpenAPI document`);
+    const resp = op.responses[String(status)];
+    if (!resp) throw new Error(`${method} ${path} -> ${status}: status not documented`);
+    if (method.toUpperCase() === 'HEAD' || status === 204) return;
+    const schema = resp.content?.[media]?.schema;
+    if (!resp.content?.[media]) throw new Error(`${method} ${path} -> ${status}: media type ${media} not documented`);
+    if (schema) this.#assert(this.#validator(schema), body, `${method} ${path} -> ${status}`);
+    this.checked++;
+  }
+
+  #assert(v: ReturnType<InstanceType<typeof Ajv2020>['compile']>, body: unknown, what: string): void {
+    if (!v(body)) {
+      throw new Error(`${what}: response does not match the OpenAPI document: ${this.#ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
+    }
+  }
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+export function client(baseUrl: string, checker: OpenApiChecker) {
+  return async function call(
+    method: string,
+    path: string,
+    opts: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+  ): Promise<Reply> {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    const token = opts.token === undefined ? OPERATOR_TOKEN : opts.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    let body: string | undefined;
+    if (opts.raw !== undefined) body = opts.raw;
+    else if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(`${baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = text;
+    }
+    checker.check(method, path, res.status, res.headers.get('content-type'), parsed);
+    return { status: res.status, headers: res.headers, body: parsed, text };
+  };
+}
