@@ -12,6 +12,7 @@ import express, {
   type Response,
 } from 'express';
 import type { Logger } from '../log/logger.js';
+import type { TrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
 import type { SqlClient } from '../store/sql-client.js';
 import { buildOpenApi } from './openapi.js';
@@ -33,6 +34,7 @@ import {
   TokenAuthenticator,
 } from './security.js';
 import { STATUS_PATH, UpgradeApi } from './upgrades.js';
+import { PackageRejected, receivePackage } from './upload.js';
 
 export interface ApiLimits {
   /** Largest JSON body accepted (bytes); default 64 KiB. */
@@ -46,16 +48,14 @@ export interface OperatorState {
   readonly reconcilerRunning: boolean;
 }
 
-/** Package upload on trigger (src/api/upload.ts), when present. */
-export type ReceivePackage = (
-  req: Request,
-) => Promise<{
-  packagePath: string;
-  sigPath: string;
-  version: string;
-  upgradesFrom?: unknown;
-  cleanup(): Promise<void>;
-}>;
+/** Package upload on trigger (multipart/form-data, src/api/upload.ts); off when absent. */
+export interface UploadSettings {
+  /** Upload folders are made inside it; an accepted package stays there for the upgrade. */
+  readonly workDir: string;
+  readonly trustedKeys: TrustedKey[];
+  /** Largest upload accepted, in bytes. */
+  readonly maxBytes: number;
+}
 
 export interface ApiDeps {
   readonly source: ResourceSource;
@@ -70,6 +70,7 @@ export interface ApiDeps {
   readonly operatorState?: () => OperatorState;
   /** The operator's autoRollback default, recorded on new tasks. */
   readonly autoRollbackDefault?: boolean;
+  readonly upload?: UploadSettings;
 }
 
 export type ApiApp = express.Express & {
@@ -194,7 +195,12 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   // 2. Allowlist on the socket's own address (no proxy headers are trusted).
   app.use((req, _res, next) => {
     if (allowlist.allows(req.socket.remoteAddress)) return next();
-    next(new ApiProblem('PS-1202', `address ${req.socket.remoteAddress ?? '(unknown)'} is not on the API allowlist`));
+    next(
+      new ApiProblem(
+        'PS-1202',
+        `address ${req.socket.remoteAddress ?? '(unknown)'} is not on the API allowlist`,
+      ),
+    );
   });
 
   // 3. Rate limit per client address.
@@ -202,9 +208,13 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     const r = limiter.take(req.socket.remoteAddress ?? 'unknown');
     if (r.ok) return next();
     next(
-      new ApiProblem('PS-1701', `too many requests from this address; retry in ${r.retryAfterSeconds} s`, {
-        headers: { 'Retry-After': String(r.retryAfterSeconds) },
-      }),
+      new ApiProblem(
+        'PS-1701',
+        `too many requests from this address; retry in ${r.retryAfterSeconds} s`,
+        {
+          headers: { 'Retry-After': String(r.retryAfterSeconds) },
+        },
+      ),
     );
   });
 
@@ -254,7 +264,12 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   const operatorOnly: RequestHandler = (req, res, next) => {
     const c = locals(res).caller!;
     if (c.role === 'operator') return next();
-    next(new ApiProblem('PS-1201', `token ${c.name} has the viewer role; ${req.method} needs the operator role`));
+    next(
+      new ApiProblem(
+        'PS-1201',
+        `token ${c.name} has the viewer role; ${req.method} needs the operator role`,
+      ),
+    );
   };
 
   // A JSON body, if any: anything else is 415 before a byte is read.
@@ -280,13 +295,61 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     next();
   };
 
+  // Trigger takes a JSON reference to a package on the operator host, or
+  // (when uploads are configured) the package itself as multipart/form-data.
+  const triggerBody: RequestHandler = (req, res, next) => {
+    if (!req.is('multipart/form-data')) return jsonBody(req, res, next);
+    if (!deps.upload) {
+      return next(
+        new ApiProblem(
+          'PS-1602',
+          'package uploads are not enabled on this operator; send JSON with package.path on the operator host',
+        ),
+      );
+    }
+    next();
+  };
+
   route(app, '/api/v1/upgrade/trigger', {
     POST: [
       operatorOnly,
-      jsonBody,
+      triggerBody,
       wrap(async (req, res) => {
+        if (deps.upload && req.is('multipart/form-data')) {
+          const received = await receivePackage(req, {
+            workDir: deps.upload.workDir,
+            trustedKeys: deps.upload.trustedKeys,
+            maxBytes: deps.upload.maxBytes,
+            installedVersion: (pair) => installedVersion(deps.source, pair),
+          });
+          let out: Awaited<ReturnType<UpgradeApi['trigger']>>;
+          try {
+            out = await api.trigger(
+              {
+                pair: received.pair,
+                package: {
+                  path: received.packagePath,
+                  version: received.version,
+                  signature_path: received.sigPath,
+                },
+                ...(received.reason ? { reason: received.reason } : {}),
+              },
+              locals(res).caller!,
+            );
+          } catch (e) {
+            await received.cleanup();
+            throw e;
+          }
+          locals(res).upgradeId = out.upgrade_id;
+          res.setHeader('Location', out.status_url);
+          sendJson(res, 201, out);
+          return;
+        }
         if (req.body === undefined) {
-          throw new ApiProblem('PS-1001', 'send a JSON body: {"pair": "...", "package": {"path": "/...", "version": "X.Y.Z"}}');
+          throw new ApiProblem(
+            'PS-1001',
+            'send a JSON body: {"pair": "...", "package": {"path": "/...", "version": "X.Y.Z"}}',
+          );
         }
         const out = await api.trigger(req.body, locals(res).caller!);
         locals(res).upgradeId = out.upgrade_id;
@@ -296,7 +359,10 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     ],
   });
   route(app, '/api/v1/upgrade/progress/:upgrade_id', {
-    GET: [withId, wrap(async (req, res) => sendJson(res, 200, await api.progress(req.params.upgrade_id)))],
+    GET: [
+      withId,
+      wrap(async (req, res) => sendJson(res, 200, await api.progress(req.params.upgrade_id))),
+    ],
   });
   route(app, '/api/v1/upgrade/rollback/:upgrade_id', {
     POST: [
@@ -304,7 +370,11 @@ export function createApiApp(deps: ApiDeps): ApiApp {
       operatorOnly,
       jsonBody,
       wrap(async (req, res) =>
-        sendJson(res, 200, await api.rollback(req.params.upgrade_id, req.body, locals(res).caller!)),
+        sendJson(
+          res,
+          200,
+          await api.rollback(req.params.upgrade_id, req.body, locals(res).caller!),
+        ),
       ),
     ],
   });
@@ -322,11 +392,21 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     GET: [wrap(async (req, res) => sendJson(res, 200, await api.history(req.query)))],
   });
   route(app, '/api/v1/upgrade/logs/:upgrade_id', {
-    GET: [withId, wrap(async (req, res) => sendJson(res, 200, await api.logs(req.params.upgrade_id, req.query)))],
+    GET: [
+      withId,
+      wrap(async (req, res) =>
+        sendJson(res, 200, await api.logs(req.params.upgrade_id, req.query)),
+      ),
+    ],
   });
 
   app.use((req, _res, next) => {
-    next(new ApiProblem('PS-1301', `there is no endpoint ${req.method} ${pathOf(req).slice(0, 200)}; see /api/v1/openapi.json`));
+    next(
+      new ApiProblem(
+        'PS-1301',
+        `there is no endpoint ${req.method} ${pathOf(req).slice(0, 200)}; see /api/v1/openapi.json`,
+      ),
+    );
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -342,12 +422,33 @@ export function createApiApp(deps: ApiDeps): ApiApp {
 /** Any error as an ApiProblem; unexpected ones are logged with their stack here and only here. */
 function asProblem(err: unknown, req: Request, res: Response, logger: Logger): ApiProblem {
   if (err instanceof ApiProblem) return err;
-  const e = (err ?? {}) as { status?: unknown; statusCode?: unknown; code?: unknown; detail?: unknown; message?: unknown; type?: unknown };
-  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (err instanceof PackageRejected) {
+    const code: ProblemCode =
+      err.status === 413
+        ? 'PS-1601'
+        : err.status === 415
+          ? 'PS-1602'
+          : err.status === 422
+            ? 'PS-1801'
+            : 'PS-1005';
+    return new ApiProblem(code, `${err.message}; ${err.suggestion}`, { reason: err.code });
+  }
+  const e = (err ?? {}) as {
+    status?: unknown;
+    statusCode?: unknown;
+    code?: unknown;
+    detail?: unknown;
+    message?: unknown;
+    type?: unknown;
+  };
+  const status =
+    typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
     const code =
       bodyErrorCode(e) ??
-      (typeof e.code === 'string' && e.code in PROBLEMS && PROBLEMS[e.code as ProblemCode].status === status
+      (typeof e.code === 'string' &&
+      e.code in PROBLEMS &&
+      PROBLEMS[e.code as ProblemCode].status === status
         ? (e.code as ProblemCode)
         : codeForStatus(status));
     const detail =
@@ -379,7 +480,11 @@ function asProblem(err: unknown, req: Request, res: Response, logger: Logger): A
 type Method = 'GET' | 'POST';
 
 /** A path with its methods; other methods get 405 with Allow, OPTIONS gets 204 with Allow. */
-function route(app: express.Express, path: string, handlers: Partial<Record<Method, RequestHandler[]>>): void {
+function route(
+  app: express.Express,
+  path: string,
+  handlers: Partial<Record<Method, RequestHandler[]>>,
+): void {
   const r = app.route(path);
   const methods: string[] = [];
   if (handlers.GET) {
@@ -397,15 +502,32 @@ function route(app: express.Express, path: string, handlers: Partial<Record<Meth
   });
   r.all((req, _res, next) => {
     next(
-      new ApiProblem('PS-1401', `${req.method.slice(0, 20)} is not allowed on ${path}; use ${methods.join(' or ')}`, {
-        headers: { Allow: allow },
-      }),
+      new ApiProblem(
+        'PS-1401',
+        `${req.method.slice(0, 20)} is not allowed on ${path}; use ${methods.join(' or ')}`,
+        {
+          headers: { Allow: allow },
+        },
+      ),
     );
   });
 }
 
+/** The version a pair runs as far as the operator knows: its last completed upgrade's. */
+async function installedVersion(source: ResourceSource, pair: string): Promise<string | null> {
+  const done = (await source.listUpgradeRequests())
+    .filter((r) => r.spec.pairRef.name === pair && r.status?.phase === 'COMPLETE')
+    .sort((a, b) => (a.status?.finishedAt ?? '').localeCompare(b.status?.finishedAt ?? ''));
+  return done.at(-1)?.spec.package.version ?? null;
+}
+
 async function health(deps: ApiDeps, now: () => Date) {
-  const checks: { name: 'store' | 'source' | 'reconciler'; status: 'UP' | 'DOWN'; message?: string; duration_ms: number }[] = [];
+  const checks: {
+    name: 'store' | 'source' | 'reconciler';
+    status: 'UP' | 'DOWN';
+    message?: string;
+    duration_ms: number;
+  }[] = [];
   const t0 = performance.now();
   try {
     await withTimeout(deps.db.query('SELECT 1'), 2000);

@@ -102,7 +102,32 @@ export function buildOpenApi(): Record<string, unknown> {
       '/api/v1/upgrade/trigger': {
         post: {
           summary: 'Start an upgrade of a pair (operator role)',
-          requestBody: { required: true, content: json('TriggerRequest') },
+          requestBody: {
+            required: true,
+            content: {
+              ...json('TriggerRequest'),
+              'multipart/form-data': {
+                schema: {
+                  type: 'object',
+                  required: ['package', 'signature', 'pair'],
+                  properties: {
+                    package: {
+                      type: 'string',
+                      contentMediaType: 'application/gzip',
+                      description: 'The signed package (.tar.gz)',
+                    },
+                    signature: {
+                      type: 'string',
+                      contentMediaType: 'application/octet-stream',
+                      description: 'Its detached signature',
+                    },
+                    pair: { type: 'string', maxLength: 253 },
+                    reason: { type: 'string', maxLength: 1000 },
+                  },
+                },
+              },
+            },
+          },
           responses: {
             '201': {
               description: 'The UpgradeRequest was created; follow status_url',
@@ -112,6 +137,9 @@ export function buildOpenApi(): Record<string, unknown> {
             ...BODY_ERRORS,
             '404': problem('No HA pair of that name'),
             '409': problem('An upgrade is already active on the pair'),
+            '422': problem(
+              'The uploaded package was refused (signature, format, contents or version); see reason',
+            ),
             ...COMMON,
           },
         },

@@ -27,7 +27,11 @@ interface ProblemType {
 /** Stable code -> what it means. The URI of each is PROBLEM_BASE + slug of the code. */
 export const PROBLEMS = {
   'PS-1001': { status: 400, title: 'The request is not valid', suggestion: 'fix-request' },
-  'PS-1002': { status: 400, title: 'The request body is not valid JSON', suggestion: 'fix-request' },
+  'PS-1002': {
+    status: 400,
+    title: 'The request body is not valid JSON',
+    suggestion: 'fix-request',
+  },
   'PS-1003': { status: 400, title: 'The upgrade id is not valid', suggestion: 'fix-request' },
   'PS-1004': { status: 400, title: 'A query parameter is not valid', suggestion: 'fix-request' },
   'PS-1005': { status: 400, title: 'The package was refused', suggestion: 'fix-package' },
@@ -42,7 +46,11 @@ export const PROBLEMS = {
   'PS-1301': { status: 404, title: 'No such endpoint', suggestion: 'fix-request' },
   'PS-1302': { status: 404, title: 'No such upgrade', suggestion: 'fix-request' },
   'PS-1303': { status: 404, title: 'No such HA pair', suggestion: 'fix-request' },
-  'PS-1401': { status: 405, title: 'Method not allowed on this endpoint', suggestion: 'fix-request' },
+  'PS-1401': {
+    status: 405,
+    title: 'Method not allowed on this endpoint',
+    suggestion: 'fix-request',
+  },
   'PS-1501': {
     status: 409,
     title: 'An upgrade is already active on this pair',
@@ -73,6 +81,11 @@ export const PROBLEMS = {
     title: 'Request headers too large',
     suggestion: 'fix-request',
   },
+  'PS-1801': {
+    status: 422,
+    title: 'The package was refused',
+    suggestion: 'fix-package',
+  },
   'PS-1901': { status: 500, title: 'Internal error', suggestion: 'retry' },
   'PS-1902': { status: 503, title: 'The operator is not ready', suggestion: 'retry' },
 } as const satisfies Record<string, ProblemType>;
@@ -95,6 +108,10 @@ export const problemSchema = z
     instance: z.string().describe('The path of the request that failed'),
     code: z.enum(Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]]),
     suggestion: z.enum(SUGGESTIONS),
+    reason: z
+      .string()
+      .optional()
+      .describe('A finer stable reason, e.g. package-signature-untrusted for PS-1801'),
     errors: z
       .array(z.object({ field: z.string(), message: z.string() }))
       .optional()
@@ -112,6 +129,7 @@ export class ApiProblem extends Error {
     readonly detail: string,
     readonly extra: {
       errors?: { field: string; message: string }[];
+      reason?: string;
       headers?: Record<string, string>;
       cause?: unknown;
     } = {},
@@ -131,6 +149,7 @@ export function toProblem(p: ApiProblem, instance: string): Problem {
     instance,
     code: p.code,
     suggestion: t.suggestion,
+    ...(p.extra.reason ? { reason: p.extra.reason } : {}),
     ...(p.extra.errors ? { errors: p.extra.errors } : {}),
   };
 }
@@ -154,6 +173,8 @@ export function codeForStatus(status: number): ProblemCode {
       return 'PS-1601';
     case 415:
       return 'PS-1602';
+    case 422:
+      return 'PS-1801';
     case 429:
       return 'PS-1701';
     case 431:

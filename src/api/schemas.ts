@@ -5,10 +5,13 @@
 // API accepts exactly what the resource does. JSON names are snake_case as
 // in the task list.
 import { z } from 'zod';
-import { apiRegistry } from './registry.js';
 import { PHASES } from '../reconciler/phases.js';
-import { upgradeRequestSpecSchema, upgradeRequestStatusSchema } from '../reconciler/upgrade-request.js';
+import {
+  upgradeRequestSpecSchema,
+  upgradeRequestStatusSchema,
+} from '../reconciler/upgrade-request.js';
 import { LOG_LEVELS, MAX_PAGE_SIZE } from '../store/upgrades.js';
+import { apiRegistry } from './registry.js';
 
 const spec = upgradeRequestSpecSchema.shape;
 const pkg = spec.package.shape;

@@ -30,7 +30,8 @@ export class TokenAuthenticator {
 
   constructor(tokens: readonly ApiToken[]) {
     for (const t of tokens) {
-      if (t.token.length < 16) throw new Error(`API token ${t.name}: too short (at least 16 characters)`);
+      if (t.token.length < 16)
+        throw new Error(`API token ${t.name}: too short (at least 16 characters)`);
     }
     this.#tokens = tokens.map((t) => ({
       digest: digest(t.token),
@@ -39,7 +40,9 @@ export class TokenAuthenticator {
   }
 
   /** The token from an Authorization header value, or why there is none. */
-  static bearer(header: string | undefined): { token: string } | { missing: true } | { malformed: true } {
+  static bearer(
+    header: string | undefined,
+  ): { token: string } | { missing: true } | { malformed: true } {
     if (header === undefined || header === '') return { missing: true };
     const m = /^Bearer +([A-Za-z0-9._~+/=-]{1,4096}) *$/i.exec(header);
     return m ? { token: m[1]! } : { malformed: true };
@@ -66,8 +69,16 @@ export class AddressAllowlist {
       const family = isIP(addr ?? '');
       const max = family === 6 ? 128 : 32;
       const prefix = bits === undefined ? max : Number(bits);
-      if (family === 0 || extra !== undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-        throw new Error(`API allowlist: ${JSON.stringify(c)} is not an address or CIDR like 127.0.0.1/32`);
+      if (
+        family === 0 ||
+        extra !== undefined ||
+        !Number.isInteger(prefix) ||
+        prefix < 0 ||
+        prefix > max
+      ) {
+        throw new Error(
+          `API allowlist: ${JSON.stringify(c)} is not an address or CIDR like 127.0.0.1/32`,
+        );
       }
       this.#list.addSubnet(addr!, prefix, family === 6 ? 'ipv6' : 'ipv4');
     }
@@ -113,7 +124,10 @@ export class RateLimiter {
   take(key: string): { ok: true } | { ok: false; retryAfterSeconds: number } {
     const now = this.nowMs();
     const b = this.#buckets.get(key) ?? { tokens: this.limit.burst, at: now };
-    b.tokens = Math.min(this.limit.burst, b.tokens + ((now - b.at) / 1000) * this.limit.ratePerSecond);
+    b.tokens = Math.min(
+      this.limit.burst,
+      b.tokens + ((now - b.at) / 1000) * this.limit.ratePerSecond,
+    );
     b.at = now;
     if (!this.#buckets.has(key)) {
       if (this.#buckets.size >= RateLimiter.MAX_CLIENTS) this.#sweep(now);
@@ -123,7 +137,10 @@ export class RateLimiter {
       b.tokens -= 1;
       return { ok: true };
     }
-    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / this.limit.ratePerSecond)) };
+    return {
+      ok: false,
+      retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / this.limit.ratePerSecond)),
+    };
   }
 
   #sweep(now: number): void {

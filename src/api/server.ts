@@ -7,6 +7,8 @@ import { type ApiDeps, createApiApp } from './app.js';
 export interface RunningApi {
   readonly server: Server;
   readonly url: string;
+  /** Waits until api_request_log holds every request answered so far. */
+  flushRequestLog(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -40,6 +42,7 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
   return {
     server,
     url: `http://${shown}:${addr.port}`,
+    flushRequestLog: () => app.flushRequestLog(),
     async stop() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -33,10 +33,10 @@ import { ApiProblem } from './problems.js';
 import {
   type actionResponseSchema,
   cancelRequestSchema,
-  type historyResponseSchema,
   historyQuerySchema,
-  type logsResponseSchema,
+  type historyResponseSchema,
   logsQuerySchema,
+  type logsResponseSchema,
   type ProgressResponse,
   rollbackRequestSchema,
   type TriggerRequest,
@@ -114,10 +114,7 @@ export class UpgradeApi {
 
   constructor(private readonly deps: UpgradeApiDeps) {}
 
-  async trigger(
-    body: unknown,
-    caller: Caller,
-  ): Promise<z.output<typeof triggerResponseSchema>> {
+  async trigger(body: unknown, caller: Caller): Promise<z.output<typeof triggerResponseSchema>> {
     const t = validate(triggerRequestSchema, body, 'PS-1001', 'trigger request');
     return this.triggerValid(t, caller);
   }
@@ -128,7 +125,8 @@ export class UpgradeApi {
   ): Promise<z.output<typeof triggerResponseSchema>> {
     const { source, db } = this.deps;
     const pair = await source.getHAPair(t.pair);
-    if (!pair) throw new ApiProblem('PS-1303', `there is no HA pair named ${JSON.stringify(t.pair)}`);
+    if (!pair)
+      throw new ApiProblem('PS-1303', `there is no HA pair named ${JSON.stringify(t.pair)}`);
     const requestedBy = `api:${caller.name}`;
     return this.#locks.run(t.pair, async () => {
       const active = (await source.listUpgradeRequests()).find(
@@ -276,17 +274,18 @@ export class UpgradeApi {
     return { req, phase };
   }
 
-  async #patch(
-    id: string,
-    patch: Partial<UpgradeRequestSpec>,
-  ): Promise<void> {
+  async #patch(id: string, patch: Partial<UpgradeRequestSpec>): Promise<void> {
     try {
       await this.deps.source.patchSpec(id, patch);
     } catch (e) {
       if (e instanceof ResourceConflictError) {
-        throw new ApiProblem('PS-1505', `upgrade ${id} changed while the request was made; try again`);
+        throw new ApiProblem(
+          'PS-1505',
+          `upgrade ${id} changed while the request was made; try again`,
+        );
       }
-      if (e instanceof ResourceNotFoundError) throw new ApiProblem('PS-1302', `there is no upgrade ${id}`);
+      if (e instanceof ResourceNotFoundError)
+        throw new ApiProblem('PS-1302', `there is no upgrade ${id}`);
       throw e;
     }
   }
@@ -300,10 +299,16 @@ export class UpgradeApi {
     const b = validate(rollbackRequestSchema, body ?? {}, 'PS-1001', 'rollback request');
     const { req, phase } = await this.#actionable(id);
     if (phase === 'ROLLBACK' || req.spec.rollback) {
-      throw new ApiProblem('PS-1504', `upgrade ${id} is already rolling back or a rollback was requested`);
+      throw new ApiProblem(
+        'PS-1504',
+        `upgrade ${id} is already rolling back or a rollback was requested`,
+      );
     }
     if (req.spec.cancel) {
-      throw new ApiProblem('PS-1506', `upgrade ${id} is being cancelled; a cancel after changes rolls back by itself`);
+      throw new ApiProblem(
+        'PS-1506',
+        `upgrade ${id} is being cancelled; a cancel after changes rolls back by itself`,
+      );
     }
     const memory = await loadMemory(this.deps.db, id);
     if (!memory?.context.backupVerified) {
@@ -338,9 +343,13 @@ export class UpgradeApi {
     const b = validate(cancelRequestSchema, body ?? {}, 'PS-1001', 'cancel request');
     const { req, phase } = await this.#actionable(id);
     if (phase === 'ROLLBACK' || req.spec.rollback) {
-      throw new ApiProblem('PS-1504', `upgrade ${id} is rolling back; a cancel cannot stop a rollback`);
+      throw new ApiProblem(
+        'PS-1504',
+        `upgrade ${id} is rolling back; a cancel cannot stop a rollback`,
+      );
     }
-    if (req.spec.cancel) throw new ApiProblem('PS-1506', `upgrade ${id} has already been asked to cancel`);
+    if (req.spec.cancel)
+      throw new ApiProblem('PS-1506', `upgrade ${id} has already been asked to cancel`);
     await this.#patch(id, {
       cancel: {
         reason: b.reason ?? `requested over the REST API by ${caller.name}`,
@@ -402,7 +411,9 @@ export class UpgradeApi {
   }
 }
 
-function optionsSpec(o: NonNullable<TriggerRequest['options']>): NonNullable<UpgradeRequestSpec['options']> {
+function optionsSpec(
+  o: NonNullable<TriggerRequest['options']>,
+): NonNullable<UpgradeRequestSpec['options']> {
   const out: NonNullable<UpgradeRequestSpec['options']> = {};
   if (o.auto_rollback !== undefined) out.autoRollback = o.auto_rollback;
   if (o.upgrade_timeout !== undefined) out.upgradeTimeout = o.upgrade_timeout;

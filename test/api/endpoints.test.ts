@@ -3,8 +3,8 @@
 // rate limit, api_request_log, and every response checked against the
 // OpenAPI document the server itself serves.
 import { jest } from '@jest/globals';
-import { initialContext } from '../../src/reconciler/machine.js';
 import { emptyJournal } from '../../src/reconciler/journal.js';
+import { initialContext } from '../../src/reconciler/machine.js';
 import type { Phase } from '../../src/reconciler/phases.js';
 import type { ResourceSource } from '../../src/reconciler/source.js';
 import { saveMemory } from '../../src/store/journal-store.js';
@@ -42,7 +42,13 @@ const trigger = (pair: string, extra: object = {}) =>
 async function advance(id: string, phase: Phase, backupVerified: boolean): Promise<void> {
   const task = await getUpgradeTask(h.db, id);
   if (task && task.phase !== phase) {
-    await recordTransition(h.db, id, { from: task.phase, to: phase, cause: 'test', actor: 'test', at: new Date() });
+    await recordTransition(h.db, id, {
+      from: task.phase,
+      to: phase,
+      cause: 'test',
+      actor: 'test',
+      at: new Date(),
+    });
   }
   await saveMemory(h.db, id, {
     context: { ...initialContext({ masterNode: 'a', backupNode: 'b' }), phase, backupVerified },
@@ -70,7 +76,10 @@ async function advance(id: string, phase: Phase, backupVerified: boolean): Promi
 
 describe('trigger', () => {
   test('201 creates an UpgradeRequest named by a generated task id; 409 while it is active', async () => {
-    const r = await trigger('lab', { reason: 'quarterly release', options: { auto_rollback: true, downtime_budget: '4m' } });
+    const r = await trigger('lab', {
+      reason: 'quarterly release',
+      options: { auto_rollback: true, downtime_budget: '4m' },
+    });
     expect(r.status).toBe(201);
     expect(r.body.upgrade_id).toMatch(/^upg-\d{8}-[0-9a-f]{8}$/);
     expect(r.body.status_url).toBe(`/api/v1/upgrade/progress/${r.body.upgrade_id}`);
@@ -215,7 +224,11 @@ describe('rollback and cancel', () => {
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ upgrade_id: id, phase: 'UPGRADE_BACKUP', accepted: true });
     const spec = (await h.source.getUpgradeRequest(id))?.spec;
-    expect(spec?.rollback).toMatchObject({ reason: 'health checks flapping', requestedBy: 'api:ci-operator', restoreDatabase: false });
+    expect(spec?.rollback).toMatchObject({
+      reason: 'health checks flapping',
+      requestedBy: 'api:ci-operator',
+      restoreDatabase: false,
+    });
 
     const twice = await call('POST', `/api/v1/upgrade/rollback/${id}`, { body: {} });
     expect(twice.status).toBe(409);
@@ -231,16 +244,22 @@ describe('rollback and cancel', () => {
   });
 
   test('rollback: 400 on a bad body or id, 404 unknown, 403 viewer', async () => {
-    expect((await call('POST', '/api/v1/upgrade/rollback/upg-x', { body: { reason: 5 } })).status).toBe(400);
+    expect(
+      (await call('POST', '/api/v1/upgrade/rollback/upg-x', { body: { reason: 5 } })).status,
+    ).toBe(400);
     expect((await call('POST', '/api/v1/upgrade/rollback/%20bad%20')).status).toBe(400);
     expect((await call('POST', '/api/v1/upgrade/rollback/upg-20260101-ffffffff')).status).toBe(404);
-    expect((await call('POST', '/api/v1/upgrade/rollback/upg-x', { token: VIEWER_TOKEN })).status).toBe(403);
+    expect(
+      (await call('POST', '/api/v1/upgrade/rollback/upg-x', { token: VIEWER_TOKEN })).status,
+    ).toBe(403);
   });
 
   test('cancel: 200 explains the effect in the current phase; 409 when repeated or finished', async () => {
     const id = (await trigger('lab2')).body.upgrade_id as string;
     await advance(id, 'BACKUP', false);
-    const ok = await call('POST', `/api/v1/upgrade/cancel/${id}`, { body: { reason: 'change freeze' } });
+    const ok = await call('POST', `/api/v1/upgrade/cancel/${id}`, {
+      body: { reason: 'change freeze' },
+    });
     expect(ok.status).toBe(200);
     expect(ok.body.effect).toContain('nothing on the nodes has changed');
     expect((await h.source.getUpgradeRequest(id))?.spec.cancel?.reason).toBe('change freeze');
@@ -268,9 +287,13 @@ describe('rollback and cancel', () => {
     expect(r.status).toBe(409);
     expect(r.body.code).toBe('PS-1504');
     await advance(id, 'FAILED', true);
-    expect((await call('POST', `/api/v1/upgrade/cancel/${id}`, { body: { reason: '' } })).status).toBe(400);
+    expect(
+      (await call('POST', `/api/v1/upgrade/cancel/${id}`, { body: { reason: '' } })).status,
+    ).toBe(400);
     expect((await call('POST', '/api/v1/upgrade/cancel/upg-20260101-eeeeeeee')).status).toBe(404);
-    expect((await call('POST', `/api/v1/upgrade/cancel/${id}`, { token: VIEWER_TOKEN })).status).toBe(403);
+    expect(
+      (await call('POST', `/api/v1/upgrade/cancel/${id}`, { token: VIEWER_TOKEN })).status,
+    ).toBe(403);
   });
 });
 
@@ -286,7 +309,14 @@ describe('history and logs', () => {
     expect(p2.body.total).toBe(r.body.total);
     const times = r.body.items.map((i: { at: string }) => i.at);
     expect([...times].sort().reverse()).toEqual(times);
-    for (const q of ['page=0', 'page_size=501', 'page=abc', 'page_size=2.5', 'page=1&page=2', 'colour=red']) {
+    for (const q of [
+      'page=0',
+      'page_size=501',
+      'page=abc',
+      'page_size=2.5',
+      'page=1&page=2',
+      'colour=red',
+    ]) {
       const bad = await call('GET', `/api/v1/upgrade/history?${q}`);
       expect([q, bad.status]).toEqual([q, 400]);
       expect(bad.body.code).toBe('PS-1004');
@@ -298,15 +328,34 @@ describe('history and logs', () => {
     const id = (await trigger('lab2')).body.upgrade_id as string;
     const base = Date.now();
     for (let i = 0; i < 5; i++) {
-      await appendLog(h.db, id, { level: i % 2 ? 'WARNING' : 'INFO', source: 'test', message: `line ${i}`, at: new Date(base + i * 1000) });
+      await appendLog(h.db, id, {
+        level: i % 2 ? 'WARNING' : 'INFO',
+        source: 'test',
+        message: `line ${i}`,
+        at: new Date(base + i * 1000),
+      });
     }
-    await appendLog(h.db, id, { level: 'ERROR', source: 'test', message: 'boom', at: new Date(base + 9000) });
-    const all = await call('GET', `/api/v1/upgrade/logs/${id}?page_size=3`, { token: VIEWER_TOKEN });
+    await appendLog(h.db, id, {
+      level: 'ERROR',
+      source: 'test',
+      message: 'boom',
+      at: new Date(base + 9000),
+    });
+    const all = await call('GET', `/api/v1/upgrade/logs/${id}?page_size=3`, {
+      token: VIEWER_TOKEN,
+    });
     expect(all.status).toBe(200);
     expect(all.body.total).toBe(6);
-    expect(all.body.items.map((l: { message: string }) => l.message)).toEqual(['boom', 'line 4', 'line 3']);
+    expect(all.body.items.map((l: { message: string }) => l.message)).toEqual([
+      'boom',
+      'line 4',
+      'line 3',
+    ]);
     const warn = await call('GET', `/api/v1/upgrade/logs/${id}?level=WARNING`);
-    expect(warn.body.items.map((l: { message: string }) => l.message)).toEqual(['line 3', 'line 1']);
+    expect(warn.body.items.map((l: { message: string }) => l.message)).toEqual([
+      'line 3',
+      'line 1',
+    ]);
     expect((await call('GET', `/api/v1/upgrade/logs/${id}?level=DEBUG`)).status).toBe(400);
     expect((await call('GET', `/api/v1/upgrade/logs/${id}?page=-1`)).status).toBe(400);
     expect((await call('GET', '/api/v1/upgrade/logs/UPPER')).status).toBe(400);
@@ -320,21 +369,27 @@ describe('protocol', () => {
     const r = await call('GET', '/health', { token: null });
     expect(r.status).toBe(200);
     expect(r.body.status).toBe('UP');
-    expect(r.body.checks.map((c: { name: string }) => c.name)).toEqual(['store', 'source', 'reconciler']);
+    expect(r.body.checks.map((c: { name: string }) => c.name)).toEqual([
+      'store',
+      'source',
+      'reconciler',
+    ]);
   });
 
   test('the OpenAPI document is 3.1 and describes every endpoint', async () => {
     const r = await call('GET', '/api/v1/openapi.json', { token: null });
     expect(r.status).toBe(200);
     expect(r.body.openapi).toBe('3.1.0');
-    expect(Object.keys(r.body.paths)).toEqual(expect.arrayContaining([
-      '/api/v1/upgrade/trigger',
-      '/api/v1/upgrade/progress/{upgrade_id}',
-      '/api/v1/upgrade/rollback/{upgrade_id}',
-      '/api/v1/upgrade/cancel/{upgrade_id}',
-      '/api/v1/upgrade/history',
-      '/api/v1/upgrade/logs/{upgrade_id}',
-    ]));
+    expect(Object.keys(r.body.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/v1/upgrade/trigger',
+        '/api/v1/upgrade/progress/{upgrade_id}',
+        '/api/v1/upgrade/rollback/{upgrade_id}',
+        '/api/v1/upgrade/cancel/{upgrade_id}',
+        '/api/v1/upgrade/history',
+        '/api/v1/upgrade/logs/{upgrade_id}',
+      ]),
+    );
     expect(r.body).toEqual(JSON.parse(JSON.stringify(checker.doc)));
   });
 
@@ -347,7 +402,10 @@ describe('protocol', () => {
     expect(bad.status).toBe(401);
     expect(bad.body.code).toBe('PS-1102');
     expect(bad.headers.get('www-authenticate')).toContain('invalid_token');
-    const basic = await call('GET', '/api/v1/upgrade/history', { token: null, headers: { authorization: 'Basic Zm9vOmJhcg==' } });
+    const basic = await call('GET', '/api/v1/upgrade/history', {
+      token: null,
+      headers: { authorization: 'Basic Zm9vOmJhcg==' },
+    });
     expect(basic.status).toBe(401);
   });
 
@@ -370,18 +428,24 @@ describe('api_request_log', () => {
   test('every request is recorded with the token name and never the token', async () => {
     await call('GET', '/api/v1/upgrade/progress/upg-20260101-00000001', { token: VIEWER_TOKEN });
     await call('POST', '/api/v1/upgrade/trigger', {
-      body: { pair: 'nope', package: { path: '/x', version: '1.0.0' }, reason: `token=${OPERATOR_TOKEN}` },
+      body: {
+        pair: 'nope',
+        package: { path: '/x', version: '1.0.0' },
+        reason: `token=${OPERATOR_TOKEN}`,
+      },
     });
     await call('GET', '/api/v1/upgrade/history', { token: 'wrong-token-wrong-token' });
-    await h.api.server.listening;
-    const app = h.api.server.listeners('request')[0] as { flushRequestLog(): Promise<void> };
-    await app.flushRequestLog();
+    await h.api.flushRequestLog();
     const rows = await h.db.query<Record<string, unknown>>(
       'SELECT method, path, status, duration_ms, client_ip::text AS ip, upgrade_id, request_summary, response_summary FROM api_request_log ORDER BY id',
     );
     expect(rows.length).toBeGreaterThan(20);
     const progress = rows.find((r) => r.upgrade_id === 'upg-20260101-00000001')!;
-    expect(progress).toMatchObject({ method: 'GET', path: '/api/v1/upgrade/progress/upg-20260101-00000001', status: 404 });
+    expect(progress).toMatchObject({
+      method: 'GET',
+      path: '/api/v1/upgrade/progress/upg-20260101-00000001',
+      status: 404,
+    });
     expect(String(progress.ip)).toMatch(/127\.0\.0\.1/);
     expect(progress.request_summary).toContain('dashboard');
     expect(progress.response_summary).toContain('PS-1302');
@@ -399,8 +463,7 @@ describe('api_request_log', () => {
     try {
       const r = await call('GET', '/api/v1/upgrade/history');
       expect(r.status).toBe(200);
-      const app = h.api.server.listeners('request')[0] as { flushRequestLog(): Promise<void> };
-      await app.flushRequestLog();
+      await h.api.flushRequestLog();
       expect(h.logs.some((l) => l.includes('could not record a request'))).toBe(true);
     } finally {
       await h.db.exec('ALTER TABLE api_request_log_away RENAME TO api_request_log');
@@ -432,7 +495,9 @@ describe('separate servers', () => {
       expect(r.body.suggestion).toBe('retry');
       expect(r.text).not.toContain('secret-internal-place');
       expect(r.text).not.toContain('at ');
-      expect(broken.logs.some((l) => l.includes('secret-internal-place') && l.includes('stack'))).toBe(true);
+      expect(
+        broken.logs.some((l) => l.includes('secret-internal-place') && l.includes('stack')),
+      ).toBe(true);
     } finally {
       await broken.close();
     }
@@ -452,7 +517,10 @@ describe('separate servers', () => {
   });
 
   test('429 with Retry-After once the bucket is empty', async () => {
-    const slow = await startHarness({ pairs: [], limits: { rateLimit: { ratePerSecond: 1, burst: 3 } } });
+    const slow = await startHarness({
+      pairs: [],
+      limits: { rateLimit: { ratePerSecond: 1, burst: 3 } },
+    });
     try {
       const c = client(slow.api.url, checker);
       const statuses: number[] = [];

@@ -4,11 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Ajv2020 from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { type ApiDeps, createApiApp } from '../../src/api/app.js';
 import { buildOpenApi } from '../../src/api/openapi.js';
 import { PROBLEM_MEDIA_TYPE } from '../../src/api/problems.js';
-import { startApiServer, type RunningApi } from '../../src/api/server.js';
+import { type RunningApi, startApiServer } from '../../src/api/server.js';
 import { parseHAPair } from '../../src/inventory/hapair.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
@@ -54,7 +54,10 @@ function captureLogger(lines: string[]): Logger {
 }
 
 export async function startHarness(
-  over: Partial<ApiDeps> & { pairs?: string[]; wrapSource?: (s: StandaloneSource) => ApiDeps['source'] } = {},
+  over: Partial<ApiDeps> & {
+    pairs?: string[];
+    wrapSource?: (s: StandaloneSource) => ApiDeps['source'];
+  } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'pairshift-api-'));
   const db = await openPglite(join(dir, 'data'));
@@ -100,15 +103,18 @@ export { createApiApp };
 // ---- OpenAPI checking -------------------------------------------------------
 
 type Doc = {
-  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: object }> }> }>>;
+  paths: Record<
+    string,
+    Record<string, { responses: Record<string, { content?: Record<string, { schema?: object }> }> }>
+  >;
   components: { schemas: Record<string, object> };
 };
 
 export class OpenApiChecker {
   readonly doc: Doc;
-  readonly #ajv: InstanceType<typeof Ajv2020>;
+  readonly #ajv: Ajv2020;
   readonly #templates: { re: RegExp; template: string }[];
-  readonly #compiled = new Map<string, ReturnType<InstanceType<typeof Ajv2020>['compile']>>();
+  readonly #compiled = new Map<string, ReturnType<Ajv2020['compile']>>();
   checked = 0;
 
   constructor(doc: object = buildOpenApi()) {
@@ -138,35 +144,55 @@ export class OpenApiChecker {
    * status for the operation, of the documented media type and schema; any
    * problem (documented path or not) must match the Problem schema.
    */
-  check(method: string, path: string, status: number, contentType: string | null, body: unknown): void {
+  check(
+    method: string,
+    path: string,
+    status: number,
+    contentType: string | null,
+    body: unknown,
+  ): void {
     const pathOnly = path.split('?')[0]!;
     const t = this.#templates.find((x) => x.re.test(pathOnly));
-    const op = t ? this.doc.paths[t.template]![method.toLowerCase() === 'head' ? 'get' : method.toLowerCase()] : undefined;
+    const op = t
+      ? this.doc.paths[t.template]![method.toLowerCase() === 'head' ? 'get' : method.toLowerCase()]
+      : undefined;
     const media = (contentType ?? '').split(';')[0]!.trim();
     if (status >= 400) {
       if (method.toUpperCase() === 'HEAD') return;
-      if (media !== PROBLEM_MEDIA_TYPE) throw new Error(`${method} ${path} -> ${status}: media type ${media}, not problem+json`);
-      this.#assert(this.#validator({ $ref: '#/components/schemas/Problem' }), body, `${method} ${path} -> ${status}`);
-      if ((body as { status?: number }).status !== status) throw new Error(`${method} ${path}: problem.status ${(body as { status?: number }).status} != ${status}`);
+      if (media !== PROBLEM_MEDIA_TYPE)
+        throw new Error(`${method} ${path} -> ${status}: media type ${media}, not problem+json`);
+      this.#assert(
+        this.#validator({ $ref: '#/components/schemas/Problem' }),
+        body,
+        `${method} ${path} -> ${status}`,
+      );
+      if ((body as { status?: number }).status !== status)
+        throw new Error(
+          `${method} ${path}: problem.status ${(body as { status?: number }).status} != ${status}`,
+        );
       if (op && !op.responses[String(status)] && ![404, 405, 413, 415, 431].includes(status)) {
         throw new Error(`${method} ${path} -> ${status}: status not documented for ${t!.template}`);
       }
       this.checked++;
       return;
     }
-    if (!op) throw new Error(`${method} ${path} -> ${status}: no operation in the OpenAPI document`);
+    if (!op)
+      throw new Error(`${method} ${path} -> ${status}: no operation in the OpenAPI document`);
     const resp = op.responses[String(status)];
     if (!resp) throw new Error(`${method} ${path} -> ${status}: status not documented`);
     if (method.toUpperCase() === 'HEAD' || status === 204) return;
     const schema = resp.content?.[media]?.schema;
-    if (!resp.content?.[media]) throw new Error(`${method} ${path} -> ${status}: media type ${media} not documented`);
+    if (!resp.content?.[media])
+      throw new Error(`${method} ${path} -> ${status}: media type ${media} not documented`);
     if (schema) this.#assert(this.#validator(schema), body, `${method} ${path} -> ${status}`);
     this.checked++;
   }
 
-  #assert(v: ReturnType<InstanceType<typeof Ajv2020>['compile']>, body: unknown, what: string): void {
+  #assert(v: ReturnType<Ajv2020['compile']>, body: unknown, what: string): void {
     if (!v(body)) {
-      throw new Error(`${what}: response does not match the OpenAPI document: ${this.#ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
+      throw new Error(
+        `${what}: response does not match the OpenAPI document: ${this.#ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`,
+      );
     }
   }
 }
@@ -174,6 +200,7 @@ export class OpenApiChecker {
 export interface Reply {
   status: number;
   headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read JSON replies field by field
   body: any;
   text: string;
 }
@@ -182,7 +209,12 @@ export function client(baseUrl: string, checker: OpenApiChecker) {
   return async function call(
     method: string,
     path: string,
-    opts: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+    opts: {
+      token?: string | null;
+      body?: unknown;
+      raw?: string;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<Reply> {
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
     const token = opts.token === undefined ? OPERATOR_TOKEN : opts.token;
@@ -193,7 +225,11 @@ export function client(baseUrl: string, checker: OpenApiChecker) {
       body = JSON.stringify(opts.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(`${baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+    });
     const text = await res.text();
     let parsed: unknown = null;
     try {
