@@ -39,9 +39,12 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  await op?.stop();
-  await db?.close();
-  await lab.dispose();
+  try {
+    await op?.stop();
+    await db?.close();
+  } finally {
+    await lab.dispose();
+  }
 });
 
 /** Back to the starting point (both on 1.0.0, VIP and primary on a) if a case left it elsewhere. */
@@ -97,7 +100,7 @@ async function runCase(
       `${name}: ${final.status!.phase} in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
         `phases ${history.map((h) => h.to).join(' > ')}; ` +
         `clients: HTTP longest ${c.httpLongestMs} ms, writes longest ${c.writeLongestMs} ms, ` +
-        `${c.acked} acked, ${c.lost} lost; versions ${JSON.stringify(pair.versions)}, VIP on ${pair.vipHolders.join()}`,
+        `${c.acked} acked, ${c.lost} lost ${JSON.stringify(c.missingPerNode)}; versions ${JSON.stringify(pair.versions)}, VIP on ${pair.vipHolders.join()}`,
     );
     lab.removeRequest(name);
     return { name, status: final.status!, probe, history, pair };
@@ -211,7 +214,9 @@ describe('the operator upgrades lab e1', () => {
     const r = await runCase('timeout', lab.packages.v2, { options: { upgradeTimeout: '12s' } });
     expect(r.status.phase).toBe('TIMEOUT');
     expect(r.history.map((h) => h.to)).toContain('ROLLBACK');
-    expect(r.history.at(-1)?.cause).toMatch(/restored/);
+    // The rollback runs on its own clock of the same length; it may use it up
+    // proving health after the nodes are back (still TIMEOUT, nodes restored).
+    expect(r.history.at(-1)?.cause).toMatch(/restored|rollback timed out/);
     expect(r.pair.versions).toEqual({ a: '1.0.0', b: '1.0.0' });
     expectServing(r, '1.0.0');
   });

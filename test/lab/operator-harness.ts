@@ -116,9 +116,11 @@ export class OperatorLab {
     await labDown({ name: this.name });
   }
 
+  /** Down, and the work folder removed (kept with PAIRSHIFT_KEEP_WORK=1: operator.log is in it). */
   async dispose(): Promise<void> {
     await this.down();
-    rmSync(this.work, { recursive: true, force: true });
+    if (process.env.PAIRSHIFT_KEEP_WORK === '1') console.log(`work folder kept: ${this.work}`);
+    else rmSync(this.work, { recursive: true, force: true });
   }
 
   /** Signed 2.0.0 and broken 4.0.0 packages, signed with the lab's key (built once). */
@@ -209,7 +211,7 @@ export class OperatorLab {
         cwd: REPO,
         env: {
           ...process.env,
-          PAIRSHIFT_HEALTH_CHECK_INTERVAL: '2s',
+          PAIRSHIFT_UPGRADE_HEALTH_CHECK_INTERVAL: '2s',
           ...(opts.killAfterActions
             ? { PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS: String(opts.killAfterActions) }
             : {}),
@@ -217,6 +219,10 @@ export class OperatorLab {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
+    // every run's log, one after the other, for a failing case
+    const log = createWriteStream(join(this.work, 'operator-child.log'), { flags: 'a' });
+    child.stdout!.pipe(log, { end: false });
+    child.stderr!.pipe(log, { end: false });
     return new ChildOperator(child);
   }
 
@@ -444,7 +450,6 @@ export class ChildOperator {
   stderr = '';
 
   constructor(readonly child: ChildProcess) {
-    child.stdout!.resume();
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr = (this.stderr + d).slice(-4000);
     });
@@ -500,6 +505,12 @@ export function clientFigures(p: ProbeReport): ClientFigures {
     writeLongestMs: p.db?.longestOutageMs ?? null,
     acked: p.db?.writes?.acked ?? 0,
     lost: p.verification && !('error' in p.verification) ? p.verification.lostAcknowledged : null,
+    missingPerNode: Object.fromEntries(
+      (p.verification?.nodes ?? []).map((n: { node: string; missingAcked: number[] }) => [
+        n.node,
+        n.missingAcked.length,
+      ]),
+    ),
   };
 }
 
@@ -507,8 +518,10 @@ export interface ClientFigures {
   httpLongestMs: number | null;
   writeLongestMs: number | null;
   acked: number;
-  /** null: the verification itself failed */
+  /** Acknowledged writes missing on at least one node; null: the verification itself failed. */
   lost: number | null;
+  /** Acknowledged writes missing, per node (where the loss is). */
+  missingPerNode: Record<string, number>;
 }
 
 export async function historyOf(db: SqlClient, upgradeId: string): Promise<HistoryEntry[]> {
