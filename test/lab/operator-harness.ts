@@ -13,6 +13,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -102,6 +103,7 @@ export class OperatorLab {
 
   /** lab down (leftovers) then up: a fresh pair on 1.0.0 with the VIP on a. */
   async up(): Promise<void> {
+    await this.#claim();
     await this.shell?.close();
     await labDown({ name: this.name });
     const up = await labUp({ name: this.name });
@@ -114,6 +116,48 @@ export class OperatorLab {
   async down(): Promise<void> {
     await this.shell?.close();
     await labDown({ name: this.name });
+    this.#release();
+  }
+
+  /**
+   * Only one process at a time may drive a lab of this name: another
+   * checkout (a CI clone) running the same test brings the same lab down
+   * and up under this one's feet. The claim is a folder holding the owner's
+   * pid, made atomically; a dead owner's claim is taken over.
+   */
+  async #claim(): Promise<void> {
+    const dir = join(tmpdir(), `pairshift-lab-claim-${this.name}`);
+    const deadline = Date.now() + 30 * 60_000;
+    for (let said = false; ; ) {
+      try {
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'pid'), String(process.pid));
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const owner = Number(readFileSync(join(dir, 'pid'), 'utf8').trim() || '0');
+      if (owner === process.pid) return;
+      if (!owner || !alive(owner)) {
+        rmSync(dir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`lab ${this.name} is still driven by process ${owner}`);
+      if (!said) console.log(`lab ${this.name} is in use by process ${owner}; waiting`);
+      said = true;
+      await sleep(5000);
+    }
+  }
+
+  #release(): void {
+    const dir = join(tmpdir(), `pairshift-lab-claim-${this.name}`);
+    try {
+      if (Number(readFileSync(join(dir, 'pid'), 'utf8')) === process.pid)
+        rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // not claimed
+    }
   }
 
   /** Down, and the work folder removed (kept with PAIRSHIFT_KEEP_WORK=1: operator.log is in it). */
@@ -373,6 +417,15 @@ export class OperatorLab {
     return async () => {
       await this.inLab(node, ['ip', 'route', 'del', 'blackhole', `${uplink}/32`], true);
     };
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
