@@ -22,15 +22,24 @@ export class PackageContentError extends Error {
 
 type Current =
   | { kind: 'manifest'; parts: Buffer[]; size: number }
-  | { kind: 'file'; file: ManifestFile; hash: Hash }
+  | { kind: 'file'; file: ManifestFile; hash: Hash | undefined }
   | undefined;
 
 export class ManifestChecker {
   private manifest: PackageManifest | undefined;
+  /** SHA-256 and size of the manifest entry's bytes (what a v2 signature signs). */
+  manifestDigest: { sha256: string; size: number } | undefined;
   private listed = new Map<string, ManifestFile>();
   private seen = new Set<string>();
   private current: Current;
   private entries = 0;
+
+  /**
+   * `hashEntries: false` checks paths, sizes, modes and presence but not each
+   * entry's SHA-256: only for archives whose v2 signature attests the signer
+   * checked exactly that (verify.ts). Everything else keeps the default.
+   */
+  constructor(private readonly opts: { hashEntries?: boolean } = {}) {}
 
   /** The manifest, once its entry has been read and checked. */
   get result(): PackageManifest | undefined {
@@ -71,12 +80,13 @@ export class ManifestChecker {
         `${path} has mode ${mode.toString(8)}; the manifest says ${file.mode.toString(8)}`,
       );
     }
-    this.current = { kind: 'file', file, hash: createHash('sha256') };
+    const hash = this.opts.hashEntries === false ? undefined : createHash('sha256');
+    this.current = { kind: 'file', file, hash };
   }
 
   private onData(chunk: Buffer): void {
     const cur = this.current;
-    if (cur?.kind === 'file') cur.hash.update(chunk);
+    if (cur?.kind === 'file') cur.hash?.update(chunk);
     else if (cur?.kind === 'manifest') {
       // copy: reader chunks may be views of a buffer that gets reused
       cur.parts.push(Buffer.from(chunk));
@@ -88,8 +98,13 @@ export class ManifestChecker {
     const cur = this.current;
     this.current = undefined;
     if (cur?.kind === 'manifest') {
+      const bytes = Buffer.concat(cur.parts, cur.size);
+      this.manifestDigest = {
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+        size: bytes.length,
+      };
       try {
-        this.manifest = parseManifestBytes(Buffer.concat(cur.parts, cur.size));
+        this.manifest = parseManifestBytes(bytes);
       } catch (err) {
         throw new PackageContentError((err as Error).message, { cause: err });
       }
@@ -97,8 +112,8 @@ export class ManifestChecker {
       return;
     }
     if (cur?.kind === 'file') {
-      const actual = cur.hash.digest('hex');
-      if (actual !== cur.file.sha256) {
+      const actual = cur.hash?.digest('hex');
+      if (actual !== undefined && actual !== cur.file.sha256) {
         throw new PackageContentError(
           `${cur.file.path} has sha256 ${actual}; the manifest says ${cur.file.sha256}`,
         );

@@ -23,6 +23,7 @@ import { z } from 'zod';
 import { type FileDigest, hashFile } from './hash.js';
 
 export const SIGNATURE_FORMAT = 'pairshift-signature/v1';
+export const SIGNATURE_FORMAT_V2 = 'pairshift-signature/v2';
 export const PRIVATE_KEY_FILE = 'package-signing.key';
 export const PUBLIC_KEY_FILE = 'package-signing.pub';
 /** A signature file is a few hundred bytes; larger input is refused unread. */
@@ -156,28 +157,70 @@ export async function loadTrustedKey(path: string): Promise<TrustedKey> {
   return parseTrustedKey(pem, path);
 }
 
-const signatureFileSchema = z
+const sigField = z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 ed25519 signature');
+const v1Fields = {
+  algorithm: z.literal('ed25519'),
+  keyId: z.string().regex(/^[0-9a-f]{16}$/),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().min(0),
+  signature: sigField,
+};
+const signatureV1Schema = z.object({ format: z.literal(SIGNATURE_FORMAT), ...v1Fields }).strict();
+/**
+ * v2 = v1 (same statement over the archive, so openssl checks still work)
+ * plus a second signature over a statement that names the archive AND its
+ * manifest and says the signer checked every entry against that manifest
+ * before signing. A verifier still hashes the archive and reads every entry
+ * with the strict reader, but need not re-hash each entry (docs/packages.md).
+ */
+const signatureV2Schema = z
   .object({
-    format: z.literal(SIGNATURE_FORMAT),
-    algorithm: z.literal('ed25519'),
-    keyId: z.string().regex(/^[0-9a-f]{16}$/),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    size: z.number().int().min(0),
-    signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 ed25519 signature'),
+    format: z.literal(SIGNATURE_FORMAT_V2),
+    ...v1Fields,
+    manifestSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    manifestSize: z.number().int().min(0),
+    manifestSignature: sigField,
   })
   .strict();
+const signatureFileSchema = z.discriminatedUnion('format', [signatureV1Schema, signatureV2Schema]);
 
 export type SignatureFile = z.infer<typeof signatureFileSchema>;
+export type SignatureFileV2 = z.infer<typeof signatureV2Schema>;
 
-export function makeSignature(digest: FileDigest, privateKey: KeyObject): SignatureFile {
+/** The v2 statement: what the manifest signature signs. */
+export function manifestStatement(archive: FileDigest, manifest: FileDigest): Buffer {
+  return Buffer.from(
+    'pairshift-package-signature-v2\n' +
+      `sha256 ${archive.sha256}\nsize ${archive.size}\n` +
+      `manifest-sha256 ${manifest.sha256}\nmanifest-size ${manifest.size}\n` +
+      'every entry checked against the manifest\n',
+    'utf8',
+  );
+}
+
+/** A v1 signature, or v2 when the manifest's digest is given. */
+export function makeSignature(
+  digest: FileDigest,
+  privateKey: KeyObject,
+  manifest?: FileDigest,
+): SignatureFile {
   const publicKey = createPublicKey(privateKey);
-  return {
-    format: SIGNATURE_FORMAT,
-    algorithm: 'ed25519',
+  const v1 = {
+    algorithm: 'ed25519' as const,
     keyId: keyIdOf(publicKey),
     sha256: digest.sha256,
     size: digest.size,
     signature: sign(null, signatureStatement(digest), privateKey).toString('base64'),
+  };
+  if (!manifest) return { format: SIGNATURE_FORMAT, ...v1 };
+  return {
+    format: SIGNATURE_FORMAT_V2,
+    ...v1,
+    manifestSha256: manifest.sha256,
+    manifestSize: manifest.size,
+    manifestSignature: sign(null, manifestStatement(digest, manifest), privateKey).toString(
+      'base64',
+    ),
   };
 }
 
@@ -190,7 +233,19 @@ export async function signArchive(
   const digest = await hashFile(archivePath).catch((err: unknown) => {
     throw new Error(`cannot read package ${archivePath}`, { cause: err });
   });
-  const signature = makeSignature(digest, privateKey);
+  // v2 (the attestation that every entry matches the manifest) only after
+  // checking exactly that; an archive that fails the check gets a v1
+  // signature, so verifiers still check (and refuse) its entries one by one.
+  // (imported lazily: verify.ts imports this module)
+  const { checkPackageContents } = await import('./verify.js');
+  const contents = await checkPackageContents(archivePath).catch(() => undefined);
+  const sameBytes =
+    contents?.digest.sha256 === digest.sha256 && contents.digest.size === digest.size;
+  const signature = makeSignature(
+    digest,
+    privateKey,
+    sameBytes ? contents.manifestDigest : undefined,
+  );
   await writeFile(sigPath, `${JSON.stringify(signature, null, 2)}\n`, { mode: 0o644 });
   return { sigPath, signature };
 }
@@ -220,6 +275,57 @@ export function parseSignatureFile(bytes: Buffer, source: string): SignatureFile
   return parsed.data;
 }
 
+/** The trusted ed25519 key that made the signature, or a SignatureError. */
+export function findSigner(sig: SignatureFile, trusted: readonly TrustedKey[]): TrustedKey {
+  if (trusted.length === 0) throw new Error('no trusted keys given; cannot verify the signature');
+  const signer = trusted.find((t) => t.keyId === sig.keyId);
+  if (!signer) {
+    throw new SignatureError(
+      'untrusted',
+      `the package is signed by key ${sig.keyId}, which is not among the trusted keys (${trusted
+        .map((t) => t.keyId)
+        .join(', ')})`,
+    );
+  }
+  // A TrustedKey built by hand (not via parseTrustedKey) could hold any key type.
+  if (signer.key.asymmetricKeyType !== 'ed25519')
+    throw new SignatureError(
+      'untrusted',
+      `trusted key ${signer.keyId} is an ${describeKeyType(signer.key)} key; package signatures are ed25519 only`,
+    );
+  return signer;
+}
+
+/**
+ * Checks every ed25519 signature in the file over the digests it claims
+ * (the archive's, and for v2 the manifest's). Does not look at the archive:
+ * the caller still compares the claims with what it reads.
+ */
+export function checkSignatureClaims(
+  sig: SignatureFile,
+  trusted: readonly TrustedKey[],
+): TrustedKey {
+  const signer = findSigner(sig, trusted);
+  const claims: [Buffer, string][] = [
+    [signatureStatement({ sha256: sig.sha256, size: sig.size }), sig.signature],
+  ];
+  if (sig.format === SIGNATURE_FORMAT_V2)
+    claims.push([
+      manifestStatement(
+        { sha256: sig.sha256, size: sig.size },
+        { sha256: sig.manifestSha256, size: sig.manifestSize },
+      ),
+      sig.manifestSignature,
+    ]);
+  for (const [statement, signature] of claims)
+    if (!verify(null, statement, signer.key, Buffer.from(signature, 'base64')))
+      throw new SignatureError(
+        'invalid',
+        `the signature does not verify with trusted key ${signer.keyId}`,
+      );
+  return signer;
+}
+
 /**
  * Checks a signature against the archive's actual digest and the trusted
  * keys. Returns the key that signed; throws saying precisely what failed.
@@ -237,31 +343,5 @@ export function checkSignature(
         `not this archive (sha256 ${actual.sha256.slice(0, 16)}…, ${actual.size} bytes)`,
     );
   }
-  const signer = trusted.find((t) => t.keyId === sig.keyId);
-  if (!signer) {
-    throw new SignatureError(
-      'untrusted',
-      `the package is signed by key ${sig.keyId}, which is not among the trusted keys (${trusted
-        .map((t) => t.keyId)
-        .join(', ')})`,
-    );
-  }
-  // A TrustedKey built by hand (not via parseTrustedKey) could hold any key type.
-  if (signer.key.asymmetricKeyType !== 'ed25519')
-    throw new SignatureError(
-      'untrusted',
-      `trusted key ${signer.keyId} is an ${describeKeyType(signer.key)} key; package signatures are ed25519 only`,
-    );
-  const ok = verify(
-    null,
-    signatureStatement(actual),
-    signer.key,
-    Buffer.from(sig.signature, 'base64'),
-  );
-  if (!ok)
-    throw new SignatureError(
-      'invalid',
-      `the signature does not verify with trusted key ${signer.keyId}`,
-    );
-  return signer;
+  return checkSignatureClaims(sig, trusted);
 }

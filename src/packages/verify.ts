@@ -10,7 +10,14 @@ import { ManifestChecker } from './contents.js';
 import { type FileDigest, hashFile, READ_CHUNK, readFileChunks } from './hash.js';
 import type { PackageManifest } from './manifest.js';
 import { ParallelSha256 } from './parallel-hash.js';
-import { checkSignature, parseSignatureFile, type TrustedKey } from './signing.js';
+import {
+  checkSignature,
+  checkSignatureClaims,
+  parseSignatureFile,
+  SIGNATURE_FORMAT_V2,
+  SignatureError,
+  type TrustedKey,
+} from './signing.js';
 import { readTar, type TarLimits } from './tar.js';
 
 export interface VerifyOptions {
@@ -24,12 +31,23 @@ export interface VerifyOptions {
 export interface VerifiedPackage {
   manifest: PackageManifest;
   signer: TrustedKey;
+  /** The archive's digest, hashed from its bytes (and equal to the signed one). */
   digest: FileDigest;
+  /** The manifest entry's digest (what a v2 signature also signs). */
+  manifestDigest: FileDigest;
 }
 
 export interface ContentsResult {
   manifest: PackageManifest;
   digest: FileDigest;
+  manifestDigest: FileDigest;
+}
+
+interface StreamOptions {
+  /** Re-hash every entry (false only under a v2 signature's attestation). */
+  hashEntries: boolean;
+  /** Refuse the archive as soon as its manifest differs from this (v2). */
+  expectManifest?: FileDigest;
 }
 
 /** Inflated chunks handed to the tar reader; large chunks keep hashing fast. */
@@ -73,9 +91,17 @@ function inlineHasher(): ArchiveHasher {
  * its manifest. Does not look at any signature (see verifyPackage). Large
  * archives are hashed on a worker thread fed the same chunks (parallel-hash.ts).
  */
-export async function checkPackageContents(
+export function checkPackageContents(
   archivePath: string,
   limits: Partial<TarLimits> = {},
+): Promise<ContentsResult> {
+  return streamContents(archivePath, limits, { hashEntries: true });
+}
+
+async function streamContents(
+  archivePath: string,
+  limits: Partial<TarLimits>,
+  opts: StreamOptions,
 ): Promise<ContentsResult> {
   let archiveSize: number;
   try {
@@ -100,12 +126,30 @@ export async function checkPackageContents(
       gunzip.destroy(err as Error);
     }
   })();
-  const checker = new ManifestChecker();
+  const checker = new ManifestChecker({ hashEntries: opts.hashEntries });
   try {
-    for await (const ev of readTar(gunzip, limits)) checker.onEvent(ev);
+    let manifestChecked = !opts.expectManifest;
+    for await (const ev of readTar(gunzip, limits)) {
+      checker.onEvent(ev);
+      if (!manifestChecked && checker.manifestDigest) {
+        // v2: the manifest binds everything after it; a different one ends the read.
+        const want = opts.expectManifest!;
+        const got = checker.manifestDigest;
+        if (got.sha256 !== want.sha256 || got.size !== want.size)
+          throw new SignatureError(
+            'mismatch',
+            `the signature is for another package (manifest sha256 ${want.sha256.slice(0, 16)}…), not this one (${got.sha256.slice(0, 16)}…)`,
+          );
+        manifestChecked = true;
+      }
+    }
     await feeding;
     const manifest = checker.finish();
-    return { manifest, digest: await hasher.digest() };
+    return {
+      manifest,
+      digest: await hasher.digest(),
+      manifestDigest: checker.manifestDigest!,
+    };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('Z_')) {
@@ -142,6 +186,32 @@ export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackag
   if (opts.trustedKeys.length === 0)
     throw new Error('no trusted keys given; cannot verify the signature');
 
+  if (sig.format === SIGNATURE_FORMAT_V2) {
+    // The signer and both signatures are judged before a byte is inflated.
+    const signer = checkSignatureClaims(sig, opts.trustedKeys);
+    let contents: ContentsResult | undefined;
+    let contentsError: unknown;
+    try {
+      contents = await streamContents(opts.archivePath, opts.limits ?? {}, {
+        hashEntries: false,
+        expectManifest: { sha256: sig.manifestSha256, size: sig.manifestSize },
+      });
+    } catch (err) {
+      contentsError = err;
+    }
+    // The archive's bytes must be the signed ones (hashed in the same read;
+    // re-hashed whole when the read stopped early, to say which problem it is).
+    const digest = contents?.digest ?? (await hashFile(opts.archivePath));
+    checkSignature(sig, digest, opts.trustedKeys);
+    if (!contents) throw contentsRefused(opts.archivePath, signer, contentsError);
+    return {
+      manifest: contents.manifest,
+      signer,
+      digest,
+      manifestDigest: contents.manifestDigest,
+    };
+  }
+
   let contents: ContentsResult | undefined;
   let contentsError: unknown;
   try {
@@ -153,12 +223,19 @@ export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackag
   // hash the whole file for the signature verdict (error path only).
   const digest = contents?.digest ?? (await hashFile(opts.archivePath));
   const signer = checkSignature(sig, digest, opts.trustedKeys);
-  if (!contents) {
-    const why = contentsError instanceof Error ? contentsError.message : String(contentsError);
-    throw new Error(
-      `package ${opts.archivePath} is signed by ${signer.keyId} but its contents are refused: ${why}`,
-      { cause: contentsError },
-    );
-  }
-  return { manifest: contents.manifest, signer, digest };
+  if (!contents) throw contentsRefused(opts.archivePath, signer, contentsError);
+  return {
+    manifest: contents.manifest,
+    signer,
+    digest,
+    manifestDigest: contents.manifestDigest,
+  };
+}
+
+function contentsRefused(archivePath: string, signer: TrustedKey, err: unknown): Error {
+  const why = err instanceof Error ? err.message : String(err);
+  return new Error(
+    `package ${archivePath} is signed by ${signer.keyId} but its contents are refused: ${why}`,
+    { cause: err },
+  );
 }
