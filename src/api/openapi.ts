@@ -83,6 +83,7 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: {
             '200': { description: 'All checks pass', content: json('HealthResponse') },
             '503': { description: 'A check fails', content: json('HealthResponse') },
+            '400': problem('Not a valid HTTP request'),
             '403': COMMON['403'],
             '429': COMMON['429'],
           },
@@ -94,6 +95,7 @@ export function buildOpenApi(): Record<string, unknown> {
           security: [],
           responses: {
             '200': { description: 'The OpenAPI 3.1 document', content: { 'application/json': {} } },
+            '400': problem('Not a valid HTTP request'),
             '403': COMMON['403'],
             '429': COMMON['429'],
           },

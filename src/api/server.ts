@@ -2,7 +2,9 @@
 // request timeouts are bounded so slow clients cannot hold sockets open.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type ApiDeps, createApiApp } from './app.js';
+import { ApiProblem, PROBLEM_MEDIA_TYPE, toProblem } from './problems.js';
 
 export interface RunningApi {
   readonly server: Server;
@@ -30,6 +32,22 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
     app,
   );
   server.keepAliveTimeout = 5_000;
+  // Every socket, including ones node handed over raw (CONNECT, parse
+  // errors), so stop() leaves nothing open.
+  const sockets = new Set<Duplex>();
+  server.on('connection', (s: Duplex) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('clientError', answerUnparsable);
+  // CONNECT never reaches express: node hands over the raw socket.
+  server.on('connect', (_req, socket: Duplex) =>
+    answerRaw(
+      socket,
+      new ApiProblem('PS-1401', 'CONNECT is not supported; this is not a proxy'),
+      'Method Not Allowed',
+    ),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -47,8 +65,35 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        for (const s of sockets) s.destroy();
       });
       await app.flushRequestLog();
     },
   };
+}
+
+/**
+ * A request node's HTTP parser refused (bad request line, bad header, too
+ * many header bytes) never reaches express; it still gets a problem+json
+ * answer rather than node's bare 400. It cannot be recorded in
+ * api_request_log: there is no method or path to record.
+ */
+function answerUnparsable(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const p =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiProblem('PS-1702', 'the request headers are larger than 16 KiB')
+      : new ApiProblem('PS-1001', 'the request is not valid HTTP/1.1');
+  answerRaw(socket, p, p.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request');
+}
+
+function answerRaw(socket: Duplex, p: ApiProblem, reason: string): void {
+  const body = JSON.stringify(toProblem(p, '/'));
+  socket.end(
+    `HTTP/1.1 ${p.status} ${reason}\r\n` +
+      `Content-Type: ${PROBLEM_MEDIA_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
