@@ -11,6 +11,7 @@ import { registerMachineCommands } from './machine.js';
 import { registerOperatorCommands } from './operator.js';
 import { registerPackageCommands } from './package.js';
 import { registerProbeCommands } from './probe.js';
+import { registerUpgradeCommands } from './upgrade.js';
 
 export function buildProgram(): Command {
   const program = new Command('pairshift')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerProbeCommands(program);
   registerPackageCommands(program);
   registerLabCommands(program);
+  registerUpgradeCommands(program);
   return program;
 }
 
