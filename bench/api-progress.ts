@@ -1,0 +1,199 @@
+// Throughput of GET /api/v1/upgrade/progress/{id} on the real API app
+// against a plain express route answering a fixed JSON body of similar size,
+// measured in the same run (target: progress ≥ 50 % of plain).
+//
+// The real app does everything it does in production: allowlist, rate limit
+// (set high here), bearer token, the UpgradeRequest read from the standalone
+// source, the response, and one api_request_log row per request (PGlite).
+// The load generator is a worker thread (its own event loop, so it does not
+// steal the server's): N keep-alive connections (node:http Agent), each
+// sending the next request as soon as the previous answer ends, for a fixed
+// time. Runs alternate plain/progress; the medians are compared.
+//
+// Run (compiles just this script and what it imports):
+//   npx tsc --ignoreConfig --outDir .pairshift/bench-build --rootDir . --module nodenext \
+//     --moduleResolution nodenext --target es2022 --types node --skipLibCheck bench/api-progress.ts && \
+//   node .pairshift/bench-build/bench/api-progress.js [connections=16] [seconds=3] [runs=5] [pglite|postgres]
+// The store defaults to a throwaway PostgreSQL 15 cluster (what an operator
+// runs with); `pglite` uses the embedded store instead.
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import express from 'express';
+import { startApiServer } from '../src/api/server.js';
+import { parseHAPair } from '../src/inventory/hapair.js';
+import { createLogger } from '../src/log/logger.js';
+import { StandaloneSource } from '../src/reconciler/sources/standalone.js';
+import { migrate } from '../src/store/migrate.js';
+import { openPglite } from '../src/store/pglite.js';
+import { openPostgres } from '../src/store/postgres.js';
+import type { SqlClient } from '../src/store/sql-client.js';
+import { type PgCluster, startPgCluster } from '../test/support/pg-cluster.js';
+
+const TOKEN = 'bench-operator-token-0123456789abcdef';
+const FP = 'SHA256:Q1b9c2m0yNnYQm9m8R5m2zj9y7t8H1o6hXq3x4K5v6w';
+const PAIR = `apiVersion: pairshift.io/v1alpha1
+kind: HAPair
+metadata: {name: bench}
+spec:
+  vip: {address: 198.18.0.100, prefixLength: 24, interface: eth0}
+  ssh: {user: root, port: 22, privateKeyPath: /keys/id}
+  nodes:
+    - {name: a, address: 198.18.0.11, ssh: {hostKey: {fingerprint: "${FP}"}}}
+    - {name: b, address: 198.18.0.12, ssh: {hostKey: {fingerprint: "${FP}"}}}
+  keepalived: {configPath: /etc/keepalived/keepalived.conf, instance: VI_1, start: s, stop: s, status: s, reload: s}
+  services: [{name: java, port: 8080, start: s, stop: s, status: s}]
+  database: {port: 5432, name: app, user: app, superuser: postgres, replicationUser: rep, osUser: postgres, dataDir: /d, binDir: /b, start: s, stop: s, status: s}
+  rsync: {source: /etc/app/, direction: vip-holder-to-peer, periodSeconds: 2, pause: p, resume: r, status: s}
+  paths: {appDir: /opt/app, appJar: /opt/app/app.jar, configDir: /etc/app, rootKey: /etc/app/root.key, backupDir: /var/backups/app}
+`;
+
+// The load generator (plain JS: runs in a worker thread via eval).
+const LOADGEN = `
+const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
+const { url, connections, seconds, token } = workerData;
+const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+const target = new URL(url);
+let done = 0, errors = 0, statuses = {};
+const end = Date.now() + seconds * 1000;
+function one() {
+  return new Promise((resolve) => {
+    const req = http.request({ agent, host: target.hostname, port: target.port, path: target.pathname,
+      headers: { authorization: 'Bearer ' + token } }, (res) => {
+      statuses[res.statusCode] = (statuses[res.statusCode] || 0) + 1;
+      res.resume();
+      res.on('end', () => { if (res.statusCode === 200) done++; else errors++; resolve(); });
+    });
+    req.on('error', () => { errors++; resolve(); });
+    req.end();
+  });
+}
+async function loop() { while (Date.now() < end) await one(); }
+const t0 = Date.now();
+Promise.all(Array.from({ length: connections }, loop)).then(() => {
+  agent.destroy();
+  parentPort.postMessage({ done, errors, statuses, ms: Date.now() - t0 });
+});
+`;
+
+interface LoadResult {
+  done: number;
+  errors: number;
+  statuses: Record<string, number>;
+  ms: number;
+}
+
+function load(url: string, connections: number, seconds: number): Promise<LoadResult> {
+  return new Promise((resolvePromise, reject) => {
+    const w = new Worker(LOADGEN, {
+      eval: true,
+      workerData: { url, connections, seconds, token: TOKEN },
+    });
+    w.once('message', (m: LoadResult) => {
+      void w.terminate();
+      resolvePromise(m);
+    });
+    w.once('error', reject);
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  const connections = Number(process.argv[2] ?? 16);
+  const seconds = Number(process.argv[3] ?? 3);
+  const runs = Number(process.argv[4] ?? 5);
+  const store = process.argv[5] ?? 'postgres';
+  const dir = mkdtempSync(join(tmpdir(), 'k-bench-api-'));
+  let cluster: PgCluster | undefined;
+  let db: SqlClient;
+  if (store === 'pglite') db = await openPglite(join(dir, 'data'));
+  else {
+    cluster = await startPgCluster();
+    db = await openPostgres(cluster.url);
+  }
+  const source = new StandaloneSource({ db, resyncMs: 3_600_000 });
+  const logger = createLogger({ level: 'warn', format: 'json' });
+  for (const t of logger.transports) t.silent = true;
+  let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
+  let plainServer: ReturnType<express.Express['listen']> | undefined;
+  try {
+    await migrate(db, { dir: resolve('migrations') });
+    await source.start();
+    await source.putHAPair(parseHAPair(PAIR, 'bench'));
+    api = await startApiServer('127.0.0.1:0', {
+      source,
+      db,
+      logger,
+      auth: { tokens: [{ token: TOKEN, role: 'operator', name: 'bench' }] },
+      allow: ['127.0.0.0/8'],
+      limits: { rateLimit: { ratePerSecond: 1e9, burst: 1e9 } },
+    });
+    const trig = await fetch(`${api.url}/api/v1/upgrade/trigger`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        pair: 'bench',
+        package: { path: '/srv/packages/app-2.0.0.tar.gz', version: '2.0.0' },
+        reason: 'bench',
+      }),
+    });
+    const created = (await trig.json()) as { upgrade_id?: string; detail?: string };
+    if (!created.upgrade_id)
+      throw new Error(`trigger failed: ${trig.status} ${JSON.stringify(created)}`);
+    const progressUrl = `${api.url}/api/v1/upgrade/progress/${created.upgrade_id}`;
+    const sample = await (
+      await fetch(progressUrl, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).text();
+
+    // The baseline: express, JSON, a body of the same size, nothing else.
+    const plain = express();
+    const fixed = JSON.parse(sample);
+    plain.get('/plain', (_req, res) => {
+      res.json(fixed);
+    });
+    plainServer = plain.listen(0, '127.0.0.1');
+    await new Promise((r) => plainServer!.once('listening', r));
+    const plainUrl = `http://127.0.0.1:${(plainServer.address() as AddressInfo).port}/plain`;
+
+    await load(plainUrl, connections, 1); // warm-up both
+    await load(progressUrl, connections, 1);
+    const p: number[] = [];
+    const q: number[] = [];
+    let errors = 0;
+    for (let i = 0; i < runs; i++) {
+      const a = await load(plainUrl, connections, seconds);
+      const b = await load(progressUrl, connections, seconds);
+      p.push((a.done / a.ms) * 1000);
+      q.push((b.done / b.ms) * 1000);
+      errors += a.errors + b.errors;
+      if (b.errors > 0)
+        console.log(`progress run ${i + 1}: statuses ${JSON.stringify(b.statuses)}`);
+      await api.flushRequestLog();
+    }
+    console.log(
+      `${connections} keep-alive connections, ${seconds} s per run, ${runs} runs each, alternating; ` +
+        `store ${store}; ${cpus().length} CPUs, load average ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}; response ${sample.length} bytes`,
+    );
+    const row = (name: string, xs: number[]) =>
+      `${name.padEnd(40)} median ${median(xs).toFixed(0).padStart(6)} req/s  runs ${xs.map((x) => x.toFixed(0)).join(' ')}`;
+    console.log(row('plain express route (fixed JSON)', p));
+    console.log(row('GET /api/v1/upgrade/progress/{id}', q));
+    console.log(`errors (non-200 or failed): ${errors}`);
+    console.log(`progress / plain: ${((median(q) / median(p)) * 100).toFixed(0)}%`);
+  } finally {
+    if (plainServer) await new Promise((r) => plainServer!.close(r));
+    await api?.stop();
+    await source.stop();
+    await db.close();
+    await cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
