@@ -1,9 +1,12 @@
 // `pairshift operator`: runs the reconciler until stopped (SIGINT/SIGTERM).
 // Standalone: resources from a manifests folder and the store.
 
+import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { type RunningApi, startApiServer } from '../api/server.js';
+import { loadApiTokens } from '../api/tokens.js';
 import { createLogger } from '../log/logger.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
@@ -28,6 +31,7 @@ interface OperatorCliOptions {
   kubernetes?: boolean;
   kubeconfig?: string;
   namespace?: string;
+  listen?: string;
 }
 
 export function registerOperatorCommands(program: Command): void {
@@ -54,6 +58,10 @@ export function registerOperatorCommands(program: Command): void {
     .option(
       '--namespace <ns>',
       'namespace to watch (default: the kubeconfig context or pod namespace)',
+    )
+    .option(
+      '--listen <host:port>',
+      'serve the REST API (and /health) here, e.g. 127.0.0.1:8080 (default: api.listen in the configuration)',
     )
     .action(async (o: OperatorCliOptions) => {
       const ctx = await openContext(o);
@@ -106,12 +114,56 @@ export function registerOperatorCommands(program: Command): void {
           ? { killAfterActions: Number(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS) }
           : {}),
       });
+      let api: RunningApi | null = null;
+      let running = true;
+      const listen = o.listen ?? ctx.config.api?.listen;
+      if (listen) {
+        const apiConfig = ctx.config.api ?? {};
+        const tokens = await loadApiTokens(apiConfig.tokens ?? [], (m) => logger.warn(m));
+        if (tokens.length === 0) {
+          await op.stop();
+          await ctx.db.close();
+          throw new Error(
+            'the API needs at least one token: add api.tokens (name, role, tokenFile) to the configuration',
+          );
+        }
+        const uploadDir = resolve(
+          o.workDir ?? ctx.config.packages?.workDir ?? '/var/lib/pairshift/work',
+        );
+        await mkdir(uploadDir, { recursive: true, mode: 0o700 });
+        api = await startApiServer(listen, {
+          source,
+          db: ctx.db,
+          logger,
+          auth: { tokens },
+          allow: apiConfig.allow ?? ['127.0.0.1/32', '::1/128'],
+          limits: {
+            ...(apiConfig.bodyLimit ? { bodyBytes: apiConfig.bodyLimit } : {}),
+            ...(apiConfig.rateLimit ? { rateLimit: apiConfig.rateLimit } : {}),
+          },
+          // The loop and the source expose no running state; this flag drops at shutdown.
+          operatorState: () => ({ sourceStarted: running, reconcilerRunning: running }),
+          autoRollbackDefault: ctx.settings.autoRollback,
+          upload: {
+            workDir: uploadDir,
+            trustedKeys,
+            maxBytes: apiConfig.uploadLimit ?? 1024 ** 3,
+          },
+        }).catch(async (err: unknown) => {
+          await op.stop();
+          await ctx.db.close();
+          throw new Error(`cannot serve the API on ${listen}`, { cause: err });
+        });
+        logger.info(`API listening on ${api.url}`);
+      }
       await new Promise<void>((done) => {
         const stop = () => done();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
       logger.info('stopping');
+      running = false;
+      await api?.stop();
       await op.stop();
       await elector?.stop();
       await ctx.db.close();

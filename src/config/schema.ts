@@ -80,6 +80,39 @@ export const configFileSchema = z
       .partial()
       .strict()
       .optional(),
+    /** The REST compatibility API (src/api); served by `pairshift operator` when listen is set. */
+    api: z
+      .object({
+        /** host:port, e.g. 127.0.0.1:8080. */
+        listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):\d{1,5}$/, {
+          error: 'expected host:port like 127.0.0.1:8080',
+        }),
+        /** Bearer tokens; each value is read from its file, never written here. */
+        tokens: z.array(
+          z
+            .object({
+              name: z.string().min(1).max(100),
+              role: z.enum(['viewer', 'operator'], { error: 'expected viewer or operator' }),
+              tokenFile: z.string().regex(/^\//, { error: 'expected an absolute path' }),
+            })
+            .strict(),
+        ),
+        /** Client addresses allowed (CIDRs); default loopback only. */
+        allow: z.array(z.string().min(1)),
+        rateLimit: z
+          .object({
+            ratePerSecond: z.number().positive({ error: 'expected a positive number' }),
+            burst: count(1, 100_000),
+          })
+          .strict(),
+        /** Largest JSON body in bytes (default 64 KiB). */
+        bodyLimit: count(1024, 10 * 1024 * 1024),
+        /** Largest package upload in bytes (default 1 GiB). */
+        uploadLimit: count(1024, 64 * 1024 ** 3),
+      })
+      .partial()
+      .strict()
+      .optional(),
   })
   .strict();
 
