@@ -120,6 +120,11 @@ export class RateLimiter {
     }
   }
 
+  /** Clients currently tracked (bounded by MAX_CLIENTS). */
+  get clients(): number {
+    return this.#buckets.size;
+  }
+
   /** Takes one token; when none is left, the seconds until one is. */
   take(key: string): { ok: true } | { ok: false; retryAfterSeconds: number } {
     const now = this.nowMs();
