@@ -34,7 +34,7 @@ export const PROBLEMS = {
   },
   'PS-1003': { status: 400, title: 'The upgrade id is not valid', suggestion: 'fix-request' },
   'PS-1004': { status: 400, title: 'A query parameter is not valid', suggestion: 'fix-request' },
-  'PS-1005': { status: 400, title: 'The package was refused', suggestion: 'fix-package' },
+  'PS-1005': { status: 400, title: 'The package upload is not valid', suggestion: 'fix-request' },
   'PS-1101': { status: 401, title: 'Authentication is required', suggestion: 'authenticate' },
   'PS-1102': { status: 401, title: 'The bearer token is not valid', suggestion: 'authenticate' },
   'PS-1201': { status: 403, title: 'This token may only read', suggestion: 'contact-admin' },

@@ -123,3 +123,12 @@ test('tokens from files: trimmed, registered with the redactor, bad files refuse
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('docs/api.md lists every problem code of the catalogue', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { PROBLEMS } = await import('../../src/api/problems.js');
+  const doc = await readFile(new URL('../../docs/api.md', import.meta.url), 'utf8');
+  for (const [code, p] of Object.entries(PROBLEMS)) {
+    expect([code, doc.includes(`| ${code} | ${p.status} |`)]).toEqual([code, true]);
+  }
+});
