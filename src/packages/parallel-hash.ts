@@ -36,6 +36,8 @@ export class ParallelSha256 {
   private readonly worker = new Worker(WORKER_SOURCE, { eval: true });
   private inFlight = 0;
   private wake: (() => void) | undefined;
+  /** Resolvers of submit() promises, in the order the worker acknowledges. */
+  private readonly acks: (() => void)[] = [];
   private failure: Error | undefined;
   private readonly result: Promise<FileDigest>;
 
@@ -44,6 +46,7 @@ export class ParallelSha256 {
       this.worker.on('message', (msg: 'ack' | FileDigest) => {
         if (msg === 'ack') {
           this.inFlight -= 1;
+          this.acks.shift()?.();
           this.wake?.();
           this.wake = undefined;
         } else resolve(msg);
@@ -51,6 +54,7 @@ export class ParallelSha256 {
       this.worker.on('error', (err) => {
         this.failure = err;
         this.wake?.();
+        for (const a of this.acks.splice(0)) a();
         reject(err);
       });
       this.worker.on('exit', () => reject(new Error('the hashing worker stopped early')));
@@ -84,6 +88,25 @@ export class ParallelSha256 {
         this.wake = r;
       });
     }
+  }
+
+  /**
+   * Hands a chunk in shared memory to the worker without waiting; resolves
+   * once the worker has hashed it (the caller may then reuse the memory).
+   * The caller bounds how many chunks are in flight (verify.ts: a ring).
+   */
+  submit(chunk: Buffer): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!(chunk.buffer instanceof SharedArrayBuffer))
+      throw new Error('submit() takes chunks in shared memory');
+    this.inFlight += 1;
+    const done = new Promise<void>((r) => this.acks.push(r));
+    this.worker.postMessage({
+      buffer: chunk.buffer,
+      offset: chunk.byteOffset,
+      length: chunk.length,
+    });
+    return done;
   }
 
   digest(): Promise<FileDigest> {

@@ -3,11 +3,11 @@
 // feeds both the archive hash (for the signature) and the decompressor (for
 // the contents), so a package is never held in memory or extracted to disk.
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ManifestChecker } from './contents.js';
-import { type FileDigest, hashFile, READ_CHUNK, readFileChunks } from './hash.js';
+import { type FileDigest, hashFile, READ_CHUNK } from './hash.js';
 import type { PackageManifest } from './manifest.js';
 import { ParallelSha256 } from './parallel-hash.js';
 import {
@@ -55,20 +55,28 @@ const INFLATE_CHUNK = 1024 * 1024;
 /** Below this the hashing worker costs more to start than it saves. */
 const PARALLEL_HASH_MIN_BYTES = 16 * 1024 * 1024;
 
-function drainedOrClosed(stream: Writable): Promise<void> {
+/**
+ * Read buffers reused in turn: each is refilled only after the hasher and the
+ * decompressor are both done with it. Reusing memory matters: fresh 4 MiB
+ * buffers cost a page fault per 4 KiB, about as much CPU as inflating.
+ */
+const RING = 4;
+
+/** Resolves when the stream has consumed the chunk, or was destroyed. */
+function written(stream: Writable, chunk: Buffer): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
-      stream.off('drain', done);
       stream.off('close', done);
       resolve();
     };
-    stream.on('drain', done);
     stream.on('close', done);
+    stream.write(chunk, done);
   });
 }
 
 interface ArchiveHasher {
-  update(chunk: Buffer): void | Promise<void>;
+  /** Resolves when the hasher is done with the chunk's memory. */
+  submit(chunk: Buffer): Promise<void>;
   digest(): Promise<FileDigest>;
   close(): Promise<void>;
 }
@@ -77,7 +85,7 @@ function inlineHasher(): ArchiveHasher {
   const hash = createHash('sha256');
   let size = 0;
   return {
-    update(chunk) {
+    async submit(chunk) {
       hash.update(chunk);
       size += chunk.length;
     },
@@ -115,15 +123,31 @@ async function streamContents(
   // Feed the decompressor by hand (not stream.pipeline): when the reader
   // refuses an entry we want its error, not the pipeline's "aborted".
   const feeding = (async () => {
+    let fh: Awaited<ReturnType<typeof open>> | undefined;
     try {
-      for await (const chunk of readFileChunks(archivePath, READ_CHUNK, parallel)) {
+      fh = await open(archivePath, 'r');
+      const ring: Buffer[] = [];
+      const busy: Promise<unknown>[] = [];
+      for (let i = 0; ; i++) {
+        const slot = i % RING;
+        await busy[slot];
         if (gunzip.destroyed) return;
-        await hasher.update(chunk);
-        if (!gunzip.write(chunk)) await drainedOrClosed(gunzip);
+        ring[slot] ??= parallel
+          ? Buffer.from(new SharedArrayBuffer(READ_CHUNK))
+          : Buffer.allocUnsafe(READ_CHUNK);
+        const { bytesRead } = await fh.read(ring[slot], 0, READ_CHUNK, null);
+        if (bytesRead === 0) break;
+        const chunk = ring[slot].subarray(0, bytesRead);
+        const both = Promise.all([hasher.submit(chunk), written(gunzip, chunk)]);
+        both.catch(() => undefined); // observed when the slot is awaited
+        busy[slot] = both;
       }
+      await Promise.all(busy);
       gunzip.end();
     } catch (err) {
       gunzip.destroy(err as Error);
+    } finally {
+      await fh?.close();
     }
   })();
   const checker = new ManifestChecker({ hashEntries: opts.hashEntries });
