@@ -168,24 +168,34 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     l.requestId = randomUUID();
     l.startedAt = performance.now();
     res.setHeader('X-Request-Id', l.requestId);
+    // Read now: by the time 'close' fires node may have detached the socket.
+    const clientIp = req.socket?.remoteAddress;
     let done = false;
     const finish = () => {
       if (done) return;
       done = true;
-      requestLog.record({
-        at: now(),
-        requestId: l.requestId,
-        method: req.method,
-        path: pathOf(req),
-        status: res.statusCode,
-        durationMs: performance.now() - l.startedAt,
-        clientIp: req.socket.remoteAddress,
-        upgradeId: l.upgradeId,
-        tokenName: l.caller?.name,
-        query: req.query,
-        body: req.body,
-        response: l.responseBody,
-      });
+      // An exception here would be thrown from an event emitter and take the
+      // operator down; recording is best effort by design.
+      try {
+        requestLog.record({
+          at: now(),
+          requestId: l.requestId,
+          method: req.method,
+          path: pathOf(req),
+          status: res.statusCode,
+          durationMs: performance.now() - l.startedAt,
+          clientIp,
+          upgradeId: l.upgradeId,
+          tokenName: l.caller?.name,
+          query: req.query,
+          body: req.body,
+          response: l.responseBody,
+        });
+      } catch (e) {
+        deps.logger.warn('api_request_log: could not record a request', {
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
     };
     res.once('finish', finish);
     res.once('close', finish);
@@ -194,18 +204,18 @@ export function createApiApp(deps: ApiDeps): ApiApp {
 
   // 2. Allowlist on the socket's own address (no proxy headers are trusted).
   app.use((req, _res, next) => {
-    if (allowlist.allows(req.socket.remoteAddress)) return next();
+    if (allowlist.allows(req.socket?.remoteAddress)) return next();
     next(
       new ApiProblem(
         'PS-1202',
-        `address ${req.socket.remoteAddress ?? '(unknown)'} is not on the API allowlist`,
+        `address ${req.socket?.remoteAddress ?? '(unknown)'} is not on the API allowlist`,
       ),
     );
   });
 
   // 3. Rate limit per client address.
   app.use((req, _res, next) => {
-    const r = limiter.take(req.socket.remoteAddress ?? 'unknown');
+    const r = limiter.take(req.socket?.remoteAddress ?? 'unknown');
     if (r.ok) return next();
     next(
       new ApiProblem(
@@ -411,7 +421,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) {
-      req.socket.destroy();
+      req.socket?.destroy();
       return;
     }
     sendProblem(req, res, asProblem(err, req, res, deps.logger));

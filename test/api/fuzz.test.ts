@@ -6,9 +6,13 @@
 // No answer may be a 5xx except on the one route whose source is made to
 // fail, every problem must match the OpenAPI Problem schema, and the server
 // must still be healthy afterwards.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import fc from 'fast-check';
+import { generateSigningKeyPair, loadTrustedKey } from '../../src/packages/signing.js';
 import type { ResourceSource } from '../../src/reconciler/source.js';
 import {
   type Harness,
@@ -24,9 +28,21 @@ const BOOM = 'upg-20260101-b00b00b0';
 const checker = new OpenApiChecker();
 let h: Harness;
 let port: number;
+let dir: string;
+let work: string;
 
 beforeAll(async () => {
+  // Uploads on, so multipart bodies reach the package reader; none is validly signed.
+  dir = mkdtempSync(join(tmpdir(), 'pairshift-api-fuzz-'));
+  work = join(dir, 'work');
+  mkdirSync(work);
+  const keys = await generateSigningKeyPair(dir);
   h = await startHarness({
+    upload: {
+      workDir: work,
+      trustedKeys: [await loadTrustedKey(keys.publicKeyPath)],
+      maxBytes: 256 * 1024,
+    },
     wrapSource: (s) =>
       new Proxy(s, {
         get(target, prop, recv) {
@@ -45,6 +61,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await h.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 interface RawRequest {
@@ -147,6 +164,7 @@ const contentType = fc.oneof(
       'multipart/form-data',
       'multipart/form-data; boundary=',
       'multipart/form-data; boundary=zz',
+      'multipart/form-data; boundary=zz; boundary=yy',
       'text/plain',
       'application/x-www-form-urlencoded',
       ';;;',
@@ -199,10 +217,38 @@ const body = fc.oneof(
     )
     .map((o) => JSON.stringify(o) ?? 'null'),
   fc.constant('--zz\r\nContent-Disposition: form-data; name="pair"\r\n\r\nlab\r\n--zz--\r\n'),
+  { weight: 3, arbitrary: multipart() },
   fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a).toString('latin1')),
 );
 
-const request: fc.Arbitrary<RawRequest> = fc
+/** Multipart bodies (boundary zz) with random, missing, repeated and hostile parts. */
+function multipart(): fc.Arbitrary<string> {
+  const part = fc.record({
+    name: fc.constantFrom('package', 'signature', 'pair', 'reason', 'other', '', 'package"; x="'),
+    filename: fc.option(
+      fc.constantFrom('p.tar.gz', '../../etc/passwd', '/abs', '', 'a\u0000b', 'ü.tar.gz'),
+      { nil: undefined },
+    ),
+    data: fc.oneof(
+      fc.string({ maxLength: 200 }),
+      fc.constant('lab'),
+      fc.constant('\x1f\x8b\x08\x00garbage'),
+    ),
+  });
+  return fc
+    .tuple(fc.array(part, { maxLength: 6 }), fc.boolean())
+    .map(
+      ([parts, closed]) =>
+        parts
+          .map(
+            (p) =>
+              `--zz\r\nContent-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}\r\n\r\n${p.data}\r\n`,
+          )
+          .join('') + (closed ? '--zz--\r\n' : ''),
+    );
+}
+
+const randomRequest: fc.Arbitrary<RawRequest> = fc
   .record({
     method,
     path,
@@ -222,6 +268,44 @@ const request: fc.Arbitrary<RawRequest> = fc
     body: r.body === null ? null : Buffer.from(r.body, 'utf8'),
     chunked: r.chunked,
   }));
+
+/**
+ * Aimed past the front door: a valid operator token, an exact endpoint and
+ * the media type it takes, with a random body, so the handlers, the JSON
+ * validation and the package reader see the garbage too.
+ */
+const aimedRequest: fc.Arbitrary<RawRequest> = fc
+  .record({
+    endpoint: fc.constantFrom(
+      ['POST', '/api/v1/upgrade/trigger'],
+      ['POST', '/api/v1/upgrade/rollback/'],
+      ['POST', '/api/v1/upgrade/cancel/'],
+      ['GET', '/api/v1/upgrade/progress/'],
+      ['GET', '/api/v1/upgrade/logs/'],
+      ['GET', '/api/v1/upgrade/history'],
+    ),
+    id: fc.oneof(fc.constant('upg-20260101-00000000'), fc.constant(BOOM), segment),
+    q: query,
+    multipart: fc.boolean(),
+    body,
+  })
+  .map((r) => {
+    const [m, p] = r.endpoint as [string, string];
+    const path = p.endsWith('/') ? `${p}${r.id}${r.q}` : `${p}${r.q}`;
+    const ct = r.multipart ? 'multipart/form-data; boundary=zz' : 'application/json';
+    return {
+      method: m,
+      path,
+      headers: [
+        ['Authorization', `Bearer ${OPERATOR_TOKEN}`],
+        ['Content-Type', ct],
+      ] as [string, string][],
+      body: m === 'POST' && r.body !== null ? Buffer.from(r.body, 'utf8') : null,
+      chunked: false,
+    };
+  });
+
+const request = fc.oneof(randomRequest, aimedRequest);
 
 function oversized(r: RawRequest): boolean {
   const headerBytes = r.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
@@ -359,4 +443,6 @@ test('thousands of random and malformed requests: no 5xx, every problem well for
     [`%${OPERATOR_TOKEN}%`, `%${VIEWER_TOKEN}%`],
   );
   expect(leaked).toHaveLength(0);
+  // Every refused upload removed its folder.
+  expect(readdirSync(work)).toEqual([]);
 });
