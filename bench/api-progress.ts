@@ -8,7 +8,8 @@
 // The load generator is a worker thread (its own event loop, so it does not
 // steal the server's): N keep-alive connections (node:http Agent), each
 // sending the next request as soon as the previous answer ends, for a fixed
-// time. Runs alternate plain/progress; the medians are compared.
+// time. Runs alternate plain / progress / "express + the same store reads
+// only" (which separates the store's cost from the API layers'); medians.
 //
 // Run (compiles just this script and what it imports):
 //   npx tsc --ignoreConfig --outDir .pairshift/bench-build --rootDir . --module nodenext \
@@ -29,7 +30,9 @@ import { StandaloneSource } from '../src/reconciler/sources/standalone.js';
 import { migrate } from '../src/store/migrate.js';
 import { openPglite } from '../src/store/pglite.js';
 import { openPostgres } from '../src/store/postgres.js';
+import { listSteps } from '../src/store/progress-store.js';
 import type { SqlClient } from '../src/store/sql-client.js';
+import { getUpgradeTask } from '../src/store/upgrades.js';
 import { type PgCluster, startPgCluster } from '../test/support/pg-cluster.js';
 
 const TOKEN = 'bench-operator-token-0123456789abcdef';
@@ -155,21 +158,38 @@ async function main(): Promise<void> {
     plain.get('/plain', (_req, res) => {
       res.json(fixed);
     });
+    // The same store reads as the progress handler (UpgradeRequest from the
+    // source, the task and its steps), without the API's layers (allowlist,
+    // rate limit, token, validation, api_request_log): separates the cost of
+    // reading from the cost of the layers.
+    plain.get('/reads/:id', async (req, res) => {
+      const [r, task] = await Promise.all([
+        source.getUpgradeRequest(req.params.id),
+        getUpgradeTask(db, req.params.id),
+      ]);
+      const steps = task ? await listSteps(db, req.params.id) : [];
+      res.json({ ...fixed, phase: r?.status?.phase ?? fixed.phase, steps: steps.length });
+    });
     plainServer = plain.listen(0, '127.0.0.1');
     await new Promise((r) => plainServer!.once('listening', r));
-    const plainUrl = `http://127.0.0.1:${(plainServer.address() as AddressInfo).port}/plain`;
+    const plainBase = `http://127.0.0.1:${(plainServer.address() as AddressInfo).port}`;
+    const plainUrl = `${plainBase}/plain`;
+    const readsUrl = `${plainBase}/reads/${created.upgrade_id}`;
 
     await load(plainUrl, connections, 1); // warm-up both
     await load(progressUrl, connections, 1);
     const p: number[] = [];
     const q: number[] = [];
+    const r: number[] = [];
     let errors = 0;
     for (let i = 0; i < runs; i++) {
       const a = await load(plainUrl, connections, seconds);
       const b = await load(progressUrl, connections, seconds);
+      const c = await load(readsUrl, connections, seconds);
       p.push((a.done / a.ms) * 1000);
       q.push((b.done / b.ms) * 1000);
-      errors += a.errors + b.errors;
+      r.push((c.done / c.ms) * 1000);
+      errors += a.errors + b.errors + c.errors;
       if (b.errors > 0)
         console.log(`progress run ${i + 1}: statuses ${JSON.stringify(b.statuses)}`);
       await api.flushRequestLog();
@@ -183,6 +203,7 @@ async function main(): Promise<void> {
     const row = (name: string, xs: number[]) =>
       `${name.padEnd(40)} median ${median(xs).toFixed(0).padStart(6)} req/s  runs ${xs.map((x) => x.toFixed(0)).join(' ')}`;
     console.log(row('plain express route (fixed JSON)', p));
+    console.log(row('express + the same store reads only', r));
     console.log(row('GET /api/v1/upgrade/progress/{id}', q));
     console.log(`errors (non-200 or failed): ${errors}`);
     console.log(`progress / plain: ${((median(q) / median(p)) * 100).toFixed(0)}%`);
