@@ -13,7 +13,11 @@ import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../config/settings.js';
 import type { BackupContext } from '../drivers/backup/backup.js';
 import { ensureBackup, listBackupSets, restoreBackup } from '../drivers/backup/index.js';
 import { SHA256_SCRIPT } from '../drivers/backup/remote.js';
-import { ensureRsyncPausedOnPair, ensureRsyncResumedOnPair } from '../drivers/config-sync.js';
+import {
+  ensureRsyncPausedOnPair,
+  ensureRsyncResumed,
+  ensureRsyncResumedOnPair,
+} from '../drivers/config-sync.js';
 import { compareConfigAcrossNodes, describeDifferences } from '../drivers/config-sync-compare.js';
 import {
   ensureConfigLocked,
@@ -261,7 +265,10 @@ async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Pr
       return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
     }
     case 'RESUME_RSYNC': {
-      const r = await ensureRsyncResumedOnPair(syncCtx, { upgradeId, dryRun });
+      // a node given: that node only (the other one is lost)
+      const r = action.node
+        ? { nodes: [await ensureRsyncResumed(syncCtx, action.node, { upgradeId, dryRun })] }
+        : await ensureRsyncResumedOnPair(syncCtx, { upgradeId, dryRun });
       return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
     }
     case 'LOCK_CONFIG': {
@@ -473,7 +480,8 @@ async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Pr
       const targets = deps.staged.payload.map((p) => `${payloadTarget(pair, p)}.pairshift-new`);
       const restoreStaging = `${pair.spec.paths.backupDir.replace(/\/+$/, '')}/.restore-*`;
       if (dryRun) return `would remove ${deps.staged.dir} and ${targets.join(', ')}`;
-      for (const n of pair.spec.nodes) {
+      // a node given: that node only (the other one is lost)
+      for (const n of pair.spec.nodes.filter((x) => !action.node || x.name === action.node)) {
         await shell.exec(n.name, [
           'sh',
           '-c',
@@ -485,7 +493,7 @@ async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Pr
         ]);
       }
       await deps.staged.cleanup();
-      return `removed ${deps.staged.dir} and install leftovers on both nodes`;
+      return `removed ${deps.staged.dir} and install leftovers on ${action.node ?? 'both nodes'}`;
     }
   }
 }

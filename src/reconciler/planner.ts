@@ -372,12 +372,16 @@ function tidyUp(input: PlanInput): Action {
     return { kind: 'done', reason: `finished; tidying up failed: ${e.step}: ${e.message}` };
   }
   const reachable = observed.nodes.filter((n) => n.reachable);
-  if (reachable.some((n) => n.rsyncPaused))
-    return step('RESUME_RSYNC', null, 'config copies back on');
+  // With a node lost (UNREACHABLE) the pair-wide steps act on the reachable
+  // node only: a command to the lost one can hang, and nothing else would
+  // happen for this upgrade meanwhile.
+  const only = reachable.length < observed.nodes.length ? (reachable[0]?.name ?? null) : null;
+  const paused = reachable.find((n) => n.rsyncPaused);
+  if (paused) return step('RESUME_RSYNC', only && paused.name, 'config copies back on');
   const locked = reachable.find((n) => n.configLocked);
   if (locked) return step('UNLOCK_CONFIG', locked.name, 'config may change again');
   if (!journal.tempFilesRemoved)
-    return step('REMOVE_TEMP_FILES', null, 'package files no longer needed');
+    return step('REMOVE_TEMP_FILES', only, 'package files no longer needed');
   return { kind: 'done', reason: `finished in ${input.ctx.phase}` };
 }
 

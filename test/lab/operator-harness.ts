@@ -416,6 +416,9 @@ export class OperatorLab {
     await this.inLab(node, ['ip', 'route', 'add', 'blackhole', `${uplink}/32`]);
     return async () => {
       await this.inLab(node, ['ip', 'route', 'del', 'blackhole', `${uplink}/32`], true);
+      // connections that were open across the cut may hang: start afresh
+      await this.shell.close();
+      this.shell = new SshPool(await sshEndpoints(this.pair));
     };
   }
 }
