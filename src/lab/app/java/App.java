@@ -170,24 +170,29 @@ public final class App {
     return DriverManager.getConnection(url, p);
   }
 
-  // One connection, reused, and one check at a time whose answer is shared
-  // by the requests that arrive while it runs (and for 25 ms after). A new
-  // connection per request costs a TCP and SCRAM handshake each; at a
+  // One connection, reused, and one check at a time: a request that waited
+  // while another check ran takes that check's answer if the check started
+  // after the request arrived (so no answer is older than its request). A
+  // new connection per request costs a TCP and SCRAM handshake each; at a
   // prober's 50 Hz on a busy machine that fell behind and never caught up
   // (a queue of requests whose clients had long gone). Guarded by beatLock.
   private final Object beatLock = new Object();
   private Connection conn;
-  private long lastBeatNanos;
+  private boolean checked;
+  private long lastCheckStarted;
   private String lastBeat;
   private Exception lastError;
 
   /** Writes this instance's heartbeat row and reads it back; returns its timestamp. */
   private String heartbeat() throws Exception {
+    long arrived = System.nanoTime();
     synchronized (beatLock) {
-      if (System.nanoTime() - lastBeatNanos < 25_000_000L) {
+      if (checked && lastCheckStarted - arrived >= 0) {
         if (lastError != null) throw lastError;
         return lastBeat;
       }
+      lastCheckStarted = System.nanoTime();
+      checked = true;
       try {
         lastBeat = beatOnce();
         lastError = null;
@@ -203,8 +208,6 @@ public final class App {
           lastBeat = null;
           lastError = second;
         }
-      } finally {
-        lastBeatNanos = System.nanoTime();
       }
       if (lastError != null) throw lastError;
       return lastBeat;
