@@ -62,20 +62,22 @@ function connectError(node: string, err: Error & { level?: string; code?: string
 
 export class SshConnection {
   #closed = false;
+  /** Commands in flight: failed at once when the connection dies, not at their own deadline. */
+  readonly #inFlight = new Set<() => void>();
 
   private constructor(
     readonly endpoint: SshEndpoint,
     readonly timeouts: SshTimeouts,
     private readonly client: Client,
   ) {
-    client.on('close', () => {
+    const lost = () => {
       this.#closed = true;
-    });
-    // Errors after ready (keepalive timeout, reset) surface through 'close'
-    // and through the failing command; without a listener they would crash.
-    client.on('error', () => {
-      this.#closed = true;
-    });
+      for (const fail of [...this.#inFlight]) fail();
+    };
+    client.on('close', lost);
+    // Errors after ready (keepalive timeout, reset) end the connection; the
+    // commands still running on it fail now. Without a listener they would crash.
+    client.on('error', lost);
   }
 
   get closed(): boolean {
@@ -175,13 +177,23 @@ export class SshConnection {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let outBytes = 0;
+      const connectionLost = () =>
+        finish(
+          new DriverError('SSH connection lost while the command ran', {
+            kind: 'transient',
+            node,
+            command,
+          }),
+        );
       const finish = (e: DriverError | null, result?: ExecResult) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        this.#inFlight.delete(connectionLost);
         if (e) reject(e);
         else resolve(result!);
       };
+      this.#inFlight.add(connectionLost);
       const timedOut = () =>
         new DriverError(`command timed out after ${timeoutMs} ms`, {
           kind: 'transient',
