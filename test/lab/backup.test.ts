@@ -1,9 +1,3 @@
-// Backup and restore against the real lab pair (lab "d2", brought up once for
-// this file and removed afterwards): jar, config with the root key
-// byte-exact, database dump; verify; retention; a corrupt file, a full
-// backup folder, an unreachable node and a wrong host key. Needs root and
-// what docs/lab.md lists.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { jest } from '@jest/globals';
 import {
   type BackupContext,
@@ -19,6 +13,7 @@ import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import { execArgv, labDown, labUp } from '../../src/lab/index.js';
 import { run, sleep } from '../../src/lab/run.js';
 import { type BackupRecord, MemoryRecords } from '../../src/store/records.js';
+import { lockLab } from '../support/lab-lock.js';
 
 const NAME = 'd2';
 jest.setTimeout(300_000);
@@ -40,26 +35,6 @@ class UpsertRecords extends MemoryRecords {
 
 /** Everything our code produced, to be searched for the root key. */
 const produced: string[] = [];
-
-/** Labs are per name; another of my test files may use d2 too (jest runs files in parallel). */
-async function lockLab(name: string): Promise<() => void> {
-  const path = `/tmp/pairshift-lab-${name}.test-lock`;
-  for (;;) {
-    try {
-      writeFileSync(path, String(process.pid), { flag: 'wx' });
-      return () => rmSync(path, { force: true });
-    } catch {
-      const pid = Number(readFileSync(path, 'utf8'));
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = pid !== process.pid;
-      } catch {}
-      if (!alive) rmSync(path, { force: true });
-      else await sleep(1000);
-    }
-  }
-}
 
 async function onNode(node: 'a' | 'b', script: string, allowFail = false) {
   const [cmd, ...args] = execArgv(NAME, node, ['sh', '-c', script]);

@@ -22,7 +22,8 @@ import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import { buildAppRelease } from '../../src/lab/app/build.js';
 import { execArgv, labDown, labUp } from '../../src/lab/index.js';
-import { run, sleep } from '../../src/lab/run.js';
+import { run } from '../../src/lab/run.js';
+import { lockLab } from '../support/lab-lock.js';
 
 const NAME = 'd2';
 jest.setTimeout(300_000);
@@ -32,26 +33,6 @@ let pool: SshPool;
 let releaseLock: () => void = () => {};
 let workDir: string;
 let v2: { jarPath: string; pythonPath: string };
-
-/** Labs are per name; backup.test.ts uses d2 too (jest runs files in parallel). */
-async function lockLab(name: string): Promise<() => void> {
-  const path = `/tmp/pairshift-lab-${name}.test-lock`;
-  for (;;) {
-    try {
-      writeFileSync(path, String(process.pid), { flag: 'wx' });
-      return () => rmSync(path, { force: true });
-    } catch {
-      const pid = Number(readFileSync(path, 'utf8'));
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = pid !== process.pid;
-      } catch {}
-      if (!alive) rmSync(path, { force: true });
-      else await sleep(1000);
-    }
-  }
-}
 
 async function onNode(node: 'a' | 'b' | 'client', script: string, allowFail = false) {
   const [cmd, ...args] = execArgv(NAME, node, ['sh', '-c', script]);
