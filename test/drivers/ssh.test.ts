@@ -203,6 +203,27 @@ describe('unreachable and half-open nodes fail instead of hanging', () => {
     await pool.close();
     await proxy.stop();
   });
+  test('sshd killed under a running command: it fails at once, and so does the next', async () => {
+    // The relay stands in for sshd: stopping it resets every connection and
+    // closes the port, as a killed sshd does.
+    const proxy = await startTcpProxy(sshd.port);
+    const pool = new SshPool([endpoint({ port: proxy.port })], {
+      ...fast,
+      commandTimeoutMs: 20_000,
+    });
+    expect((await pool.exec('node-a', ['echo', 'up'])).stdout).toBe('up\n');
+    const running = failureOf(pool.exec('node-a', ['sleep', '15']));
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await proxy.stop();
+    const e = await running;
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(e.kind).toBe('transient');
+    const next = await failureOf(pool.exec('node-a', ['echo', 'again']));
+    expect(next.kind).toBe('transient');
+    expect(next.message).toMatch(/ECONNREFUSED/);
+    await pool.close();
+  });
 });
 
 describe('the pool', () => {
