@@ -22,7 +22,7 @@ export class PackageContentError extends Error {
 
 type Current =
   | { kind: 'manifest'; parts: Buffer[]; size: number }
-  | { kind: 'file'; file: ManifestFile; hash: Hash | undefined }
+  | { kind: 'file'; file: ManifestFile; hash: Hash }
   | undefined;
 
 export class ManifestChecker {
@@ -33,13 +33,6 @@ export class ManifestChecker {
   private seen = new Set<string>();
   private current: Current;
   private entries = 0;
-
-  /**
-   * `hashEntries: false` checks paths, sizes, modes and presence but not each
-   * entry's SHA-256: only for archives whose v2 signature attests the signer
-   * checked exactly that (verify.ts). Everything else keeps the default.
-   */
-  constructor(private readonly opts: { hashEntries?: boolean } = {}) {}
 
   /** The manifest, once its entry has been read and checked. */
   get result(): PackageManifest | undefined {
@@ -80,13 +73,12 @@ export class ManifestChecker {
         `${path} has mode ${mode.toString(8)}; the manifest says ${file.mode.toString(8)}`,
       );
     }
-    const hash = this.opts.hashEntries === false ? undefined : createHash('sha256');
-    this.current = { kind: 'file', file, hash };
+    this.current = { kind: 'file', file, hash: createHash('sha256') };
   }
 
   private onData(chunk: Buffer): void {
     const cur = this.current;
-    if (cur?.kind === 'file') cur.hash?.update(chunk);
+    if (cur?.kind === 'file') cur.hash.update(chunk);
     else if (cur?.kind === 'manifest') {
       // copy: reader chunks may be views of a buffer that gets reused
       cur.parts.push(Buffer.from(chunk));
@@ -112,8 +104,8 @@ export class ManifestChecker {
       return;
     }
     if (cur?.kind === 'file') {
-      const actual = cur.hash?.digest('hex');
-      if (actual !== undefined && actual !== cur.file.sha256) {
+      const actual = cur.hash.digest('hex');
+      if (actual !== cur.file.sha256) {
         throw new PackageContentError(
           `${cur.file.path} has sha256 ${actual}; the manifest says ${cur.file.sha256}`,
         );

@@ -488,6 +488,17 @@ describe('package upload: hostile archives (signed by a trusted key)', () => {
     await refused(packageForm(archive), 422, code, detail);
   });
 
+  // v2 verification inflates only the manifest and trusts the signer's
+  // attestation for the entries; a signer who attested without checking
+  // (signArchive never does) is still caught by staging, with the same codes.
+  it.each(hostile)(
+    '%s, under a v2 signature that attests it',
+    async (_name, make, code, detail) => {
+      const archive = gzipSync(make());
+      await refused(packageForm(archive, signV2(archive)), 422, code, detail);
+    },
+  );
+
   it('100 000 entries: refused at the entry limit', async () => {
     const empty: File[] = [];
     for (let i = 0; i < 1100; i++)
@@ -528,6 +539,8 @@ describe('package upload: hostile archives (signed by a trusted key)', () => {
       level: 1,
     });
     await refused(packageForm(archive), 422, 'package-corrupt', 'trailing-data');
+    // under a v2 signature verification skips them; staging reads them and refuses
+    await refused(packageForm(archive, signV2(archive)), 422, 'package-corrupt', 'trailing-data');
   });
 
   it('truncated gzip stream', async () => {
