@@ -11,6 +11,7 @@ import express, {
   type RequestHandler,
   type Response,
 } from 'express';
+import type { Observable } from 'rxjs';
 import type { Logger } from '../log/logger.js';
 import type { TrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
@@ -24,7 +25,13 @@ import {
   type ProblemCode,
   toProblem,
 } from './problems.js';
+import {
+  DEFAULT_PROGRESS_MAX_AGE_MS,
+  DEFAULT_PROGRESS_MAX_ENTRIES,
+  ProgressView,
+} from './progress-view.js';
 import { RequestLog } from './request-log.js';
+import type { ProgressResponse } from './schemas.js';
 import {
   AddressAllowlist,
   type ApiToken,
@@ -33,7 +40,7 @@ import {
   RateLimiter,
   TokenAuthenticator,
 } from './security.js';
-import { STATUS_PATH, UpgradeApi } from './upgrades.js';
+import { parseUpgradeId, STATUS_PATH, UpgradeApi } from './upgrades.js';
 import { PackageRejected, receivePackage } from './upload.js';
 
 export interface ApiLimits {
@@ -71,11 +78,20 @@ export interface ApiDeps {
   /** The operator's autoRollback default, recorded on new tasks. */
   readonly autoRollbackDefault?: boolean;
   readonly upload?: UploadSettings;
+  /**
+   * Names of upgrades whose progress changed, from writers the source does
+   * not announce (the reconciler in this process, after each action).
+   */
+  readonly progressChanges$?: Observable<string>;
+  /** Longest a progress answer is served from memory; default 500 ms. */
+  readonly progressMaxAgeMs?: number;
 }
 
 export type ApiApp = express.Express & {
   /** Waits until api_request_log holds every request answered so far. */
   flushRequestLog(): Promise<void>;
+  /** Stops following the change feeds and writes what the request log holds. */
+  close(): Promise<void>;
 };
 
 export const DEFAULT_BODY_BYTES = 64 * 1024;
@@ -147,6 +163,15 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     now,
     autoRollbackDefault: deps.autoRollbackDefault ?? true,
   });
+  // Progress is polled; it is served from memory and dropped on any change.
+  const progress = new ProgressView<ProgressResponse>({
+    compute: (id) => api.progress(id),
+    maxAgeMs: deps.progressMaxAgeMs ?? DEFAULT_PROGRESS_MAX_AGE_MS,
+    maxEntries: DEFAULT_PROGRESS_MAX_ENTRIES,
+  });
+  const invalidate = (id: string) => progress.invalidate(id);
+  const feeds = [deps.source.changes$.subscribe(invalidate)];
+  if (deps.progressChanges$) feeds.push(deps.progressChanges$.subscribe(invalidate));
   const openapi = JSON.stringify(buildOpenApi());
   const bodyLimit = deps.limits?.bodyBytes ?? DEFAULT_BODY_BYTES;
   const jsonParser = express.json({
@@ -161,6 +186,10 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.flushRequestLog = () => requestLog.flush();
+  app.close = async () => {
+    for (const f of feeds) f.unsubscribe();
+    await requestLog.flush();
+  };
 
   // 1. Every request is timed and recorded, whatever happens to it.
   app.use((req, res, next) => {
@@ -351,6 +380,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
             throw e;
           }
           locals(res).upgradeId = out.upgrade_id;
+          invalidate(out.upgrade_id);
           res.setHeader('Location', out.status_url);
           sendJson(res, 201, out);
           return;
@@ -363,6 +393,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
         }
         const out = await api.trigger(req.body, locals(res).caller!);
         locals(res).upgradeId = out.upgrade_id;
+        invalidate(out.upgrade_id);
         res.setHeader('Location', out.status_url);
         sendJson(res, 201, out);
       }),
@@ -371,7 +402,9 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   route(app, '/api/v1/upgrade/progress/:upgrade_id', {
     GET: [
       withId,
-      wrap(async (req, res) => sendJson(res, 200, await api.progress(req.params.upgrade_id))),
+      wrap(async (req, res) =>
+        sendJson(res, 200, await progress.get(parseUpgradeId(req.params.upgrade_id))),
+      ),
     ],
   });
   route(app, '/api/v1/upgrade/rollback/:upgrade_id', {
@@ -379,13 +412,11 @@ export function createApiApp(deps: ApiDeps): ApiApp {
       withId,
       operatorOnly,
       jsonBody,
-      wrap(async (req, res) =>
-        sendJson(
-          res,
-          200,
-          await api.rollback(req.params.upgrade_id, req.body, locals(res).caller!),
-        ),
-      ),
+      wrap(async (req, res) => {
+        const out = await api.rollback(req.params.upgrade_id, req.body, locals(res).caller!);
+        invalidate(out.upgrade_id);
+        sendJson(res, 200, out);
+      }),
     ],
   });
   route(app, '/api/v1/upgrade/cancel/:upgrade_id', {
@@ -393,9 +424,11 @@ export function createApiApp(deps: ApiDeps): ApiApp {
       withId,
       operatorOnly,
       jsonBody,
-      wrap(async (req, res) =>
-        sendJson(res, 200, await api.cancel(req.params.upgrade_id, req.body, locals(res).caller!)),
-      ),
+      wrap(async (req, res) => {
+        const out = await api.cancel(req.params.upgrade_id, req.body, locals(res).caller!);
+        invalidate(out.upgrade_id);
+        sendJson(res, 200, out);
+      }),
     ],
   });
   route(app, '/api/v1/upgrade/history', {
@@ -551,10 +584,14 @@ async function health(deps: ApiDeps, now: () => Date) {
     });
   }
   const s = deps.operatorState?.() ?? { sourceStarted: true, reconcilerRunning: true };
+  const source = deps.source.state();
+  const sourceUp = s.sourceStarted && source.running && source.problem === undefined;
   checks.push({
     name: 'source',
-    status: s.sourceStarted ? 'UP' : 'DOWN',
-    message: deps.source.description,
+    status: sourceUp ? 'UP' : 'DOWN',
+    message: sourceUp
+      ? deps.source.description
+      : `${deps.source.description}: ${source.problem ?? 'not running'}`,
     duration_ms: 0,
   });
   checks.push({

@@ -67,7 +67,7 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
         server.closeAllConnections();
         for (const s of sockets) s.destroy();
       });
-      await app.flushRequestLog();
+      await app.close();
     },
   };
 }

@@ -72,6 +72,7 @@ async function advance(id: string, phase: Phase, backupVerified: boolean): Promi
       withinBudget: true,
     },
   });
+  h.progressChanged.next(id);
 }
 
 describe('trigger', () => {
@@ -181,6 +182,7 @@ describe('progress', () => {
     const id = r.body.upgrade_id as string;
     await advance(id, 'PREPARE', false);
     await markStep(h.db, id, 'PREFLIGHT', 'PREPARE', null, 'DONE', null, new Date());
+    h.progressChanged.next(id);
     const p = await call('GET', `/api/v1/upgrade/progress/${id}`, { token: VIEWER_TOKEN });
     expect(p.status).toBe(200);
     expect(p.body).toMatchObject({
@@ -195,6 +197,32 @@ describe('progress', () => {
       cancel_requested: false,
     });
     expect(p.body.completed_steps.map((s: { step: string }) => s.step)).toContain('PREFLIGHT');
+    await advance(id, 'CANCELLED', false);
+  });
+
+  test('served from memory: announced changes show at once, unannounced ones within 500 ms', async () => {
+    const r = await trigger('lab2');
+    expect(r.status).toBe(201);
+    const id = r.body.upgrade_id as string;
+    await advance(id, 'PREPARE', false);
+    const progress = () => call('GET', `/api/v1/upgrade/progress/${id}`, { token: VIEWER_TOKEN });
+    expect((await progress()).body.message).toBe('in PREPARE');
+    // A writer this process does not hear (another replica on the shared store).
+    const status = (await h.source.getUpgradeRequest(id))!.status!;
+    await h.source.updateStatus(id, { ...status, message: 'written elsewhere' });
+    const soon = await progress();
+    expect(soon.status).toBe(200);
+    expect(['in PREPARE', 'written elsewhere']).toContain(soon.body.message);
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await progress()).body.message).toBe('written elsewhere');
+    // The reconciler in this process announces what it wrote.
+    await h.source.updateStatus(id, { ...status, message: 'announced' });
+    h.progressChanged.next(id);
+    expect((await progress()).body.message).toBe('announced');
+    // The API's own writes are read back at once.
+    const c = await call('POST', `/api/v1/upgrade/cancel/${id}`, { body: { reason: 'test' } });
+    expect(c.status).toBe(200);
+    expect((await progress()).body.cancel_requested).toBe(true);
     await advance(id, 'CANCELLED', false);
   });
 
@@ -435,9 +463,11 @@ describe('api_request_log', () => {
       },
     });
     await call('GET', '/api/v1/upgrade/history', { token: 'wrong-token-wrong-token' });
+    const odd = await call('PROPFIND', '/api/v1/upgrade/history');
+    expect(odd.status).toBe(405);
     await h.api.flushRequestLog();
     const rows = await h.db.query<Record<string, unknown>>(
-      'SELECT method, path, status, duration_ms, client_ip::text AS ip, upgrade_id, request_summary, response_summary FROM api_request_log ORDER BY id',
+      'SELECT method, path, status, duration_ms, client_ip::text AS ip, upgrade_id, token_name, request_summary, response_summary FROM api_request_log ORDER BY id',
     );
     expect(rows.length).toBeGreaterThan(20);
     const progress = rows.find((r) => r.upgrade_id === 'upg-20260101-00000001')!;
@@ -447,12 +477,14 @@ describe('api_request_log', () => {
       status: 404,
     });
     expect(String(progress.ip)).toMatch(/127\.0\.0\.1/);
-    expect(progress.request_summary).toContain('dashboard');
+    expect(progress.token_name).toBe('dashboard');
     expect(progress.response_summary).toContain('PS-1302');
     const triggered = rows.find((r) => r.status === 201)!;
-    expect(triggered.request_summary).toContain('ci-operator');
+    expect(triggered.token_name).toBe('ci-operator');
+    expect(triggered.request_summary).toContain('"pair":"lab"');
     expect(triggered.upgrade_id).toMatch(/^upg-/);
     expect(rows.some((r) => r.status === 401)).toBe(true);
+    expect(rows.some((r) => r.method === 'PROPFIND' && r.status === 405)).toBe(true);
     const everything = JSON.stringify(rows) + h.logs.join('\n');
     expect(everything).not.toContain(OPERATOR_TOKEN);
     expect(everything).not.toContain(VIEWER_TOKEN);
@@ -500,6 +532,40 @@ describe('separate servers', () => {
       ).toBe(true);
     } finally {
       await broken.close();
+    }
+  });
+
+  test('health is 503 DOWN, saying why, when the source is failing or the loop has stopped', async () => {
+    let problem: string | undefined = 'following UpgradeRequests failed 3 time(s) in a row';
+    let reconcilerRunning = true;
+    const s = await startHarness({
+      wrapSource: (src) =>
+        new Proxy(src, {
+          get(target, prop, recv) {
+            if (prop === 'state') return () => ({ running: true, ...(problem ? { problem } : {}) });
+            return Reflect.get(target, prop, recv);
+          },
+        }) as ResourceSource,
+      operatorState: () => ({ sourceStarted: true, reconcilerRunning }),
+    });
+    try {
+      const c = client(s.api.url, checker);
+      const down = await c('GET', '/health', { token: null });
+      expect(down.status).toBe(503);
+      expect(down.body.status).toBe('DOWN');
+      const source = down.body.checks.find((x: { name: string }) => x.name === 'source');
+      expect(source).toMatchObject({ status: 'DOWN' });
+      expect(source.message).toContain('failed 3 time(s) in a row');
+      problem = undefined;
+      expect((await c('GET', '/health', { token: null })).status).toBe(200);
+      reconcilerRunning = false;
+      const stopped = await c('GET', '/health', { token: null });
+      expect(stopped.status).toBe(503);
+      expect(
+        stopped.body.checks.find((x: { name: string }) => x.name === 'reconciler'),
+      ).toMatchObject({ status: 'DOWN', message: 'the reconcile loop is not running' });
+    } finally {
+      await s.close();
     }
   });
 

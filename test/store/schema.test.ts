@@ -376,10 +376,18 @@ describe.each(backends)('schema on %s', (_name, makeBackend) => {
       ],
     ],
     [
-      'an HTTP method FETCH',
+      'an HTTP method with a space in it',
       'api_request_log_method_check',
       () => [
-        "INSERT INTO api_request_log (method, path, status, duration_ms) VALUES ('FETCH', '/health', 200, 1)",
+        "INSERT INTO api_request_log (method, path, status, duration_ms) VALUES ('GET /', '/health', 200, 1)",
+        [],
+      ],
+    ],
+    [
+      'a token name of 201 characters',
+      'api_request_log_token_name_check',
+      () => [
+        "INSERT INTO api_request_log (method, path, status, duration_ms, token_name) VALUES ('GET', '/health', 200, 1, repeat('n', 201))",
         [],
       ],
     ],
