@@ -3,7 +3,7 @@
 // Kubernetes source plugs into the same place.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { Subscription } from 'rxjs';
+import { type Observable, Subject, type Subscription } from 'rxjs';
 import type { UpgradeSettings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { TrustedKey } from '../packages/signing.js';
@@ -35,6 +35,11 @@ export interface OperatorOptions {
 export interface RunningOperator {
   readonly loop: ReconcileLoop;
   readonly reconciler: UpgradeReconciler;
+  /**
+   * Names of upgrades, once per action the reconciler recorded (a step, a
+   * transition, a status written): what the API's progress view listens to.
+   */
+  readonly actions$: Observable<string>;
   stop(): Promise<void>;
 }
 
@@ -51,6 +56,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
         workDir: join(o.workDir, args.upgradeId),
         log,
       }));
+  const actions = new Subject<string>();
+  const chaos = o.killAfterActions ? killAfter(o.killAfterActions, o.logger) : undefined;
   const reconciler = new UpgradeReconciler({
     source: o.source,
     db: o.db,
@@ -59,7 +66,10 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     logger: o.logger,
     now: () => new Date(),
     actor: `pairshift-operator@${hostname()}`,
-    ...(o.killAfterActions ? { afterAction: killAfter(o.killAfterActions, o.logger) } : {}),
+    afterAction: (id, action) => {
+      actions.next(id);
+      chaos?.(id, action);
+    },
   });
   const loop = new ReconcileLoop({
     concurrency: o.concurrency ?? 4,
@@ -84,9 +94,11 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   return {
     loop,
     reconciler,
+    actions$: actions.asObservable(),
     async stop() {
       for (const s of subs) s.unsubscribe();
       loop.stop();
+      actions.complete();
       await o.source.stop();
       await reconciler.close();
     },

@@ -105,6 +105,11 @@ export class ReconcileLoop {
     this.#queue.next(key);
   }
 
+  /** True once stop() was called: nothing is reconciled any more. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   /** Keys currently being reconciled. */
   running(): string[] {
     return [...this.#states].filter(([, s]) => s.running).map(([k]) => k);

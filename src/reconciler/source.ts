@@ -17,6 +17,13 @@ import type {
 
 export type EventType = 'Normal' | 'Warning';
 
+/** Whether a source is following its resources (the operator's /health). */
+export interface SourceState {
+  readonly running: boolean;
+  /** Why it is not keeping up, when it is not (a failing watch, a folder it cannot watch). */
+  readonly problem?: string;
+}
+
 export interface ResourceSource {
   /** A description for logs: "kubernetes namespace pairshift", "standalone ./manifests". */
   readonly description: string;
@@ -28,6 +35,7 @@ export interface ResourceSource {
   readonly changes$: Observable<string>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  state(): SourceState;
   getUpgradeRequest(name: string): Promise<UpgradeRequest | null>;
   listUpgradeRequests(): Promise<UpgradeRequest[]>;
   getHAPair(name: string): Promise<HAPair | null>;

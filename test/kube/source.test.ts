@@ -202,9 +202,16 @@ test('watch requests failing with 503 are retried with growing delays, then the 
   await s.start();
   await waitFor('the watch', () => cluster.server.openWatches === 1);
   const from = cluster.server.requests.length;
+  expect(s.state()).toEqual({ running: true });
   cluster.server.failWatches(4);
   cluster.server.dropWatches();
+  // /health sees the outage while it lasts, and not after.
+  await waitFor('a problem reported', () => s.state().problem !== undefined, 5000);
+  expect(s.state().problem).toMatch(
+    /^following UpgradeRequests failed \d+ time\(s\) in a row \(watch: /,
+  );
   await waitFor('the watch back', () => cluster.server.openWatches === 1, 5000);
+  await waitFor('the problem cleared', () => s.state().problem === undefined, 5000);
   const watches = cluster.server.requests.slice(from).filter((r) => r.path.includes('watch=true'));
   expect(watches.map((r) => r.status)).toEqual([503, 503, 503, 503, 200]);
   const gaps = watches.slice(1).map((r, i) => r.at - watches[i]!.at);

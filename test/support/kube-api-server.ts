@@ -432,6 +432,8 @@ export class KubeApiServer {
 
   #watch(collection: string, url: URL, res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // A real API server answers a watch at once, before any event.
+    res.flushHeaders();
     const from = Number(url.searchParams.get('resourceVersion') ?? '0');
     if (from !== 0 && from < this.#compactedBelow) {
       // What a real API server does: 200, one ERROR event, end of stream.

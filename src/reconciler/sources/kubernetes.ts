@@ -43,6 +43,7 @@ import {
   ResourceConflictError,
   ResourceNotFoundError,
   type ResourceSource,
+  type SourceState,
 } from '../source.js';
 import {
   API_GROUP,
@@ -142,7 +143,7 @@ export function httpStatusOf(err: unknown): number | undefined {
 /** One line about a client-node error, without its headers (which may carry tokens). */
 function describe(err: unknown): string {
   const status = httpStatusOf(err);
-  const body = (err as { body?: unknown }).body;
+  const body = (err as { body?: unknown } | null)?.body;
   let message: string | undefined;
   if (typeof body === 'string') {
     try {
@@ -185,6 +186,8 @@ export class KubernetesSource implements ResourceSource {
   #retryTimer: NodeJS.Timeout | null = null;
   #resyncTimer: NodeJS.Timeout | null = null;
   #failures = 0;
+  /** The last list or watch failure, for state(); cleared by a healthy watch. */
+  #lastFailure: string | undefined;
   #running = false;
 
   constructor(opts: KubernetesSourceOptions) {
@@ -231,6 +234,17 @@ export class KubernetesSource implements ResourceSource {
     this.#resyncTimer = setInterval(() => {
       for (const name of this.#names) this.#raw$.next(name);
     }, resyncMs);
+  }
+
+  state(): SourceState {
+    return {
+      running: this.#running,
+      ...(this.#lastFailure !== undefined
+        ? {
+            problem: `following UpgradeRequests failed ${this.#failures} time(s) in a row (${this.#lastFailure}); retrying`,
+          }
+        : {}),
+    };
   }
 
   async stop(): Promise<void> {
@@ -298,15 +312,22 @@ export class KubernetesSource implements ResourceSource {
       else this.#names.add(name);
       this.#raw$.next(name);
     };
+    let ended = false;
     const onDone = (err: unknown) => {
+      ended = true;
       if (generation !== this.#watchGeneration || !this.#running) return;
       if (httpStatusOf(err) === 410) relist = true;
       const failed = relist || errorEvent || (err !== null && err !== undefined && !isAbort(err));
       // A watch that ends cleanly after a while (server timeout, restart) is
       // resumed at once; one that fails, or ends at once, backs off.
       const healthy = !failed && (events > 0 || Date.now() - startedAt > 1000);
-      if (healthy) this.#failures = 0;
-      else this.#failures++;
+      if (healthy) {
+        this.#failures = 0;
+        this.#lastFailure = undefined;
+      } else {
+        this.#failures++;
+        this.#lastFailure = `watch: ${err ? describe(err) : relist ? '410 Gone' : failed ? 'error event' : 'ended at once'}`;
+      }
       const delay = healthy && !relist ? 0 : this.#delay();
       if (failed && !relist)
         this.#log.warn('UpgradeRequest watch failed', { error: describe(err) });
@@ -324,8 +345,14 @@ export class KubernetesSource implements ResourceSource {
         onDone,
       )
       .then((controller) => {
-        if (generation === this.#watchGeneration) this.#abort = controller;
-        else controller.abort();
+        if (generation !== this.#watchGeneration) {
+          controller.abort();
+          return;
+        }
+        this.#abort = controller;
+        // Resolved without having ended: the server accepted the watch, so
+        // the source is following again (failures still shape the backoff).
+        if (!ended) this.#lastFailure = undefined;
       })
       .catch(onDone);
   }
@@ -347,6 +374,7 @@ export class KubernetesSource implements ResourceSource {
         () => this.#startWatch(),
         (err) => {
           this.#failures++;
+          this.#lastFailure = `list: ${describe(err)}`;
           this.#log.warn('UpgradeRequest list failed', { error: describe(err) });
           this.#schedule(true, this.#delay());
         },

@@ -23,6 +23,7 @@ import {
   ResourceConflictError,
   ResourceNotFoundError,
   type ResourceSource,
+  type SourceState,
 } from '../source.js';
 import {
   API_VERSION,
@@ -67,6 +68,8 @@ export class StandaloneSource implements ResourceSource {
   #resync: NodeJS.Timeout | null = null;
   #debounce: NodeJS.Timeout | null = null;
   #scanning: Promise<void> = Promise.resolve();
+  #running = false;
+  #watchProblem: string | undefined;
 
   constructor(private readonly opts: StandaloneOptions) {
     this.description = `standalone (${opts.db.description}${opts.manifestsDir ? `, manifests in ${opts.manifestsDir}` : ''})`;
@@ -80,12 +83,24 @@ export class StandaloneSource implements ResourceSource {
         if (this.#debounce) clearTimeout(this.#debounce);
         this.#debounce = setTimeout(() => void this.scan(), 200);
       });
-      this.#watcher.on('error', (e) => this.#problem(`watching ${dir}: ${e.message}`));
+      this.#watcher.on('error', (e) => {
+        this.#watchProblem = `cannot watch ${dir} (${e.message}); changes are seen at the next resync`;
+        this.#problem(`watching ${dir}: ${e.message}`);
+      });
     }
     this.#resync = setInterval(() => void this.resync(), this.opts.resyncMs ?? 30_000);
+    this.#running = true;
+  }
+
+  state(): SourceState {
+    return {
+      running: this.#running,
+      ...(this.#watchProblem ? { problem: this.#watchProblem } : {}),
+    };
   }
 
   async stop(): Promise<void> {
+    this.#running = false;
     this.#watcher?.close();
     if (this.#resync) clearInterval(this.#resync);
     if (this.#debounce) clearTimeout(this.#debounce);
