@@ -3,18 +3,23 @@
 // measured in the same run (target: progress ≥ 50 % of plain).
 //
 // The real app does everything it does in production: allowlist, rate limit
-// (set high here), bearer token, the UpgradeRequest read from the standalone
-// source, the response, and one api_request_log row per request (PGlite).
+// (set high here), bearer token, the progress answer (from the in-memory
+// progress view, src/api/progress-view.ts, which reads the UpgradeRequest,
+// the task and its steps again whenever they change), the response, and one
+// api_request_log row per request (written in batches).
 // The load generator is a worker thread (its own event loop, so it does not
 // steal the server's): N keep-alive connections (node:http Agent), each
 // sending the next request as soon as the previous answer ends, for a fixed
-// time. Runs alternate plain / progress / "express + the same store reads
-// only" (which separates the store's cost from the API layers'); medians.
+// time. Runs alternate plain / progress / progress while its upgrade changes
+// 10 times a second (the status rewritten and announced, as the reconciler
+// does after each action, so the view reads the store again each time) /
+// "express + the same store reads only" (what every request cost before the
+// view: it separates the store's cost from the API layers'); medians. After
+// each progress run the bench checks that api_request_log holds one row per
+// answered request.
 //
 // Run (compiles just this script and what it imports):
-//   npx tsc --ignoreConfig --outDir .pairshift/bench-build --rootDir . --module nodenext \
-//     --moduleResolution nodenext --target es2022 --types node --skipLibCheck bench/api-progress.ts && \
-//   node .pairshift/bench-build/bench/api-progress.js [connections=16] [seconds=3] [runs=5] [pglite|postgres]
+//   npm run bench:api -- [connections=16] [seconds=3] [runs=5] [pglite|postgres]
 // The store defaults to a throwaway PostgreSQL 15 cluster (what an operator
 // runs with); `pglite` uses the embedded store instead.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,6 +28,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import express from 'express';
+import { Subject } from 'rxjs';
 import { startApiServer } from '../src/api/server.js';
 import { parseHAPair } from '../src/inventory/hapair.js';
 import { createLogger } from '../src/log/logger.js';
@@ -122,6 +128,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: 'warn', format: 'json' });
   for (const t of logger.transports) t.silent = true;
   let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
+  const progressChanged = new Subject<string>();
   let plainServer: ReturnType<express.Express['listen']> | undefined;
   try {
     await migrate(db, { dir: resolve('migrations') });
@@ -134,6 +141,7 @@ async function main(): Promise<void> {
       auth: { tokens: [{ token: TOKEN, role: 'operator', name: 'bench' }] },
       allow: ['127.0.0.0/8'],
       limits: { rateLimit: { ratePerSecond: 1e9, burst: 1e9 } },
+      progressChanges$: progressChanged,
     });
     const trig = await fetch(`${api.url}/api/v1/upgrade/trigger`, {
       method: 'POST',
@@ -178,21 +186,61 @@ async function main(): Promise<void> {
 
     await load(plainUrl, connections, 1); // warm-up both
     await load(progressUrl, connections, 1);
+    const id = created.upgrade_id;
+    const logged = async () =>
+      (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_request_log'))[0]!.n;
+    /** A progress run; every answered request must have its api_request_log row. */
+    const progressRun = async (): Promise<LoadResult> => {
+      await api!.flushRequestLog();
+      const before = await logged();
+      const res = await load(progressUrl, connections, seconds);
+      await api!.flushRequestLog();
+      const rows = (await logged()) - before;
+      const answered = res.done + res.errors;
+      if (rows !== answered) missingRows += answered - rows;
+      return res;
+    };
+    let missingRows = 0;
+    /** The reconciler's part: a status written and announced, 10 times a second. */
+    const churn = async <T>(fn: () => Promise<T>): Promise<T> => {
+      let n = 0;
+      const base = (await source.getUpgradeRequest(id))?.status;
+      const timer = setInterval(() => {
+        void source
+          .updateStatus(id, {
+            ...(base ?? { phase: 'PREPARE', progress: 0, completedSteps: [], conditions: [] }),
+            message: `churn ${++n}`,
+          } as never)
+          .then(() => progressChanged.next(id));
+      }, 100);
+      try {
+        return await fn();
+      } finally {
+        clearInterval(timer);
+      }
+    };
     const p: number[] = [];
     const q: number[] = [];
+    const qc: number[] = [];
     const r: number[] = [];
     let errors = 0;
     for (let i = 0; i < runs; i++) {
       const a = await load(plainUrl, connections, seconds);
-      const b = await load(progressUrl, connections, seconds);
+      const b = await progressRun();
+      const bc = await churn(progressRun);
       const c = await load(readsUrl, connections, seconds);
       p.push((a.done / a.ms) * 1000);
       q.push((b.done / b.ms) * 1000);
+      qc.push((bc.done / bc.ms) * 1000);
       r.push((c.done / c.ms) * 1000);
-      errors += a.errors + b.errors + c.errors;
-      if (b.errors > 0)
-        console.log(`progress run ${i + 1}: statuses ${JSON.stringify(b.statuses)}`);
-      await api.flushRequestLog();
+      errors += a.errors + b.errors + bc.errors + c.errors;
+      for (const [what, x] of [
+        ['progress', b],
+        ['progress (changing)', bc],
+      ] as const) {
+        if (x.errors > 0)
+          console.log(`${what} run ${i + 1}: statuses ${JSON.stringify(x.statuses)}`);
+      }
     }
     console.log(
       `${connections} keep-alive connections, ${seconds} s per run, ${runs} runs each, alternating; ` +
@@ -205,8 +253,11 @@ async function main(): Promise<void> {
     console.log(row('plain express route (fixed JSON)', p));
     console.log(row('express + the same store reads only', r));
     console.log(row('GET /api/v1/upgrade/progress/{id}', q));
+    console.log(row('  the same, upgrade changing 10x/s', qc));
     console.log(`errors (non-200 or failed): ${errors}`);
+    console.log(`answered requests without an api_request_log row: ${missingRows}`);
     console.log(`progress / plain: ${((median(q) / median(p)) * 100).toFixed(0)}%`);
+    console.log(`progress while changing / plain: ${((median(qc) / median(p)) * 100).toFixed(0)}%`);
   } finally {
     if (plainServer) await new Promise((r) => plainServer!.close(r));
     await api?.stop();
