@@ -5,7 +5,9 @@
 // contents, version against what the pair runs) and stages it: only listed
 // regular files are extracted, inside the folder. Every refusal is a
 // PackageRejected (package-errors.ts) and removes the folder; on success the
-// caller owns it and calls cleanup() when done.
+// caller owns it: it calls cleanup() if the upgrade is not created, and
+// otherwise the upload janitor (upload-janitor.ts) removes the folder once
+// the upgrade has ended or its UpgradeRequest is gone.
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Request } from 'express';
@@ -16,6 +18,7 @@ import { verifyPackage } from '../packages/verify.js';
 import { compareVersions } from '../packages/version.js';
 import { badRequest, classifyPackageError, PackageRejected } from './package-errors.js';
 import { MultipartParser, multipartBoundary, type PartHeaders } from './package-multipart.js';
+import { UPLOAD_FOLDER_PREFIX } from './upload-janitor.js';
 
 export { PackageRejected } from './package-errors.js';
 
@@ -254,8 +257,9 @@ function withoutFolder(err: unknown, dir: string): unknown {
 }
 
 export async function receivePackage(req: Request, opts: ReceiveOptions): Promise<ReceivedPackage> {
-  // mkdtemp creates the folder with mode 0700.
-  const dir = await mkdtemp(join(opts.workDir, 'upload-'));
+  // mkdtemp creates the folder with mode 0700. The prefix is how the
+  // janitor (upload-janitor.ts) tells upload folders from upgrades' own.
+  const dir = await mkdtemp(join(opts.workDir, UPLOAD_FOLDER_PREFIX));
   let kept = false;
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {

@@ -5,8 +5,10 @@ import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { filter, merge } from 'rxjs';
 import { type RunningApi, startApiServer } from '../api/server.js';
 import { loadApiTokens } from '../api/tokens.js';
+import { UploadJanitor } from '../api/upload-janitor.js';
 import { createLogger } from '../log/logger.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
@@ -102,18 +104,34 @@ export function registerOperatorCommands(program: Command): void {
           onProblem: (m) => logger.warn(m),
         });
       }
+      // Packages are staged here, and uploads land here (upload_* folders).
+      const workDir = resolve(
+        o.workDir ?? ctx.config.packages?.workDir ?? '/var/lib/pairshift/work',
+      );
       const op = await startOperator({
         db: ctx.db,
         source,
         settings: ctx.settings,
         logger,
         trustedKeys,
-        workDir: resolve(o.workDir ?? ctx.config.packages?.workDir ?? '/var/lib/pairshift/work'),
+        workDir,
         concurrency: Number(o.concurrency ?? ctx.config.operator?.concurrency ?? 4),
         ...(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS
           ? { killAfterActions: Number(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS) }
           : {}),
       });
+      // Upload folders: swept now, before the API can receive an upload (a
+      // folder no upgrade uses is then left over from a killed operator or a
+      // gone upgrade), then removed as their upgrades end (each finished
+      // reconcile and each resource change wakes a pass; at least every minute).
+      const janitor = new UploadJanitor({
+        workDir,
+        source,
+        logger,
+        wake$: merge(source.changes$, op.loop.events$.pipe(filter((e) => e.type === 'succeeded'))),
+      });
+      await janitor.sweepAtStart();
+      janitor.start();
       let api: RunningApi | null = null;
       let running = true;
       const listen = o.listen ?? ctx.config.api?.listen;
@@ -121,16 +139,14 @@ export function registerOperatorCommands(program: Command): void {
         const apiConfig = ctx.config.api ?? {};
         const tokens = await loadApiTokens(apiConfig.tokens ?? [], (m) => logger.warn(m));
         if (tokens.length === 0) {
+          await janitor.stop();
           await op.stop();
           await ctx.db.close();
           throw new Error(
             'the API needs at least one token: add api.tokens (name, role, tokenFile) to the configuration',
           );
         }
-        const uploadDir = resolve(
-          o.workDir ?? ctx.config.packages?.workDir ?? '/var/lib/pairshift/work',
-        );
-        await mkdir(uploadDir, { recursive: true, mode: 0o700 });
+        await mkdir(workDir, { recursive: true, mode: 0o700 });
         api = await startApiServer(listen, {
           source,
           db: ctx.db,
@@ -145,11 +161,12 @@ export function registerOperatorCommands(program: Command): void {
           operatorState: () => ({ sourceStarted: running, reconcilerRunning: running }),
           autoRollbackDefault: ctx.settings.autoRollback,
           upload: {
-            workDir: uploadDir,
+            workDir,
             trustedKeys,
             maxBytes: apiConfig.uploadLimit ?? 1024 ** 3,
           },
         }).catch(async (err: unknown) => {
+          await janitor.stop();
           await op.stop();
           await ctx.db.close();
           throw new Error(`cannot serve the API on ${listen}`, { cause: err });
@@ -164,6 +181,7 @@ export function registerOperatorCommands(program: Command): void {
       logger.info('stopping');
       running = false;
       await api?.stop();
+      await janitor.stop();
       await op.stop();
       await elector?.stop();
       await ctx.db.close();

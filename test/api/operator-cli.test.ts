@@ -3,7 +3,7 @@
 // running reconciler picks up (held here by approved: false, so no node is
 // contacted). Runs the CLI in-process from source; tokens come from a file
 // named in the configuration and never show in what the operator prints.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
@@ -43,6 +43,10 @@ test('pairshift operator --listen: health, trigger, progress from the reconciler
     join(dir, 'config.yaml'),
     `api:\n  tokens:\n    - {name: ci, role: operator, tokenFile: ${join(dir, 'api.token')}}\n  allow: [127.0.0.0/8]\n`,
   );
+  // left by an earlier run: a half-written upload, and an upgrade's work folder
+  mkdirSync(join(dir, 'work', 'upload_Half01'), { recursive: true });
+  writeFileSync(join(dir, 'work', 'upload_Half01', 'package.tar.gz'), 'cut short');
+  mkdirSync(join(dir, 'work', 'upg-20261129-0a1b2c3d'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const run = runCli(
@@ -66,6 +70,8 @@ test('pairshift operator --listen: health, trigger, progress from the reconciler
       return r.status === 200 ? ((await r.json()) as { status: string }) : null;
     }, 30_000);
     expect(health.status).toBe('UP');
+    // swept before the API came up
+    expect(readdirSync(join(dir, 'work'))).toEqual(['upg-20261129-0a1b2c3d']);
 
     const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
     const t = await fetch(`${base}/api/v1/upgrade/trigger`, {
@@ -93,6 +99,9 @@ test('pairshift operator --listen: health, trigger, progress from the reconciler
   const result = await run;
   expect(result.code).toBe(0);
   expect(`${result.stdout}${result.stderr}`).toContain(`API listening on ${base}`);
+  expect(`${result.stdout}${result.stderr}`).toContain(
+    'removed upload folder upload_Half01: no upgrade uses it',
+  );
   expect(`${result.stdout}${result.stderr}`).not.toContain(TOKEN);
   await expect(fetch(`${base}/health`)).rejects.toThrow();
 });
