@@ -57,7 +57,10 @@ export interface OperatorState {
 
 /** Package upload on trigger (multipart/form-data, src/api/upload.ts); off when absent. */
 export interface UploadSettings {
-  /** Upload folders are made inside it; an accepted package stays there for the upgrade. */
+  /**
+   * Upload folders are made inside it; an accepted package stays there until
+   * its upgrade ends or its UpgradeRequest is gone (upload-janitor.ts removes it).
+   */
   readonly workDir: string;
   readonly trustedKeys: TrustedKey[];
   /** Largest upload accepted, in bytes. */

@@ -157,8 +157,10 @@ export function registerOperatorCommands(program: Command): void {
             ...(apiConfig.bodyLimit ? { bodyBytes: apiConfig.bodyLimit } : {}),
             ...(apiConfig.rateLimit ? { rateLimit: apiConfig.rateLimit } : {}),
           },
-          // The loop and the source expose no running state; this flag drops at shutdown.
-          operatorState: () => ({ sourceStarted: running, reconcilerRunning: running }),
+          // The source's own state (a failing watch) is read by /health itself.
+          operatorState: () => ({ sourceStarted: running, reconcilerRunning: !op.loop.stopped }),
+          // The reconciler's writes reach the progress view at once.
+          progressChanges$: op.actions$,
           autoRollbackDefault: ctx.settings.autoRollback,
           upload: {
             workDir,
