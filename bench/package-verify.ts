@@ -4,9 +4,7 @@
 // of the per-round ratios.
 //
 // Run (compiles just this script and what it imports, ~3 s):
-//   npx tsc --ignoreConfig --outDir .pairshift/bench-build --rootDir . --module nodenext \
-//     --moduleResolution nodenext --target es2022 --types node --skipLibCheck bench/package-verify.ts && \
-//   node .pairshift/bench-build/bench/package-verify.js [sizeMiB, default 200] [runs, default 7]
+//   npm run bench:verify -- [sizeMiB, default 200] [runs, default 7]
 //
 // The package holds one incompressible ~200 MiB jar (a jar is already
 // compressed), so the archive is ~200 MiB too. Verification under a v2
