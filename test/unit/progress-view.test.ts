@@ -35,16 +35,24 @@ function versionedSource() {
   };
 }
 
+/** A view over the source; maxAgeMs long enough that only invalidations matter, unless given. */
+function viewOf(
+  src: ReturnType<typeof versionedSource>,
+  over: { maxAgeMs?: number; maxEntries?: number; nowMs?: () => number } = {},
+) {
+  return new ProgressView({
+    compute: (id) => src.compute(id),
+    maxAgeMs: over.maxAgeMs ?? 60_000,
+    maxEntries: over.maxEntries ?? 10,
+    ...(over.nowMs ? { nowMs: over.nowMs } : {}),
+  });
+}
+
 describe('ProgressView', () => {
   test('serves from memory until maxAgeMs, then reads again', async () => {
     const src = versionedSource();
     let now = 0;
-    const view = new ProgressView({
-      compute: (id) => src.compute(id),
-      maxAgeMs: 500,
-      maxEntries: 10,
-      nowMs: () => now,
-    });
+    const view = viewOf(src, { maxAgeMs: 500, nowMs: () => now });
     expect(await view.get('u')).toBe(0);
     src.write('u'); // a writer this process does not hear
     now = 499;
@@ -57,11 +65,7 @@ describe('ProgressView', () => {
 
   test('an invalidation is seen by the next request at once', async () => {
     const src = versionedSource();
-    const view = new ProgressView({
-      compute: (id) => src.compute(id),
-      maxAgeMs: 60_000,
-      maxEntries: 10,
-    });
+    const view = viewOf(src);
     expect(await view.get('u')).toBe(0);
     src.write('u');
     view.invalidate('u');
@@ -73,11 +77,7 @@ describe('ProgressView', () => {
 
   test('concurrent misses share one computation', async () => {
     const src = versionedSource();
-    const view = new ProgressView({
-      compute: (id) => src.compute(id),
-      maxAgeMs: 60_000,
-      maxEntries: 10,
-    });
+    const view = viewOf(src);
     src.gate(true);
     const answers = Promise.all(Array.from({ length: 50 }, () => view.get('u')));
     src.release();
@@ -87,11 +87,7 @@ describe('ProgressView', () => {
 
   test('a computation that started before an invalidation is neither joined nor cached', async () => {
     const src = versionedSource();
-    const view = new ProgressView({
-      compute: (id) => src.compute(id),
-      maxAgeMs: 60_000,
-      maxEntries: 10,
-    });
+    const view = viewOf(src);
     src.gate(true);
     const early = view.get('u'); // reads version 0, answers later
     src.write('u');
@@ -109,11 +105,7 @@ describe('ProgressView', () => {
 
   test('failures are passed on and not cached', async () => {
     const src = versionedSource();
-    const view = new ProgressView({
-      compute: (id) => src.compute(id),
-      maxAgeMs: 60_000,
-      maxEntries: 10,
-    });
+    const view = viewOf(src);
     await expect(view.get('missing')).rejects.toThrow('no such upgrade');
     await expect(view.get('missing')).rejects.toThrow('no such upgrade');
     expect(src.computations).toBe(2);
@@ -122,11 +114,7 @@ describe('ProgressView', () => {
 
   test('holds at most maxEntries, dropping the least recently computed', async () => {
     const src = versionedSource();
-    const view = new ProgressView({
-      compute: (id) => src.compute(id),
-      maxAgeMs: 60_000,
-      maxEntries: 3,
-    });
+    const view = viewOf(src, { maxEntries: 3 });
     for (const id of ['a', 'b', 'c', 'd']) await view.get(id);
     expect(view.size).toBe(3);
     const before = src.computations;
