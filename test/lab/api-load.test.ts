@@ -1,7 +1,8 @@
 // The REST API under load while the real operator upgrades a real lab pair
 // ("ld"): the operator in-process and the API beside it on the same source
 // and store, wired as `pairshift operator --listen` wires them (token files,
-// allowlist, upload folder). The 1.0.0 -> 2.0.0 upgrade is triggered over
+// allowlist, upload folder, the reconciler's action feed into the progress
+// view). The 1.0.0 -> 2.0.0 upgrade is triggered over
 // the API; from then until it is terminal, CLIENTS keep-alive connections
 // (half with the viewer token, half with the operator token) call progress,
 // history and logs as fast as they are answered. Every answer must be 2xx,
@@ -69,8 +70,9 @@ beforeAll(async () => {
     writeFileSync(tokenFile, `${tokens[role]}\n`, { mode: 0o600 });
     return { name: `load-${role}`, role, tokenFile };
   });
-  const uploadDir = join(lab.work, 'upload');
-  mkdirSync(uploadDir, { mode: 0o700 });
+  // Uploads land in the operator's work folder, as with --listen.
+  const uploadDir = join(lab.work, 'stage');
+  mkdirSync(uploadDir, { recursive: true, mode: 0o700 });
   apiLogPath = join(lab.work, 'api.log');
   api = await startApiServer('127.0.0.1:0', {
     source: op.source,
@@ -84,7 +86,9 @@ beforeAll(async () => {
     allow: ['127.0.0.0/8'],
     // The test's own load all comes from 127.0.0.1: one bucket, never empty.
     limits: { rateLimit: { ratePerSecond: 1_000_000, burst: 1_000_000 } },
-    operatorState: () => ({ sourceStarted: true, reconcilerRunning: true }),
+    operatorState: () => ({ sourceStarted: true, reconcilerRunning: !op!.operator.loop.stopped }),
+    // The reconciler's writes reach the progress view at once.
+    progressChanges$: op.operator.actions$,
     autoRollbackDefault: LAB_SETTINGS.autoRollback,
     upload: {
       workDir: uploadDir,
