@@ -53,11 +53,13 @@ export class ProgressView<T> {
       return Promise.resolve(hit.value);
     const running = this.#inFlight.get(id);
     if (running) return running;
+    // The answer's age counts from when its reads began, not ended.
+    const startedAtMs = this.#now();
     const promise: Promise<T> = this.opts.compute(id).then(
       (value) => {
         if (this.#inFlight.get(id) === promise) {
           this.#inFlight.delete(id);
-          this.#store(id, value);
+          this.#store(id, value, startedAtMs);
         }
         return value;
       },
@@ -86,9 +88,9 @@ export class ProgressView<T> {
     return this.#entries.size;
   }
 
-  #store(id: string, value: T): void {
+  #store(id: string, value: T, computedAtMs: number): void {
     this.#entries.delete(id); // re-inserted last: Map order is the eviction order
-    this.#entries.set(id, { value, computedAtMs: this.#now() });
+    this.#entries.set(id, { value, computedAtMs });
     while (this.#entries.size > this.opts.maxEntries) {
       this.#entries.delete(this.#entries.keys().next().value as string);
     }

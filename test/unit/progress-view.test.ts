@@ -63,6 +63,21 @@ describe('ProgressView', () => {
     expect(src.computations).toBe(2);
   });
 
+  test('an answer is as old as its reads: a slow computation does not extend its life', async () => {
+    const src = versionedSource();
+    let now = 0;
+    const view = viewOf(src, { maxAgeMs: 500, nowMs: () => now });
+    src.gate(true);
+    const first = view.get('u'); // reads at 0
+    now = 400; // ... and answers at 400
+    src.release();
+    expect(await first).toBe(0);
+    src.gate(false);
+    now = 500;
+    await view.get('u');
+    expect(src.computations).toBe(2);
+  });
+
   test('an invalidation is seen by the next request at once', async () => {
     const src = versionedSource();
     const view = viewOf(src);
