@@ -6,6 +6,8 @@
 // rolled back by itself, a cancel in each of the six active phases, both
 // ends of the upgrade timeout, and a node that stops answering. Needs root
 // and what docs/lab.md lists.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import type { LabPackage } from '../../src/lab/app/releases.js';
 import type { UpgradeRequestSpec } from '../../src/reconciler/upgrade-request.js';
@@ -61,6 +63,16 @@ async function atStart(): Promise<void> {
     console.log(`e1: bringing the lab up again (${JSON.stringify(s)})`);
     await lab.up();
   }
+}
+
+/** SHA-256 of each node's root key, read in the node's namespace (the key itself never leaves it). */
+async function rootKeyDigests(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const node of ['a', 'b'] as const) {
+    const r = await lab.inLab(node, ['sha256sum', lab.pair.spec.paths.rootKey]);
+    out[node] = r.stdout.split(' ')[0]!;
+  }
+  return out;
 }
 
 interface CaseResult {
@@ -125,6 +137,8 @@ const condition = (r: CaseResult, type: string) =>
 
 describe('the operator upgrades lab e1', () => {
   it('1.0.0 -> 2.0.0: COMPLETE, both on 2.0.0, migrations applied, VIP on a healthy node, rsync resumed, config consistent, clients barely notice', async () => {
+    await atStart();
+    const keysBefore = await rootKeyDigests();
     const r = await runCase('v2', lab.packages.v2);
     expect(r.status.phase).toBe('COMPLETE');
     expect(r.status.progress).toBe(100);
@@ -148,6 +162,27 @@ describe('the operator upgrades lab e1', () => {
     expect(r.pair.replication).toEqual(['streaming']);
     expect(r.pair.configConsistent).toBe(true);
     expect(Object.values(r.pair.rsync).map((s) => s.state)).not.toContain('paused');
+    // every node, as the observer sees it: the new jar installed, services up, config unlocked
+    const seen = await lab.observe(false);
+    expect(
+      seen.nodes.map((n) => [n.name, n.installedVersion, n.healthy, n.servicesRunning]),
+    ).toEqual([
+      ['a', '2.0.0', true, true],
+      ['b', '2.0.0', true, true],
+    ]);
+    expect(seen.nodes.map((n) => n.configLocked)).toEqual([false, false]);
+    // the package's config change arrived on both nodes; the root key is byte-identical
+    for (const node of ['a', 'b'] as const) {
+      const props = await lab.inLab(node, [
+        'cat',
+        join(lab.pair.spec.paths.configDir, 'release.properties'),
+      ]);
+      expect(props.stdout).toContain('release.version=2.0.0');
+    }
+    expect(await rootKeyDigests()).toEqual(keysBefore);
+    // the staged package is gone from the operator's disk
+    const staging = join(lab.work, 'stage', r.name);
+    expect(existsSync(staging) ? readdirSync(staging) : []).toEqual([]);
     // what the operator recorded
     const d = r.status.downtime!;
     expect(d.withinBudget).toBe(true);
@@ -155,6 +190,25 @@ describe('the operator upgrades lab e1', () => {
     const vip = await vipSwitches(db, r.name);
     expect(vip.filter((v) => v.result === 'SUCCESS')).toHaveLength(1);
     expect((await stepsOf(db, r.name)).every((s) => s.status === 'DONE')).toBe(true);
+    const backups = await db.query<{ node: string; kind: string }>(
+      `SELECT node, kind FROM backup_record WHERE upgrade_id = $1 AND state = 'VERIFIED'`,
+      [r.name],
+    );
+    expect(backups.map((b) => `${b.node}:${b.kind}`)).toEqual(
+      expect.arrayContaining(['a:jar', 'a:config', 'a:database', 'b:jar', 'b:config']),
+    );
+    const [configSync] = await db.query<{ consistent: boolean }>(
+      'SELECT consistent FROM config_sync_record WHERE upgrade_id = $1 ORDER BY id DESC LIMIT 1',
+      [r.name],
+    );
+    expect(configSync?.consistent).toBe(true);
+    const rsyncChanges = await db.query<{ node: string; state: string }>(
+      'SELECT node, state FROM rsync_status_record WHERE upgrade_id = $1 ORDER BY id',
+      [r.name],
+    );
+    expect(rsyncChanges.map((x) => `${x.node}:${x.state}`)).toEqual(
+      expect.arrayContaining(['a:paused', 'b:paused', 'a:running', 'b:running']),
+    );
     // clients through the VIP: the target is under 1 s; asserted loosely
     const c = clientFigures(r.probe);
     expect(c.httpLongestMs).toBeLessThan(2000);

@@ -10,6 +10,7 @@ import type { HAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
 import { UpgradeReconciler } from '../../src/reconciler/reconciler.js';
 import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
+import { loadMemory } from '../../src/store/journal-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import { listSteps } from '../../src/store/progress-store.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
@@ -172,6 +173,68 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     expect(logs.items.some((l) => l.message.includes('VERIFY -> COMPLETE'))).toBe(true);
     expect((await getUpgradeTask(db, 'happy'))?.phase).toBe('COMPLETE');
     expect(rt.closed).toBe(true);
+    // master and backup chosen from the first observation: the VIP holder is the master
+    expect((await loadMemory(db, 'happy'))?.context).toMatchObject({
+      masterNode: 'node-a',
+      backupNode: 'node-b',
+    });
+    expect(steps.map((s) => s.step)).toContain('PREPARE/PAUSE_RSYNC');
+    // Reconciled again after the end (an operator restarted then): nothing to do, nothing changed.
+    const effects = Object.fromEntries(rt.effects);
+    expect(await reconciler(rt).reconcile('happy')).toEqual({});
+    expect(Object.fromEntries(rt.effects)).toEqual(effects);
+    expect((await listHistory(db, 1, 50, { upgradeId: 'happy' })).items).toHaveLength(8);
+  });
+
+  test('a broken release rolls back by itself: FAILED, RolledBack, both nodes on the old version', async () => {
+    await request('broken', 'p-broken');
+    const rt = new SimRuntime('2.0.0', true);
+    await runToEnd(reconciler(rt), 'broken');
+    const req = await source.getUpgradeRequest('broken');
+    expect(req?.status?.phase).toBe('FAILED');
+    expect(req?.status?.conditions.find((c) => c.type === 'RolledBack')?.status).toBe('True');
+    const history = (await listHistory(db, 1, 50, { upgradeId: 'broken' })).items.reverse();
+    expect(history.map((h) => h.to)).toEqual([
+      'IDLE',
+      'PREPARE',
+      'BACKUP',
+      'UPGRADE_BACKUP',
+      'ROLLBACK',
+      'FAILED',
+    ]);
+    expect(history[4]!.cause).toMatch(/: node-b failed its health check after the upgrade/);
+    // the auto rollback does not touch the database unless the request asks for it
+    expect(rt.restores).toEqual([{ node: 'node-b', restoreDatabase: false }]);
+    expect(rt.sim.nodes.map((n) => [n.installedVersion, n.rsyncPaused, n.configLocked])).toEqual([
+      ['1.0.0', false, false],
+      ['1.0.0', false, false],
+    ]);
+    expect(rt.sim.clientsServed()).toBe(true);
+  });
+
+  test('a rollback asked for with restoreDatabase passes it to every RESTORE', async () => {
+    await request('roll-me', 'p-roll');
+    const rt = new SimRuntime();
+    let switched = false;
+    const r = reconciler(rt, (_id) => {
+      // once the VIP moved to the upgraded node: both nodes get restored
+      if (!switched && rt.sim.nodes[1].holdsVip) {
+        switched = true;
+        void source.patchSpec('roll-me', {
+          rollback: { reason: 'slow queries', restoreDatabase: true },
+        });
+      }
+    });
+    await runToEnd(r, 'roll-me');
+    expect(switched).toBe(true);
+    const req = await source.getUpgradeRequest('roll-me');
+    expect(req?.status?.phase).toBe('FAILED');
+    expect(req?.status?.conditions.find((c) => c.type === 'RolledBack')?.status).toBe('True');
+    expect(rt.restores.length).toBeGreaterThan(0);
+    expect(rt.restores.every((x) => x.restoreDatabase)).toBe(true);
+    expect(rt.sim.nodes.map((n) => n.installedVersion)).toEqual(['1.0.0', '1.0.0']);
+    const memory = await loadMemory(db, 'roll-me');
+    expect(memory?.facts.requestsSent).toEqual(['rollback']);
   });
 
   test('cancel written on the resource during the upgrade rolls back and ends CANCELLED', async () => {
@@ -189,6 +252,15 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
       ['1.0.0', false, false],
       ['1.0.0', false, false],
     ]);
+    // the request was fed to the machine once, the reason kept, and the tidy-up ran
+    const memory = await loadMemory(db, 'cancel-me');
+    const history = (await listHistory(db, 1, 50, { upgradeId: 'cancel-me' })).items;
+    expect(history.find((h) => h.to === 'ROLLBACK')?.cause).toMatch(/window over/);
+    expect(memory?.facts.requestsSent).toEqual(['cancel']);
+    expect(memory?.facts.tempFilesRemoved).toBe(true);
+    const logs = await listLogs(db, 'cancel-me', { page: 1, pageSize: 500 });
+    expect(logs.items.some((l) => l.message.includes('REMOVE_TEMP_FILES'))).toBe(true);
+    expect(logs.items.some((l) => l.message.includes('refused'))).toBe(false);
   });
 
   test('a second upgrade of the same pair waits while the first is active', async () => {

@@ -12,6 +12,8 @@ export class SimRuntime implements UpgradeRuntime {
   readonly sim: SimPair;
   /** "STEP@node" -> how many times it changed something. */
   readonly effects = new Map<string, number>();
+  /** restoreDatabase as the reconciler passed it to each RESTORE, in order. */
+  readonly restores: { node: string | null; restoreDatabase: boolean }[] = [];
   /** Faults to inject, by execution number. */
   faults: (Fault | null)[] = [];
   #executions = 0;
@@ -27,7 +29,13 @@ export class SimRuntime implements UpgradeRuntime {
     return this.sim.observe();
   }
 
-  async execute(step: Step, node: string | null): Promise<StepOutcome> {
+  async execute(
+    step: Step,
+    node: string | null,
+    _ctx: unknown,
+    restoreDatabase: boolean,
+  ): Promise<StepOutcome> {
+    if (step === 'RESTORE') this.restores.push({ node, restoreDatabase });
     const before = JSON.stringify(this.sim);
     const fault = this.faults[this.#executions++] ?? null;
     const outcome = this.sim.apply(step, node, this.targetVersion, fault);

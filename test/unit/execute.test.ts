@@ -12,15 +12,12 @@ import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import { type HAPair, parseHAPair } from '../../src/inventory/hapair.js';
 import type { StagedPackage, StagedPayload } from '../../src/packages/stage.js';
 import type { Step } from '../../src/reconciler/actions.js';
-import { runUpgradeOnce } from '../../src/reconciler/drive.js';
 import {
   type ExecutorDeps,
   executeStep,
   outcomeOf,
   type StepContext,
 } from '../../src/reconciler/execute.js';
-import { emptyJournal } from '../../src/reconciler/journal.js';
-import { initialContext } from '../../src/reconciler/machine.js';
 import {
   capTimeouts,
   limitPerNode,
@@ -279,6 +276,27 @@ describe('executeStep', () => {
     const bad = await run(deps(new ScriptedShell([]), { healthProbe: down }), 'CHECK_HEALTH', 'b');
     expect(bad).toMatchObject({ ok: false, kind: 'terminal' });
     expect(polls).toBe(2); // healthCheckRetries
+  });
+
+  it('removes the install leftovers on both nodes, then the staging folder once', async () => {
+    const shell = new ScriptedShell([['rm -f --', () => ({})]]);
+    const s = staged({
+      payload: [
+        {
+          archivePath: 'payload/app.jar',
+          kind: 'jar',
+          path: '/tmp/staged-x/app.jar',
+          sha256: 'a'.repeat(64),
+          size: 1,
+          mode: 0o644,
+        },
+      ],
+    });
+    const r = await run(deps(shell, { staged: s }), 'REMOVE_TEMP_FILES', null);
+    expect(r).toMatchObject({ ok: true });
+    expect(shell.log.map((c) => c.node)).toEqual(['a', 'b']);
+    expect(shell.log.every((c) => c.line.includes('/opt/app/app.jar.pairshift-new'))).toBe(true);
+    expect(s.cleaned).toBe(1);
   });
 
   it('a dry run changes nothing: no pause command, no cleanup, no removal', async () => {
@@ -547,127 +565,6 @@ describe('observePair', () => {
     );
     expect(parseVersionAnswer('1.0.0\n')).toBe('1.0.0');
     expect(parseVersionAnswer('<html>')).toBeNull();
-  });
-});
-
-describe('runUpgradeOnce in a dry run', () => {
-  it('observes, shows the first action it would take, and changes nothing', async () => {
-    const paused = (node: string): [RegExp | string, Handler][] => [
-      ['sync-status', () => status(false)],
-      ...nodeAnswers(node === 'a' ? 'primary' : 'standby'),
-    ];
-    const a = new ScriptedShell(paused('a'));
-    const b = new ScriptedShell(paused('b'));
-    const shell = new PerNodeShell({ a, b });
-    const ctx = {
-      ...initialContext({ masterNode: 'a', backupNode: 'b' }),
-      phase: 'PREPARE' as const,
-    };
-    const r = await runUpgradeOnce(
-      pair,
-      staged(),
-      {
-        shell,
-        records: new MemoryRecords(),
-        settings: BUILT_IN_DEFAULTS,
-        healthProbe: upProbe,
-        dryRun: true,
-        observe: {
-          appVersion: async () => '1.0.0',
-          probeTimeoutMs: 300,
-          vipOutside: async () => ({ kind: 'node', node: 'a', ms: 1 }),
-        },
-      },
-      {
-        upgradeId: 'u-dry',
-        request: { fromVersion: '1.0.0', targetVersion: '2.0.0' },
-        resume: { ctx, journal: { ...emptyJournal(Date.now()), upgradeStartedAtMs: Date.now() } },
-      },
-    );
-    expect(r).toMatchObject({ ended: 'dry-run', rounds: 1 });
-    expect(r.reason).toMatch(/^PAUSE_RSYNC: .*\(a changed, b changed\)$/);
-    const all = [...a.log, ...b.log].map((c) => c.line);
-    expect(all.some((l) => l.includes('sync-pause'))).toBe(false);
-    expect(r.ctx.phase).toBe('PREPARE');
-  });
-});
-
-describe('runUpgradeOnce bookkeeping', () => {
-  it('feeds a cancel request to the machine once, then tidies up (rsync resumed, config unlocked, package removed)', async () => {
-    const world = {
-      a: { paused: true, locked: true },
-      b: { paused: true, locked: true },
-    } as Record<string, { paused: boolean; locked: boolean }>;
-    const stateful = (node: string): [RegExp | string, Handler][] => [
-      ['sync-status', () => status(world[node]!.paused)],
-      [
-        'sync-resume',
-        () => {
-          world[node]!.paused = false;
-          return {};
-        },
-      ],
-      [
-        '-exec lsattr',
-        () => ({
-          stdout: `${world[node]!.locked ? '----i---------e-------' : '--------------e-------'} /etc/app\n`,
-        }),
-      ],
-      [
-        'chattr -R -i',
-        () => {
-          world[node]!.locked = false;
-          return {};
-        },
-      ],
-      ['rm -f --', () => ({})],
-      ...nodeAnswers(node === 'a' ? 'primary' : 'standby'),
-    ];
-    const shell = new PerNodeShell({
-      a: new ScriptedShell(stateful('a')),
-      b: new ScriptedShell(stateful('b')),
-    });
-    const s = staged();
-    const saves: string[] = [];
-    let asked = 0;
-    const r = await runUpgradeOnce(
-      pair,
-      s,
-      {
-        shell,
-        records: new MemoryRecords(),
-        settings: BUILT_IN_DEFAULTS,
-        healthProbe: upProbe,
-        sleep: async () => {},
-        observe: {
-          appVersion: async () => '1.0.0',
-          probeTimeoutMs: 300,
-          vipOutside: async () => ({ kind: 'node', node: 'a', ms: 1 }),
-        },
-      },
-      { upgradeId: 'u-cancel', request: { fromVersion: '1.0.0', targetVersion: '2.0.0' } },
-      {
-        requests: async () => {
-          asked += 1;
-          return { cancel: 'changed my mind' };
-        },
-        save: async ({ ctx, journal }) => {
-          saves.push(`${ctx.phase}:${journal.requestsSent.join(',')}:${journal.tempFilesRemoved}`);
-        },
-      },
-    );
-    expect(r).toMatchObject({ ended: 'done' });
-    expect(r.ctx).toMatchObject({ phase: 'CANCELLED', masterNode: 'a', backupNode: 'b' });
-    expect(r.ctx.reason).toMatch(/changed my mind/);
-    expect(r.journal.requestsSent).toEqual(['cancel']);
-    expect(r.journal.tempFilesRemoved).toBe(true);
-    expect(world).toEqual({
-      a: { paused: false, locked: false },
-      b: { paused: false, locked: false },
-    });
-    expect(s.cleaned).toBe(1);
-    expect(asked).toBe(r.rounds);
-    expect(saves.at(-1)).toBe('CANCELLED:cancel:true');
   });
 });
 
