@@ -36,6 +36,7 @@ export const upgradeSettingsSchema = z
     backupRetention: count(1, 100),
     downtimeBudget: duration,
     autoRollback: z.boolean({ error: 'expected true or false' }),
+    unreachableGrace: duration,
   })
   .partial()
   .strict();

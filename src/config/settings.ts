@@ -12,6 +12,11 @@ export interface UpgradeSettings {
   readonly backupRetention: number;
   readonly downtimeBudget: number;
   readonly autoRollback: boolean;
+  /**
+   * How long a node may go without answering SSH before the upgrade stops
+   * as UNREACHABLE (not in upgrade_config: file and environment only).
+   */
+  readonly unreachableGrace: number;
 }
 
 export const BUILT_IN_DEFAULTS: UpgradeSettings = {
@@ -25,6 +30,7 @@ export const BUILT_IN_DEFAULTS: UpgradeSettings = {
   backupRetention: 1,
   downtimeBudget: 4 * 60_000,
   autoRollback: true,
+  unreachableGrace: 60_000,
 };
 
 /** The store's upgrade_config row (task list 1.2), in the reconciler's terms. */

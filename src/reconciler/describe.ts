@@ -20,7 +20,7 @@ export function describeMachine(settings: UpgradeSettings): string {
   lines.push('', 'settings:');
   for (const [key, value] of Object.entries(settings)) {
     const shown =
-      typeof value === 'number' && /Timeout|Interval|Budget/.test(key)
+      typeof value === 'number' && /Timeout|Interval|Budget|Grace/.test(key)
         ? formatDuration(value)
         : String(value);
     lines.push(`  ${key}: ${shown}`);

@@ -33,8 +33,6 @@ export interface PlanInput {
   readonly nowMs: number;
 }
 
-/** How long a node may stay unreachable before the upgrade stops as UNREACHABLE. */
-export const UNREACHABLE_AFTER_MS = 60_000;
 /** Attempts at one step failing transiently before it counts as failed. */
 export const MAX_TRANSIENT_ATTEMPTS = 5;
 /** Attempts at one step that keeps answering "not yet" (each already waited its own deadline). */
@@ -65,7 +63,7 @@ export function plan(input: PlanInput): Action {
   }
 
   for (const [name, since] of Object.entries(j.unreachableSinceMs)) {
-    if (nowMs - since >= UNREACHABLE_AFTER_MS) {
+    if (nowMs - since >= settings.unreachableGrace) {
       return event(
         {
           type: 'NODE_UNREACHABLE',

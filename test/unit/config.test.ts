@@ -118,11 +118,17 @@ describe('environment overrides', () => {
       {
         PAIRSHIFT_UPGRADE_VIP_SWITCH_TIMEOUT: '5s',
         PAIRSHIFT_UPGRADE_AUTO_ROLLBACK: 'false',
+        PAIRSHIFT_UPGRADE_UNREACHABLE_GRACE: '2m',
         PAIRSHIFT_LOG_LEVEL: 'debug',
         PAIRSHIFT_DATA_DIR: '/tmp/x',
       },
     );
-    expect(c.upgrade).toEqual({ vipSwitchTimeout: 5000, backupRetention: 2, autoRollback: false });
+    expect(c.upgrade).toEqual({
+      vipSwitchTimeout: 5000,
+      backupRetention: 2,
+      autoRollback: false,
+      unreachableGrace: 120_000,
+    });
     expect(c.log).toEqual({ level: 'debug' });
     expect(c.store).toEqual({ dataDir: '/tmp/x' });
   });

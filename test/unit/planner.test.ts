@@ -219,6 +219,15 @@ describe('named scenarios', () => {
     expect(r.phases.at(-1)).toBe('COMPLETE');
   });
 
+  test('the grace is a setting: the same blip outlasts a 10 s grace and ends UNREACHABLE', () => {
+    const blip: (Fault | null)[] = [null, null, null, null, null];
+    blip.push({ kind: 'unreachable', node: 0, rounds: 3 });
+    const r = runSim({ ...base, faults: blip, settings: { unreachableGrace: 10_000 } });
+    expect(r.phases.at(-1)).toBe('UNREACHABLE');
+    const event = r.trace.find((a) => a.kind === 'event' && a.event.type === 'NODE_UNREACHABLE');
+    expect(event).toMatchObject({ event: { node: 'node-a' } });
+  });
+
   test('the upgrade timeout ends in TIMEOUT after rolling back', () => {
     // Just before the backup node stops, its standby falls behind and does
     // not catch up for a long time.
