@@ -51,6 +51,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     ((args) =>
       createPairRuntime({
         ...args,
+        // A dry run measures no downtime: nothing will move.
+        ...(args.dryRun ? { probeVip: false } : {}),
         records,
         trustedKeys: o.trustedKeys,
         workDir: join(o.workDir, args.upgradeId),

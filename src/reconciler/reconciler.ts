@@ -68,6 +68,12 @@ export type RuntimeFactory = (args: {
   pair: HAPair;
   upgradeId: string;
   settings: UpgradeSettings;
+  /**
+   * A dry run (spec.options.dryRun): the runtime must change nothing on the
+   * nodes while it is built (the agent is checked, not installed). The
+   * reconciler only observes and plans with it; it never executes a step.
+   */
+  dryRun: boolean;
 }) => Promise<UpgradeRuntime>;
 
 export interface ReconcilerDeps {
@@ -204,6 +210,9 @@ export class UpgradeReconciler {
         nowMs,
       );
       memory = { ...memory, facts };
+      if (memory.context.phase === 'IDLE' && fresh.spec.options?.dryRun === true) {
+        return this.#dryRun(fresh, memory, runtime, settings, observed);
+      }
       const action = plan({
         ctx: memory.context,
         request: { fromVersion: runtime.fromVersion, targetVersion: runtime.targetVersion },
@@ -335,6 +344,59 @@ export class UpgradeReconciler {
     );
     await source.recordEvent(name, warn ? 'Warning' : 'Normal', r.context.phase, r.record.cause);
     return next;
+  }
+
+  /**
+   * A dry run ends before the upgrade starts: the package was verified and
+   * the pair observed when the runtime was built, the first step is planned
+   * as the real run would plan it, all of it is reported, and the request
+   * ends CANCELLED (the upgrade did not happen, on purpose). Nothing is
+   * executed, so nothing on the nodes changes.
+   */
+  async #dryRun(
+    request: UpgradeRequest,
+    memory: UpgradeMemory,
+    runtime: UpgradeRuntime,
+    settings: UpgradeSettings,
+    observed: PairObservation,
+  ): Promise<ReconcileOutcome> {
+    const name = request.metadata.name;
+    const at = this.deps.now();
+    const started = upgradeMachine.transition(
+      memory.context,
+      { type: 'START' },
+      { at, actor: this.deps.actor },
+    );
+    // What the real run would do first, planned from what was just observed.
+    const first = started.ok
+      ? describeAction(
+          plan({
+            ctx: started.context,
+            request: { fromVersion: runtime.fromVersion, targetVersion: runtime.targetVersion },
+            settings,
+            observed,
+            journal: {
+              ...memory.facts,
+              upgradeStartedAtMs: at.getTime(),
+              phaseEnteredAtMs: at.getTime(),
+            },
+            nowMs: at.getTime(),
+          }),
+        )
+      : `nothing: ${started.reason}`;
+    const report =
+      `dry run, nothing was changed: package ${runtime.targetVersion} verified, upgrades ` +
+      `${runtime.fromVersion}; pair: ${describeObservation(observed)}; the upgrade would ` +
+      `start with ${first}`;
+    await this.#log(name, 'INFO', report);
+    const next = await this.#transition(request, memory, {
+      kind: 'event',
+      event: { type: 'CANCEL_REQUESTED', reason: 'dry run: the upgrade was only planned' },
+      reason: 'dry run',
+    });
+    await this.#publish(request, next, runtime, report, settings, true);
+    await this.#dropRuntime(name);
+    return {};
   }
 
   async #publish(
@@ -481,7 +543,13 @@ export class UpgradeReconciler {
   ): Promise<UpgradeRuntime> {
     let r = this.#runtimes.get(name);
     if (!r) {
-      r = this.deps.runtimes({ request, pair, upgradeId: name, settings });
+      r = this.deps.runtimes({
+        request,
+        pair,
+        upgradeId: name,
+        settings,
+        dryRun: request.spec.options?.dryRun === true,
+      });
       this.#runtimes.set(name, r);
       r.catch(() => this.#runtimes.delete(name));
     }
@@ -509,4 +577,22 @@ function withRequests(memory: UpgradeMemory, req: UpgradeRequest): UpgradeMemory
     rollbackRequested: req.spec.rollback?.reason ?? null,
   };
   return { ...memory, facts };
+}
+
+/** One line about the pair as observed: "a: primary, VIP, 1.0.0, healthy; b: ...". */
+function describeObservation(o: PairObservation): string {
+  return o.nodes
+    .map((n) =>
+      n.reachable
+        ? [
+            `${n.name}: ${n.dbRole}`,
+            ...(n.holdsVip ? ['VIP'] : []),
+            n.appVersion ?? n.installedVersion ?? 'version unknown',
+            n.healthy ? 'healthy' : 'NOT healthy',
+            ...(n.replayLagBytes ? [`${n.replayLagBytes} bytes behind`] : []),
+            ...(n.rsyncPaused ? ['rsync paused'] : []),
+          ].join(', ')
+        : `${n.name}: NOT reachable`,
+    )
+    .join('; ');
 }

@@ -51,7 +51,8 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
         `the package is version ${staged.version}, the request asks for ${request.spec.package.version}`,
       );
     }
-    await ensureAgents({ pair, shell });
+    // A dry run checks the agents and installs nothing.
+    await ensureAgents({ pair, shell, ...(o.dryRun ? { dryRun: true } : {}) });
     const healthProbe = pairHealthProbe(pair, { via: 'http' });
     const observeDeps: ObserveDeps = { pair, shell, healthProbe, migrations: staged.migrations };
     const fromVersion = await fromVersionOf(request, () => observedVersion(observeDeps));

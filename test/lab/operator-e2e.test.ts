@@ -6,10 +6,12 @@
 // rolled back by itself, a cancel in each of the six active phases, both
 // ends of the upgrade timeout, and a node that stops answering. Needs root
 // and what docs/lab.md lists.
+
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import type { LabPackage } from '../../src/lab/app/releases.js';
+import { LAB_AGENT_ROOT } from '../../src/reconciler/agents.js';
 import type { UpgradeRequestSpec } from '../../src/reconciler/upgrade-request.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import {
@@ -136,6 +138,44 @@ const condition = (r: CaseResult, type: string) =>
   r.status.conditions.find((c) => c.type === type)?.status;
 
 describe('the operator upgrades lab e1', () => {
+  it('dryRun: a report and CANCELLED; nothing on the nodes changed, not even the agent installed', async () => {
+    await atStart();
+    const agentThere = async () => {
+      const out: Record<string, boolean> = {};
+      for (const node of ['a', 'b'] as const) {
+        const r = await lab.inLab(node, ['test', '-e', LAB_AGENT_ROOT], true);
+        out[node] = r.code === 0;
+      }
+      return out;
+    };
+    const before = {
+      pair: await lab.pairState(),
+      keys: await rootKeyDigests(),
+      agents: await agentThere(),
+    };
+    const r = await runCase('dry', lab.packages.v2, { options: { dryRun: true } });
+    expect(r.status.phase).toBe('CANCELLED');
+    expect(r.status.message).toMatch(
+      /^dry run, nothing was changed: package 2\.0\.0 verified, upgrades 1\.0\.0; pair: a: primary, VIP, 1\.0\.0/,
+    );
+    expect(r.history.map((h) => h.to)).toEqual(['IDLE', 'CANCELLED']);
+    const { rsync: rsyncBefore, ...restBefore } = before.pair;
+    const { rsync: rsyncAfter, ...restAfter } = r.pair;
+    expect(restAfter).toEqual(restBefore);
+    expect(Object.values(rsyncAfter).map((x) => x.paused)).toEqual(
+      Object.values(rsyncBefore).map((x) => x.paused),
+    );
+    expect(await rootKeyDigests()).toEqual(before.keys);
+    expect(await agentThere()).toEqual(before.agents);
+    for (const node of ['a', 'b'] as const)
+      expect(await lab.backupSetsOf(node, r.name)).toEqual([]);
+    // (The harness reads node health through the agent, which a dry run does
+    // not install; the clients tell whether the pair served throughout.)
+    const c = clientFigures(r.probe);
+    expect(c.acked).toBeGreaterThan(20);
+    expect([c.lost, c.httpLongestMs, c.writeLongestMs]).toEqual([0, 0, 0]);
+  });
+
   it('1.0.0 -> 2.0.0: COMPLETE, both on 2.0.0, migrations applied, VIP on a healthy node, rsync resumed, config consistent, clients barely notice', async () => {
     await atStart();
     const keysBefore = await rootKeyDigests();

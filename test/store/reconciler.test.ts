@@ -263,6 +263,51 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     expect(logs.items.some((l) => l.message.includes('refused'))).toBe(false);
   });
 
+  test('a dry run plans and reports, executes nothing and ends CANCELLED; the pair is free after', async () => {
+    await request('dry', 'p-dry', { options: { dryRun: true } });
+    const rt = new SimRuntime();
+    const asked: boolean[] = [];
+    const r = new UpgradeReconciler({
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async (args) => {
+        asked.push(args.dryRun);
+        return rt;
+      },
+      logger,
+      now,
+      actor: 'operator@test',
+    });
+    await runToEnd(r, 'dry');
+    expect(asked).toEqual([true]);
+    expect(rt.effects.size).toBe(0);
+    expect(rt.closed).toBe(true);
+    const req = await source.getUpgradeRequest('dry');
+    expect(req?.status?.phase).toBe('CANCELLED');
+    expect(req?.status?.finishedAt).toBeDefined();
+    expect(req?.status?.message).toMatch(
+      /^dry run, nothing was changed: package 2\.0\.0 verified, upgrades 1\.0\.0; pair: node-a: primary, VIP, 1\.0\.0, healthy; node-b: standby, 1\.0\.0, healthy; the upgrade would start with /,
+    );
+    expect(req?.status?.message).toContain('PAUSE_RSYNC');
+    const history = (await listHistory(db, 1, 50, { upgradeId: 'dry' })).items.reverse();
+    expect(history.map((h) => h.to)).toEqual(['IDLE', 'CANCELLED']);
+    expect(history[1]!.cause).toContain('dry run');
+    const logs = await listLogs(db, 'dry', { page: 1, pageSize: 50 });
+    expect(logs.items.some((l) => l.message.startsWith('dry run, nothing was changed'))).toBe(true);
+    expect(rt.sim.nodes.map((n) => [n.installedVersion, n.rsyncPaused, n.holdsVip])).toEqual([
+      ['1.0.0', false, true],
+      ['1.0.0', false, false],
+    ]);
+    // Reconciling again does nothing; a real upgrade of the pair may follow.
+    expect(await r.reconcile('dry')).toEqual({});
+    expect(rt.effects.size).toBe(0);
+    await request('after-dry', 'p-dry');
+    const real = new SimRuntime();
+    await runToEnd(reconciler(real), 'after-dry');
+    expect((await source.getUpgradeRequest('after-dry'))?.status?.phase).toBe('COMPLETE');
+  });
+
   test('a second upgrade of the same pair waits while the first is active', async () => {
     await request('first', 'p-shared');
     await request('second', 'p-shared');
