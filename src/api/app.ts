@@ -375,6 +375,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
                   signature_path: received.sigPath,
                 },
                 ...(received.reason ? { reason: received.reason } : {}),
+                ...(received.options !== undefined ? { options: received.options } : {}),
               },
               locals(res).caller!,
             );

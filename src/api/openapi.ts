@@ -125,6 +125,13 @@ export function buildOpenApi(): Record<string, unknown> {
                     },
                     pair: { type: 'string', maxLength: 253 },
                     reason: { type: 'string', maxLength: 1000 },
+                    options: {
+                      type: 'string',
+                      contentMediaType: 'application/json',
+                      maxLength: 4000,
+                      description:
+                        'The trigger options as a JSON object, as in the JSON request (e.g. {"dry_run": true})',
+                    },
                   },
                 },
               },

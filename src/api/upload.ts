@@ -42,6 +42,11 @@ export interface ReceivedPackage {
   upgradesFrom: string[];
   pair: string;
   reason: string | undefined;
+  /**
+   * The `options` part parsed as JSON: the same object as the JSON trigger's
+   * options (dry_run, auto_rollback, ...), validated by the trigger itself.
+   */
+  options: unknown;
   /** The verified files extracted by stagePackage (inside the upload folder). */
   staged: StagedPackage;
   /** The upload folder; everything above lives in it. */
@@ -50,7 +55,7 @@ export interface ReceivedPackage {
   cleanup(): Promise<void>;
 }
 
-const FIELD_LIMITS: Record<string, number> = { pair: 253, reason: 1000 };
+const FIELD_LIMITS: Record<string, number> = { pair: 253, reason: 1000, options: 4000 };
 const MAX_SIGNATURE_BYTES = 64 * 1024;
 /** A pair's name is a Kubernetes object name (RFC 1123 subdomain). */
 const PAIR_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -159,7 +164,7 @@ async function collectParts(req: Request, dir: string, maxBytes: number): Promis
           } else {
             throw badRequest(
               'upload-unknown-part',
-              `unexpected part ${JSON.stringify(name.slice(0, 64))}; expected package, signature, pair and reason`,
+              `unexpected part ${JSON.stringify(name.slice(0, 64))}; expected package, signature, pair, reason and options`,
             );
           }
         } else if (ev.type === 'data' && current) {
@@ -203,7 +208,11 @@ async function collectParts(req: Request, dir: string, maxBytes: number): Promis
   return { fields, files };
 }
 
-function requireParts(c: Collected): { pair: string; reason: string | undefined } {
+function requireParts(c: Collected): {
+  pair: string;
+  reason: string | undefined;
+  options: unknown;
+} {
   for (const name of ['package', 'signature'])
     if (!c.files.has(name)) throw badRequest('upload-missing-part', `the form has no ${name} part`);
   const pair = c.fields.get('pair');
@@ -216,7 +225,18 @@ function requireParts(c: Collected): { pair: string; reason: string | undefined 
   const reason = c.fields.get('reason');
   if (reason !== undefined && (reason.trim() === '' || hasControl(reason, true)))
     throw badRequest('upload-bad-field', 'reason must be non-empty text');
-  return { pair, reason };
+  const text = c.fields.get('options');
+  let options: unknown;
+  if (text !== undefined) {
+    try {
+      options = JSON.parse(text);
+    } catch {
+      throw badRequest('upload-bad-field', 'options must be a JSON object, e.g. {"dry_run": true}');
+    }
+    if (typeof options !== 'object' || options === null || Array.isArray(options))
+      throw badRequest('upload-bad-field', 'options must be a JSON object, e.g. {"dry_run": true}');
+  }
+  return { pair, reason, options };
 }
 
 /** Checks the package against what the pair runs: it must upgrade from it and be newer. */
@@ -264,7 +284,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
     const collected = await collectParts(req, dir, opts.maxBytes);
-    const { pair, reason } = requireParts(collected);
+    const { pair, reason, options } = requireParts(collected);
     const installed = opts.installedVersion ? await opts.installedVersion(pair) : null;
     const packagePath = collected.files.get('package')!;
     const sigPath = collected.files.get('signature')!;
@@ -295,6 +315,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
       upgradesFrom: [...staged.upgradesFrom],
       pair,
       reason,
+      options,
       staged,
       dir,
       cleanup,

@@ -244,7 +244,8 @@ export function registerUpgradeCommands(program: Command): void {
       .option('--package-path <path>', 'a package already on the operator host (absolute path)')
       .option('--version <version>', 'with --package-path: the package version')
       .option('--signature-path <path>', 'with --package-path: its signature on the operator host')
-      .option('--reason <text>', 'why (recorded with the upgrade)'),
+      .option('--reason <text>', 'why (recorded with the upgrade)')
+      .option('--dry-run', 'verify, observe and plan only: nothing on the nodes changes'),
   ).action(async (o) => {
     const c = await clientFrom(o);
     if (Boolean(o.package) === Boolean(o.packagePath))
@@ -254,6 +255,7 @@ export function registerUpgradeCommands(program: Command): void {
       if (o.version) throw new Error('--version goes with --package-path; an upload says its own');
       const fields: [string, string][] = [['pair', o.pair]];
       if (o.reason) fields.push(['reason', o.reason]);
+      if (o.dryRun) fields.push(['options', JSON.stringify({ dry_run: true })]);
       body = await uploadBody(fields, [
         ['package', o.package],
         ['signature', o.signature ?? `${o.package}.sig`],
@@ -268,6 +270,7 @@ export function registerUpgradeCommands(program: Command): void {
           ...(o.signaturePath ? { signature_path: o.signaturePath } : {}),
         },
         ...(o.reason ? { reason: o.reason } : {}),
+        ...(o.dryRun ? { options: { dry_run: true } } : {}),
       });
     }
     const out = ok(await call(c, 'POST', '/api/v1/upgrade/trigger', body));

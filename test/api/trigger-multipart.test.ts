@@ -57,10 +57,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function upload(pair: string, sigPath = `${pkg}.sig`, token?: string) {
+async function upload(pair: string, sigPath = `${pkg}.sig`, token?: string, options?: string) {
   const form = new FormData();
   form.append('pair', pair);
   form.append('reason', 'release 2.0.0');
+  if (options !== undefined) form.append('options', options);
   form.append('package', new Blob([readFileSync(pkg)]), 'app-2.0.0.tar.gz');
   form.append('signature', new Blob([readFileSync(sigPath)]), 'app-2.0.0.tar.gz.sig');
   const headers: Record<string, string> = {
@@ -108,10 +109,25 @@ test('a signature by an untrusted key is 422 with a stable reason, and leaves no
   expect(readdirSync(work)).toHaveLength(1);
 });
 
-test('a viewer cannot upload (403) and nothing is written', async () => {
-  const r = await upload('lab2', `${pkg}.sig`, VIEWER_TOKEN);
-  expect(r.status).toBe(403);
+test('an options part carries the trigger options (dry run); bad options are 400 and leave nothing', async () => {
+  const bad = await upload('lab2', `${pkg}.sig`, undefined, '{"dry_run": tru');
+  expect(bad.status).toBe(400);
+  expect(bad.body.reason).toBe('upload-bad-field');
+  const unknown = await upload('lab2', `${pkg}.sig`, undefined, '{"dry_rum": true}');
+  expect(unknown.status).toBe(400);
+  expect(unknown.body.detail).toContain('dry_rum');
   expect(readdirSync(work)).toHaveLength(1);
+  const r = await upload('lab2', `${pkg}.sig`, undefined, '{"dry_run": true}');
+  expect(r.status).toBe(201);
+  const req = await h.source.getUpgradeRequest(r.body.upgrade_id);
+  expect(req?.spec.options).toEqual({ dryRun: true });
+  expect(readdirSync(work)).toHaveLength(2);
+});
+
+test('a viewer cannot upload (403) and nothing is written', async () => {
+  const r = await upload('lab3', `${pkg}.sig`, VIEWER_TOKEN);
+  expect(r.status).toBe(403);
+  expect(readdirSync(work)).toHaveLength(2);
 });
 
 test('without upload settings multipart is 415 (JSON references still work)', async () => {

@@ -99,6 +99,43 @@ describe('pairshift upgrade against the real API', () => {
     expect(upgradeId).toMatch(/^[a-z0-9][-a-z0-9.]*$/);
   });
 
+  it('trigger --dry-run asks for a dry run (JSON reference and upload alike)', async () => {
+    const byPath = await cli(
+      'trigger',
+      ...api(),
+      '--token-file',
+      opToken,
+      '--pair',
+      'lab2',
+      '--package-path',
+      '/srv/packages/app-2.0.0.tar.gz',
+      '--version',
+      '2.0.0',
+      '--dry-run',
+      '--output',
+      'json',
+    );
+    expect(byPath.code).toBe(0);
+    const req = await h.source.getUpgradeRequest(JSON.parse(byPath.stdout).upgrade_id);
+    expect(req?.spec.options).toEqual({ dryRun: true });
+    const uploaded = await cli(
+      'trigger',
+      ...api(),
+      '--token-file',
+      opToken,
+      '--pair',
+      'lab3',
+      '--package',
+      pkg,
+      '--dry-run',
+      '--output',
+      'json',
+    );
+    expect(uploaded.code).toBe(0);
+    const up = await h.source.getUpgradeRequest(JSON.parse(uploaded.stdout).upgrade_id);
+    expect(up?.spec.options).toEqual({ dryRun: true });
+  });
+
   it('progress shows the phase, in text and json', async () => {
     const t = await cli('progress', upgradeId, ...api(), '--token-file', viewerToken);
     expect(t.code).toBe(0);
