@@ -57,7 +57,8 @@ export function emptyJournal(nowMs: number): JournalFacts {
 }
 
 export type StepOutcome =
-  | { readonly ok: true }
+  /** detail: what the drivers did, in words ("set 2026...: jar changed, database changed on a"). */
+  | { readonly ok: true; readonly detail?: string }
   | { readonly ok: false; readonly kind: ErrorKind; readonly message: string };
 
 /** The journal after one step finished (successfully or not). */

@@ -11,6 +11,7 @@ import { parseDuration } from '../config/duration.js';
 import type { UpgradeSettings } from '../config/settings.js';
 import type { HAPair } from '../inventory/hapair.js';
 import type { Logger } from '../log/logger.js';
+import { redact } from '../log/redact.js';
 import {
   commitTransition,
   loadMemory,
@@ -271,9 +272,14 @@ export class UpgradeReconciler {
             memory.context.phase,
             action.node,
             outcome.ok ? 'DONE' : 'FAILED',
-            outcome.ok ? action.reason : outcome.message,
+            outcome.ok
+              ? withDetail(action.reason, outcome.detail)
+              : (redact(outcome.message) as string),
             this.deps.now(),
           );
+          if (outcome.ok && outcome.detail) {
+            await this.#log(name, 'INFO', `${label}: done: ${outcome.detail}`);
+          }
           if (!outcome.ok) {
             await this.#log(
               name,
@@ -527,10 +533,12 @@ export class UpgradeReconciler {
       message,
       { upgradeId },
     );
+    // The store's log is served by the API: it gets the redactor's pass too
+    // (driver messages carry command output).
     await appendLog(this.deps.db, upgradeId, {
       level,
       source: 'reconciler',
-      message,
+      message: redact(message) as string,
       at: this.deps.now(),
     });
   }
@@ -595,4 +603,9 @@ function describeObservation(o: PairObservation): string {
         : `${n.name}: NOT reachable`,
     )
     .join('; ');
+}
+
+/** A step's record: why it ran, and what the drivers did when they said. */
+function withDetail(reason: string, detail: string | undefined): string {
+  return detail ? (redact(`${reason}; done: ${detail}`) as string) : reason;
 }

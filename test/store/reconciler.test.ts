@@ -171,6 +171,16 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     expect(steps.map((s) => s.step)).toContain('VIP_SWITCH/SWITCHOVER@node-b');
     const logs = await listLogs(db, 'happy', { page: 1, pageSize: 200 });
     expect(logs.items.some((l) => l.message.includes('VERIFY -> COMPLETE'))).toBe(true);
+    // What the drivers did is kept with the step and in the log.
+    expect(steps.find((s) => s.step === 'VIP_SWITCH/SWITCHOVER@node-b')?.message).toMatch(
+      /; done: SWITCHOVER on node-b changed the pair$/,
+    );
+    expect(
+      logs.items.some(
+        (l) =>
+          l.message === 'VIP_SWITCH/SWITCHOVER@node-b: done: SWITCHOVER on node-b changed the pair',
+      ),
+    ).toBe(true);
     expect((await getUpgradeTask(db, 'happy'))?.phase).toBe('COMPLETE');
     expect(rt.closed).toBe(true);
     // master and backup chosen from the first observation: the VIP holder is the master
@@ -306,6 +316,19 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     const real = new SimRuntime();
     await runToEnd(reconciler(real), 'after-dry');
     expect((await source.getUpgradeRequest('after-dry'))?.status?.phase).toBe('COMPLETE');
+  });
+
+  test('secrets in what the drivers report are masked before the store keeps them', async () => {
+    await request('leaky', 'p-leaky');
+    const rt = new SimRuntime();
+    rt.describe = (step) =>
+      `${step}: psql postgres://app:hunter2-hunter2@db/app password=hunter2-hunter2`;
+    await runToEnd(reconciler(rt), 'leaky');
+    const steps = await listSteps(db, 'leaky');
+    const logs = await listLogs(db, 'leaky', { page: 1, pageSize: 500 });
+    const kept = JSON.stringify(steps) + JSON.stringify(logs.items);
+    expect(kept).toContain('postgres://app:[REDACTED]@db/app');
+    expect(kept).not.toContain('hunter2');
   });
 
   test('a second upgrade of the same pair waits while the first is active', async () => {

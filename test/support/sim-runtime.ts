@@ -14,6 +14,9 @@ export class SimRuntime implements UpgradeRuntime {
   readonly effects = new Map<string, number>();
   /** restoreDatabase as the reconciler passed it to each RESTORE, in order. */
   readonly restores: { node: string | null; restoreDatabase: boolean }[] = [];
+  /** What a step that changed the pair says it did (the executor's detail). */
+  describe: (step: Step, node: string | null) => string = (step, node) =>
+    `${step}${node ? ` on ${node}` : ''} changed the pair`;
   /** Faults to inject, by execution number. */
   faults: (Fault | null)[] = [];
   #executions = 0;
@@ -42,6 +45,7 @@ export class SimRuntime implements UpgradeRuntime {
     if (JSON.stringify(this.sim) !== before) {
       const key = `${step}${node ? `@${node}` : ''}`;
       this.effects.set(key, (this.effects.get(key) ?? 0) + 1);
+      if (outcome.ok) return { ok: true, detail: this.describe(step, node) };
     }
     return outcome;
   }
