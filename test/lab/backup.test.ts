@@ -125,7 +125,9 @@ describe('backup on the lab pair', () => {
   it('restores the root key byte-exact (content, owner, group, mode), the jar and the database', async () => {
     const before = (await onNode('a', KEY_STAT)).stdout;
     const jarBefore = (await onNode('a', 'sha256sum /opt/app/app.jar')).stdout;
-    await psql('create table restore_probe (v int); insert into restore_probe values (1)');
+    await psql(
+      'create table restore_probe (v int); insert into restore_probe values (1); create table dropped_later (v int)',
+    );
     await sleep(1100); // set names are per second
     const backup = await ensureBackup(ctx, { node: 'a', upgradeId: 'up-r', retention: 5 });
 
@@ -135,6 +137,10 @@ describe('backup on the lab pair', () => {
       'head -c 64 /dev/urandom > /etc/app/root.key && chown 1234:4321 /etc/app/root.key && chmod 644 /etc/app/root.key && echo stray > /etc/app/stray.conf && echo junk >> /opt/app/app.jar',
     );
     await psql('insert into restore_probe values (2), (3)');
+    // what a newer release's migration would do after the backup
+    await psql(
+      "create table newer_release (v int); create type newer_mood as enum ('calm'); create function newer_fn() returns int language sql as 'select 1'; alter table restore_probe add column extra text; drop table dropped_later",
+    );
     expect((await onNode('a', KEY_STAT)).stdout).not.toBe(before);
 
     const dry = await restoreBackup(ctx, { node: 'a', upgradeId: 'up-r', dryRun: true });
@@ -156,6 +162,20 @@ describe('backup on the lab pair', () => {
     ]);
     expect((await onNode('a', 'sha256sum /opt/app/app.jar')).stdout).toBe(jarBefore);
     expect(await psql("select string_agg(v::text, ',') from restore_probe")).toBe('1');
+    // the database is the one backed up: later objects gone, dropped ones back
+    expect(
+      await psql(
+        "select string_agg(table_name, ',' order by table_name) from information_schema.tables where table_schema = 'public'",
+      ),
+    ).toMatch(/^(.*,)?dropped_later,(.*,)?restore_probe(,.*)?$/);
+    expect(await psql("select to_regclass('public.newer_release') is null")).toBe('t');
+    expect(await psql("select to_regtype('public.newer_mood') is null")).toBe('t');
+    expect(await psql("select count(*) from pg_proc where proname = 'newer_fn'")).toBe('0');
+    expect(
+      await psql(
+        "select count(*) from information_schema.columns where table_name = 'restore_probe' and column_name = 'extra'",
+      ),
+    ).toBe('0');
 
     // a dump can be taken from the standby, but restored only on the primary
     await ensureBackup(ctx, { node: 'b', upgradeId: 'up-sb', database: true, retention: 5 });

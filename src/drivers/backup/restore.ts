@@ -8,8 +8,9 @@
 //   owner, mode); a dry run of the same rsync is the observation before and
 //   the check after. The root key travels only from the node's disk to the
 //   node's disk;
-// - database: pg_restore --clean --if-exists in one transaction into the app
-//   database on the primary. A database cannot be compared with a dump
+// - database: on the primary, in one transaction, the app's schemas emptied
+//   (objects created after the backup would survive a plain pg_restore
+//   --clean) and the dump restored. A database cannot be compared with a dump
 //   cheaply, so this part always acts (restoring the same dump twice gives
 //   the same database) and reports changed.
 import type { BackupKind } from '../../store/records.js';
@@ -19,7 +20,12 @@ import { databaseTools } from './flavour.js';
 import { joinPath } from './naming.js';
 import type { BackupManifest } from './parse.js';
 import { runScript, SHA256_SCRIPT } from './remote.js';
-import { RESTORE_CONFIG_SCRIPT, RESTORE_DATABASE_SCRIPT, RESTORE_JAR_SCRIPT } from './scripts.js';
+import {
+  EMPTY_APP_SCHEMAS_SQL,
+  RESTORE_CONFIG_SCRIPT,
+  RESTORE_DATABASE_SCRIPT,
+  RESTORE_JAR_SCRIPT,
+} from './scripts.js';
 
 export interface RestoreOptions {
   readonly node: string;
@@ -185,7 +191,7 @@ async function restoreDatabase(
 ): Promise<PartOutcome> {
   const db = ctx.pair.spec.database;
   const tools = databaseTools(db.engine, db.binDir);
-  const detail = `${tools.restore} --clean --if-exists into ${db.name}`;
+  const detail = `${db.name} emptied and restored from the dump (${tools.restore}), in one transaction`;
   // a standby is read-only: say so plainly instead of pg_restore's error
   if (!(await isPrimary(ctx, node))) {
     throw new DriverError(
@@ -201,7 +207,16 @@ async function restoreDatabase(
         ctx.shell,
         node,
         RESTORE_DATABASE_SCRIPT,
-        [db.osUser, tools.restore, db.socketDir ?? '', String(db.port), db.name, dumpPath],
+        [
+          db.osUser,
+          tools.restore,
+          db.socketDir ?? '',
+          String(db.port),
+          db.name,
+          dumpPath,
+          tools.client,
+          EMPTY_APP_SCHEMAS_SQL,
+        ],
         { timeoutMs: LONG_MS },
       ),
     { kind: 'terminal', node },

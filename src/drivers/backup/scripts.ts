@@ -81,10 +81,72 @@ if [ "$4" = 1 ]; then n=-n; else n=; fi
 rsync -a --delete --numeric-ids -c -i $n -- "$2/" "$3/"`;
 
 /**
- * $1 OS user, $2 restore tool, $3 socket dir, $4 port, $5 database, $6 dump.
+ * Before a dump is restored, every object of the app's own schemas goes:
+ * what a newer release created after the backup (its migration's tables,
+ * the migration ledger if it was the first) would otherwise survive
+ * pg_restore --clean, which only replaces the objects the dump holds, and
+ * the database would not be the one that was backed up. Extension members,
+ * and sequences and types that belong to a table, go with their owners.
+ */
+export const EMPTY_APP_SCHEMAS_SQL = `SET client_min_messages = warning;
+DO $pairshift$
+DECLARE r record;
+BEGIN
+  FOR r IN
+    SELECT c.relkind, format('%I.%I', n.nspname, c.relname) AS name
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND n.nspname !~ '^pg_(toast|temp)'
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                        WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.deptype IN ('e', 'a', 'i'))
+     ORDER BY c.relkind = 'S'
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+        WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.name);
+  END LOOP;
+  FOR r IN
+    SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) AS name
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND n.nspname !~ '^pg_(toast|temp)'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.name);
+  END LOOP;
+  FOR r IN
+    SELECT t.typtype, format('%I.%I', n.nspname, t.typname) AS name
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND n.nspname !~ '^pg_(toast|temp)'
+       AND t.typtype IN ('e', 'd', 'r', 'm')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                        WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                          AND d.deptype IN ('e', 'i'))
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
+      CASE r.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, r.name);
+  END LOOP;
+END
+$pairshift$;`;
+
+/**
+ * $1 OS user, $2 restore tool, $3 socket dir, $4 port, $5 database, $6 dump,
+ * $7 SQL client, $8 the SQL that empties the app's schemas.
  * The dump is root's (0600); the shell opens it and hands the descriptor to
- * the tool running as the OS user. One transaction: all or nothing.
+ * the tool running as the OS user. The dump becomes SQL first, so a damaged
+ * one stops before the database is touched; then emptying and restoring run
+ * in one transaction: all or nothing.
  */
 export const RESTORE_DATABASE_SCRIPT = `set -e
+umask 077
 cd /
-runuser -u "$1" -- "$2" --clean --if-exists --single-transaction --exit-on-error --no-password \${3:+-h "$3"} -p "$4" -d "$5" < "$6"`;
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '%s\n' "$8" > "$work/empty.sql"
+chown -R "$1" "$work"
+runuser -u "$1" -- "$2" --clean --if-exists --exit-on-error -f "$work/restore.sql" < "$6"
+runuser -u "$1" -- "$7" -X -q -1 -v ON_ERROR_STOP=1 --no-password \${3:+-h "$3"} -p "$4" -d "$5" -f "$work/empty.sql" -f "$work/restore.sql"`;
