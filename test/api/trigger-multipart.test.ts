@@ -2,11 +2,11 @@
 // receivePackage: a signed package becomes an UpgradeRequest pointing into
 // its upload folder; a refused one is a 422 problem and leaves no folder;
 // an upload that loses the race for the pair (409) is removed too.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
-import { buildPackage } from '../../src/packages/build.js';
 import {
   generateSigningKeyPair,
   loadPrivateKey,
@@ -14,6 +14,7 @@ import {
   signArchive,
   type TrustedKey,
 } from '../../src/packages/signing.js';
+import { signedTestPackage } from '../api/signed-package.js';
 import { client, type Harness, OpenApiChecker, startHarness, VIEWER_TOKEN } from './support.js';
 
 jest.setTimeout(60_000);
@@ -30,22 +31,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pairshift-api-upload-'));
   work = join(dir, 'work');
   mkdirSync(work);
-  mkdirSync(join(dir, 'keys'));
   mkdirSync(join(dir, 'other'));
-  const keys = await generateSigningKeyPair(join(dir, 'keys'));
+  const keys = await signedTestPackage(dir);
   const other = await generateSigningKeyPair(join(dir, 'other'));
   trusted = await loadTrustedKey(keys.publicKeyPath);
-  writeFileSync(join(dir, 'app.jar'), Buffer.alloc(50_000, 7));
-  writeFileSync(join(dir, 'worker.py'), 'print("v2")\n');
-  pkg = join(dir, 'app-2.0.0.tar.gz');
-  await buildPackage({
-    version: '2.0.0',
-    upgradesFrom: ['1.0.0'],
-    jarPath: join(dir, 'app.jar'),
-    pythonPath: join(dir, 'worker.py'),
-    outPath: pkg,
-  });
-  await signArchive(pkg, await loadPrivateKey(keys.privateKeyPath));
+  pkg = keys.path;
   untrustedSig = join(dir, 'untrusted.sig');
   await signArchive(pkg, await loadPrivateKey(other.privateKeyPath), untrustedSig);
   h = await startHarness({

@@ -3,6 +3,7 @@
 // is removed when the upgrade ends or its UpgradeRequest is gone; the
 // start-up sweep removes half-written and orphaned upload folders and nothing
 // else.
+
 import {
   existsSync,
   lstatSync,
@@ -22,18 +23,13 @@ import { type RunningApi, startApiServer } from '../../src/api/server.js';
 import { type JanitorLogger, UploadJanitor } from '../../src/api/upload-janitor.js';
 import { parseHAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
-import { buildPackage } from '../../src/packages/build.js';
-import {
-  generateSigningKeyPair,
-  loadPrivateKey,
-  loadTrustedKey,
-  signArchive,
-} from '../../src/packages/signing.js';
+import { loadTrustedKey } from '../../src/packages/signing.js';
 import type { Phase } from '../../src/reconciler/phases.js';
 import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
+import { signedTestPackage } from '../api/signed-package.js';
 import { hapairYaml, OPERATOR_TOKEN } from './support.js';
 
 jest.setTimeout(60_000);
@@ -54,19 +50,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pairshift-janitor-'));
   work = join(dir, 'work');
   mkdirSync(work);
-  mkdirSync(join(dir, 'keys'));
-  const keys = await generateSigningKeyPair(join(dir, 'keys'));
-  writeFileSync(join(dir, 'app.jar'), Buffer.alloc(50_000, 7));
-  writeFileSync(join(dir, 'worker.py'), 'print("v2")\n');
-  pkg = join(dir, 'app-2.0.0.tar.gz');
-  await buildPackage({
-    version: '2.0.0',
-    upgradesFrom: ['1.0.0'],
-    jarPath: join(dir, 'app.jar'),
-    pythonPath: join(dir, 'worker.py'),
-    outPath: pkg,
-  });
-  await signArchive(pkg, await loadPrivateKey(keys.privateKeyPath));
+  const keys = await signedTestPackage(dir);
+  pkg = keys.path;
   db = await openPglite(join(dir, 'data'));
   await migrate(db);
   source = new StandaloneSource({ db, resyncMs: 3_600_000 });

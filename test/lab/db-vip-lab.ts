@@ -3,6 +3,7 @@
 // would. `lab up` on a healthy lab of the same name only reports it already
 // up, so PAIRSHIFT_KEEP_LAB=1 keeps the lab between runs while iterating
 // (never in CI: the default brings it down in afterAll).
+
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { ExecOptions } from '../../src/drivers/ssh/connection.js';
@@ -11,6 +12,7 @@ import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import { execArgv, labDown, labUp } from '../../src/lab/index.js';
 import { run, sleep } from '../../src/lab/run.js';
+import { appPsqlArgv } from '../support/lab-psql.js';
 
 export interface TestLab {
   readonly name: string;
@@ -48,20 +50,7 @@ export async function startTestLab(name: string, opts: { build?: boolean } = {})
     shell,
     inLab,
     async psql(node, sql) {
-      const r = await inLab(node, [
-        'runuser',
-        '-u',
-        'postgres',
-        '--',
-        'psql',
-        '-XAtq',
-        '-h',
-        '/run/postgresql',
-        '-d',
-        'app',
-        '-c',
-        sql,
-      ]);
+      const r = await inLab(node, appPsqlArgv(sql));
       return r.stdout.trim();
     },
     async down() {

@@ -6,6 +6,7 @@
 // readers of what the operator recorded, and checks of the pair itself.
 // Everything goes through what a user has: the inventory `lab up` wrote, the
 // manifests, the store, the nodes over SSH and the VIP from outside.
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
@@ -55,6 +56,7 @@ import { listSteps, type ProgressRow } from '../../src/store/progress-store.js';
 import { MemoryRecords } from '../../src/store/records.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { type HistoryEntry, listHistory } from '../../src/store/upgrades.js';
+import { appPsqlArgv } from '../support/lab-psql.js';
 
 /** The checkout (this file also runs compiled under .pairshift/bench-build for the bench). */
 const REPO = (() => {
@@ -304,20 +306,7 @@ export class OperatorLab {
   }
 
   async psql(node: NodeName, sql: string): Promise<string> {
-    const r = await this.inLab(node, [
-      'runuser',
-      '-u',
-      'postgres',
-      '--',
-      'psql',
-      '-XAtq',
-      '-h',
-      '/run/postgresql',
-      '-d',
-      'app',
-      '-c',
-      sql,
-    ]);
+    const r = await this.inLab(node, appPsqlArgv(sql));
     return r.stdout.trim();
   }
 

@@ -1,6 +1,7 @@
 // `pairshift upgrade ...` against the real API app (PGlite store, standalone
 // source; test/api/support.ts), plus a tiny stub for --watch (which needs an
 // upgrade that reaches a terminal phase, and no reconciler runs here).
+
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,13 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import express from 'express';
-import { buildPackage } from '../../src/packages/build.js';
-import {
-  generateSigningKeyPair,
-  loadPrivateKey,
-  loadTrustedKey,
-  signArchive,
-} from '../../src/packages/signing.js';
+import { loadTrustedKey } from '../../src/packages/signing.js';
+import { signedTestPackage } from '../api/signed-package.js';
 import { type Harness, OPERATOR_TOKEN, startHarness, VIEWER_TOKEN } from '../api/support.js';
 import { runCli } from '../support/run-cli.js';
 
@@ -29,19 +25,8 @@ let h: Harness;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'k-cli-upgrade-'));
   mkdirSync(join(dir, 'work'));
-  mkdirSync(join(dir, 'keys'));
-  const keys = await generateSigningKeyPair(join(dir, 'keys'));
-  writeFileSync(join(dir, 'app.jar'), Buffer.alloc(50_000, 7));
-  writeFileSync(join(dir, 'worker.py'), 'print("v2")\n');
-  pkg = join(dir, 'app-2.0.0.tar.gz');
-  await buildPackage({
-    version: '2.0.0',
-    upgradesFrom: ['1.0.0'],
-    jarPath: join(dir, 'app.jar'),
-    pythonPath: join(dir, 'worker.py'),
-    outPath: pkg,
-  });
-  await signArchive(pkg, await loadPrivateKey(keys.privateKeyPath));
+  const keys = await signedTestPackage(dir);
+  pkg = keys.path;
   opToken = join(dir, 'op.token');
   viewerToken = join(dir, 'viewer.token');
   writeFileSync(opToken, `${OPERATOR_TOKEN}\n`, { mode: 0o600 });
