@@ -116,6 +116,13 @@ async function runCase(
         `clients: HTTP longest ${c.httpLongestMs} ms, writes longest ${c.writeLongestMs} ms, ` +
         `${c.acked} acked, ${c.lost} lost ${JSON.stringify(c.missingPerNode)}; versions ${JSON.stringify(pair.versions)}, VIP on ${pair.vipHolders.join()}`,
     );
+    // Why it ended as it did, and every step that failed on the way: what a
+    // reader of a red CI log needs, since the work folder is gone by then.
+    const failed = (await stepsOf(db, name)).filter((x) => x.status === 'FAILED');
+    console.log(
+      `${name}: "${final.status!.message ?? ''}"` +
+        failed.map((x) => `\n  failed ${x.step}: ${x.message ?? ''}`).join(''),
+    );
     lab.removeRequest(name);
     return { name, status: final.status!, probe, history, pair };
   } finally {
@@ -286,8 +293,9 @@ describe('the operator upgrades lab e1', () => {
     expect(condition(r, 'RolledBack')).toBe('True');
     expect(r.history.find((h) => h.from === 'UPGRADE_MASTER')?.to).toBe('ROLLBACK');
     expect(r.pair.versions).toEqual({ a: '1.0.0', b: '1.0.0' });
-    // 2.0.0's migration was applied, and the restored dump took it away again
-    expect(before.migrations).not.toContain('001');
+    // The migration ledger is the one backed up. (On a fresh lab 2.0.0's
+    // migration is taken away again; after the broken case it was there
+    // before. That objects created after a backup go is test/lab/backup.test.ts's.)
     expect(r.pair.migrations).toEqual(before.migrations);
     const restores = (await stepsOf(db, r.name)).filter((s) =>
       s.step.startsWith('ROLLBACK/RESTORE'),
