@@ -32,7 +32,7 @@ import { Subject } from 'rxjs';
 import { startApiServer } from '../src/api/server.js';
 import { parseHAPair } from '../src/inventory/hapair.js';
 import { createLogger } from '../src/log/logger.js';
-import { StandaloneSource } from '../src/reconciler/sources/standalone.js';
+import { StandaloneSource } from '../src/sources/standalone.js';
 import { migrate } from '../src/store/migrate.js';
 import { openPglite } from '../src/store/pglite.js';
 import { openPostgres } from '../src/store/postgres.js';

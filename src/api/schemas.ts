@@ -1,15 +1,12 @@
 // The shapes of the REST API, in zod: the same schemas validate requests,
 // shape responses and generate the OpenAPI document (openapi.ts), so the
 // document cannot drift from what the server does. Field schemas are taken
-// from the UpgradeRequest's own (src/reconciler/upgrade-request.ts) so the
+// from the UpgradeRequest's own (src/core/upgrade-request.ts) so the
 // API accepts exactly what the resource does. JSON names are snake_case as
 // in the task list.
 import { z } from 'zod';
-import { PHASES } from '../reconciler/phases.js';
-import {
-  upgradeRequestSpecSchema,
-  upgradeRequestStatusSchema,
-} from '../reconciler/upgrade-request.js';
+import { PHASES } from '../core/phases.js';
+import { upgradeRequestSpecSchema, upgradeRequestStatusSchema } from '../core/upgrade-request.js';
 import { LOG_LEVELS, MAX_PAGE_SIZE } from '../store/upgrades.js';
 import { apiRegistry } from './registry.js';
 

@@ -5,17 +5,17 @@
 // errors by throwing ApiProblem.
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
-import { isTerminal, type Phase } from '../reconciler/phases.js';
+import { isTerminal, type Phase } from '../core/phases.js';
+import {
+  ResourceError,
+  type UpgradeRequest,
+  type UpgradeRequestSpec,
+} from '../core/upgrade-request.js';
 import {
   ResourceConflictError,
   ResourceNotFoundError,
   type ResourceSource,
 } from '../reconciler/source.js';
-import {
-  ResourceError,
-  type UpgradeRequest,
-  type UpgradeRequestSpec,
-} from '../reconciler/upgrade-request.js';
 import { loadMemory } from '../store/journal-store.js';
 import { listSteps } from '../store/progress-store.js';
 import type { SqlClient } from '../store/sql-client.js';

@@ -16,9 +16,9 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { auditTime, EMPTY, merge, type Observable, type Subscription, timer } from 'rxjs';
-import { isTerminal, type Phase } from '../reconciler/phases.js';
+import { isTerminal, type Phase } from '../core/phases.js';
+import type { UpgradeRequest } from '../core/upgrade-request.js';
 import type { ResourceSource } from '../reconciler/source.js';
-import type { UpgradeRequest } from '../reconciler/upgrade-request.js';
 
 /**
  * Upload folders are `mkdtemp(workDir/upload_)`: an UpgradeRequest name

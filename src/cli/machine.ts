@@ -2,7 +2,7 @@
 // applies the migrations, and prints the upgrade state machine with the
 // settings in force.
 import type { Command } from 'commander';
-import { describeMachine } from '../reconciler/describe.js';
+import { describeMachine } from '../core/describe.js';
 import { openContext } from './context.js';
 
 export function registerMachineCommands(program: Command): void {

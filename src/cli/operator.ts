@@ -13,13 +13,9 @@ import { createLogger } from '../log/logger.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
-import {
-  KubernetesSource,
-  loadKubeConfig,
-  namespaceFrom,
-} from '../reconciler/sources/kubernetes.js';
-import { LeaseElector } from '../reconciler/sources/lease.js';
-import { StandaloneSource } from '../reconciler/sources/standalone.js';
+import { KubernetesSource, loadKubeConfig, namespaceFrom } from '../sources/kubernetes.js';
+import { LeaseElector } from '../sources/lease.js';
+import { StandaloneSource } from '../sources/standalone.js';
 import { openContext } from './context.js';
 
 interface OperatorCliOptions {

@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
-import { isPhase, isTerminal } from '../reconciler/phases.js';
+import { isPhase, isTerminal } from '../core/phases.js';
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
 

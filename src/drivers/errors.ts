@@ -1,12 +1,8 @@
 // Errors from driver actions are values with enough context to act on: which
 // node, which command, its exit code, the tail of its stderr, and what the
 // driver was doing at each layer ("while pausing rsync: while running ...").
-// The kind decides what the reconciler does next (one error policy):
-// - transient: worth retrying with backoff (network blip, sshd restarting);
-// - waiting:   not an error yet: the world has not caught up (replay lag);
-// - conflict:  someone else changed what we were about to change; re-observe;
-// - terminal:  retrying will not help (bad host key, refused migration).
-export type ErrorKind = 'transient' | 'waiting' | 'conflict' | 'terminal';
+// The kind (src/core/errors.ts) decides what happens next, in one place.
+import type { ErrorKind } from '../core/errors.js';
 
 export interface DriverErrorDetails {
   readonly kind: ErrorKind;

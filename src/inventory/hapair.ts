@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { normaliseFingerprint } from '../drivers/ssh/host-key.js';
+import { normaliseFingerprint } from './fingerprint.js';
 
 const command = z.string().min(1, { error: 'expected a shell command line' });
 const absPath = z.string().regex(/^\//, { error: 'expected an absolute path' });

@@ -61,3 +61,8 @@ export async function* readFileChunks(
     await fh.close();
   }
 }
+
+/** A migration's checksum, as the ledger records it (sha256 of its UTF-8 text). */
+export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}

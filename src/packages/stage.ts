@@ -13,9 +13,14 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { checksum } from '../drivers/database/migrations.js';
 import { ManifestChecker } from './contents.js';
-import { type FileDigest, hashFile, READ_CHUNK, readFileChunks } from './hash.js';
+import {
+  type FileDigest,
+  hashFile,
+  migrationChecksum,
+  READ_CHUNK,
+  readFileChunks,
+} from './hash.js';
 import { MANIFEST_PATH, type PackageManifest } from './manifest.js';
 import type { TrustedKey } from './signing.js';
 import { readTar, type TarLimits } from './tar.js';
@@ -250,7 +255,7 @@ export async function stagePackage(opts: StageOptions): Promise<StagedPackage> {
     const migrations: StagedMigration[] = [];
     for (const name of manifest.migrations) {
       const sql = await readFile(placeInside(dir, `migrations/${name}`), 'utf8');
-      migrations.push({ name, sql, checksum: checksum(sql) });
+      migrations.push({ name, sql, checksum: migrationChecksum(sql) });
     }
     return {
       dir,

@@ -18,8 +18,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_AGENT_ROOT, type InstallResult, installAgent } from '../agent/install.js';
 import { agentConfigFor } from '../agent/render-config.js';
+import { DEFAULT_AGENT_ROOT, type InstallResult, installAgent } from '../drivers/agent/install.js';
 import { DriverError } from '../drivers/errors.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
 import type { HAPair } from '../inventory/hapair.js';

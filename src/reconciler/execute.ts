@@ -10,35 +10,35 @@
 // is called with dryRun, so it observes and reports what it would change and
 // changes nothing; the staged package is kept.
 import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../config/settings.js';
+import type { Step } from '../core/actions.js';
+import type { StepOutcome } from '../core/journal.js';
 import type { BackupContext } from '../drivers/backup/backup.js';
 import { ensureBackup, listBackupSets, restoreBackup } from '../drivers/backup/index.js';
 import { SHA256_SCRIPT } from '../drivers/backup/remote.js';
-import {
-  ensureRsyncPausedOnPair,
-  ensureRsyncResumed,
-  ensureRsyncResumedOnPair,
-} from '../drivers/config-sync.js';
-import { compareConfigAcrossNodes, describeDifferences } from '../drivers/config-sync-compare.js';
+import { compareConfigAcrossNodes, describeDifferences } from '../drivers/config-sync/compare.js';
 import {
   ensureConfigLocked,
   ensureConfigUnlocked,
   type LockMethod,
-} from '../drivers/config-sync-lock.js';
+} from '../drivers/config-sync/lock.js';
+import {
+  ensureRsyncPausedOnPair,
+  ensureRsyncResumed,
+  ensureRsyncResumedOnPair,
+} from '../drivers/config-sync/sync.js';
 import { ensureMigrations } from '../drivers/database/migrations.js';
 import { dbContext, observeDb, waitForReplay } from '../drivers/database/observe.js';
 import { switchover } from '../drivers/database/switchover.js';
 import { DriverError } from '../drivers/errors.js';
-import { checkHealth, type HealthProbe } from '../drivers/health.js';
+import { checkHealth, type HealthProbe } from '../drivers/health/health.js';
 import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
-import { ensureServiceStarted, ensureServiceStopped } from '../drivers/services.js';
-import { ensureFileInstalled, payloadTargets } from '../drivers/services-install.js';
-import type { ServiceProbe } from '../drivers/services-probe.js';
+import type { RecordSink } from '../drivers/records.js';
+import { ensureFileInstalled, payloadTargets } from '../drivers/services/install.js';
+import type { ServiceProbe } from '../drivers/services/probe.js';
+import { ensureServiceStarted, ensureServiceStopped } from '../drivers/services/services.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
 import type { HAPair } from '../inventory/hapair.js';
 import type { StagedPackage, StagedPayload } from '../packages/stage.js';
-import type { RecordSink } from '../store/records.js';
-import type { Step } from './actions.js';
-import type { StepOutcome } from './journal.js';
 
 /** Everything a step needs, built once per upgrade. */
 export interface ExecutorDeps {

@@ -12,22 +12,22 @@
 // service's /version as an HTTP client sees it, and whether the package's
 // migrations are recorded in the app database.
 
-import { rsyncStatus } from '../drivers/config-sync.js';
-import { configChecksums } from '../drivers/config-sync-compare.js';
-import { ensureConfigLocked, type LockMethod } from '../drivers/config-sync-lock.js';
-import { compareListings } from '../drivers/config-sync-parse.js';
+import type { DbRole, NodeObservation, PairObservation } from '../core/observed.js';
+import { configChecksums } from '../drivers/config-sync/compare.js';
+import { ensureConfigLocked, type LockMethod } from '../drivers/config-sync/lock.js';
+import { compareListings } from '../drivers/config-sync/parse.js';
+import { rsyncStatus } from '../drivers/config-sync/sync.js';
 import { lagBytes } from '../drivers/database/lsn.js';
 import { MIGRATIONS_TABLE } from '../drivers/database/migrations.js';
 import { type DbState, dbContext, observeDb } from '../drivers/database/observe.js';
 import { querySql } from '../drivers/database/psql.js';
 import { DriverError } from '../drivers/errors.js';
-import type { HealthProbe } from '../drivers/health.js';
+import type { HealthProbe } from '../drivers/health/health.js';
 import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
 import type { OutsideAnswer } from '../drivers/keepalived/vip-observer.js';
-import { serviceStatus } from '../drivers/services.js';
+import { serviceStatus } from '../drivers/services/services.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
 import type { HAPair } from '../inventory/hapair.js';
-import type { DbRole, NodeObservation, PairObservation } from './observed.js';
 
 export interface ObserveDeps {
   readonly pair: HAPair;

@@ -9,6 +9,21 @@
 
 import { parseDuration } from '../config/duration.js';
 import type { UpgradeSettings } from '../config/settings.js';
+import { type Action, describeAction, type Step } from '../core/actions.js';
+import { conditionsFor } from '../core/conditions.js';
+import {
+  emptyJournal,
+  type JournalFacts,
+  recordReachability,
+  recordStep,
+  type StepOutcome,
+} from '../core/journal.js';
+import { initialContext, type UpgradeContext, upgradeMachine } from '../core/machine.js';
+import type { PairObservation } from '../core/observed.js';
+import { isTerminal } from '../core/phases.js';
+import { plan } from '../core/planner.js';
+import { estimatedCompletion, progressPercent, stepLabel } from '../core/status.js';
+import type { UpgradeRequest, UpgradeRequestStatus } from '../core/upgrade-request.js';
 import type { HAPair } from '../inventory/hapair.js';
 import type { Logger } from '../log/logger.js';
 import { redact } from '../log/redact.js';
@@ -26,23 +41,8 @@ import {
   createUpgradeTask,
   getUpgradeTask,
 } from '../store/upgrades.js';
-import { type Action, describeAction, type Step } from './actions.js';
-import { conditionsFor } from './conditions.js';
-import {
-  emptyJournal,
-  type JournalFacts,
-  recordReachability,
-  recordStep,
-  type StepOutcome,
-} from './journal.js';
 import type { ReconcileOutcome } from './loop.js';
-import { initialContext, type UpgradeContext, upgradeMachine } from './machine.js';
-import type { PairObservation } from './observed.js';
-import { isTerminal } from './phases.js';
-import { plan } from './planner.js';
 import { CLEANUP_FINALIZER, type ResourceSource } from './source.js';
-import { estimatedCompletion, progressPercent, stepLabel } from './status.js';
-import type { UpgradeRequest, UpgradeRequestStatus } from './upgrade-request.js';
 
 /** The pair-facing side of one upgrade: built once, used by every reconcile of it. */
 export interface UpgradeRuntime {

@@ -4,20 +4,20 @@
 // the reconciler and closed when the upgrade is done.
 import { mkdirSync } from 'node:fs';
 import type { UpgradeSettings } from '../config/settings.js';
-import { pairHealthProbe } from '../drivers/health-probes.js';
+import type { UpgradeRequest } from '../core/upgrade-request.js';
+import { pairHealthProbe } from '../drivers/health/probes.js';
+import type { RecordSink } from '../drivers/records.js';
+import { sshEndpoints } from '../drivers/ssh/endpoints.js';
 import { SshPool } from '../drivers/ssh/pool.js';
-import { sshEndpoints } from '../inventory/endpoints.js';
 import type { HAPair } from '../inventory/hapair.js';
 import { compareVersions } from '../packages/index.js';
 import type { TrustedKey } from '../packages/signing.js';
 import { type StagedPackage, stagePackage } from '../packages/stage.js';
 import { type Prober, startProber } from '../prober/prober.js';
-import type { RecordSink } from '../store/records.js';
 import { ensureAgents } from './agents.js';
 import { executeStep } from './execute.js';
 import { type ObserveDeps, observePair } from './observe.js';
 import type { UpgradeRuntime } from './reconciler.js';
-import type { UpgradeRequest } from './upgrade-request.js';
 
 export interface PairRuntimeOptions {
   readonly request: UpgradeRequest;

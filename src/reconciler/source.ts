@@ -1,19 +1,19 @@
 // Where resources come from and where their status goes. Two
 // implementations behind this one interface, so the reconciler does not know
 // which it runs on:
-// - Kubernetes (src/reconciler/sources/kubernetes.ts): CRDs watched with
+// - Kubernetes (src/sources/kubernetes.ts): CRDs watched with
 //   @kubernetes/client-node, status through the status subresource, Events,
 //   a finalizer, leader election on a Lease;
-// - standalone (src/reconciler/sources/standalone.ts): a folder of manifests
+// - standalone (src/sources/standalone.ts): a folder of manifests
 //   watched for changes plus the operator's own store (the REST API and the
 //   CLI create UpgradeRequests there).
 import type { Observable } from 'rxjs';
-import type { HAPair } from '../inventory/hapair.js';
 import type {
   UpgradeRequest,
   UpgradeRequestSpec,
   UpgradeRequestStatus,
-} from './upgrade-request.js';
+} from '../core/upgrade-request.js';
+import type { HAPair } from '../inventory/hapair.js';
 
 export type EventType = 'Normal' | 'Warning';
 

@@ -3,8 +3,8 @@
 // transition and the memory that goes with it are written in ONE
 // transaction: after a crash the phase in upgrade_task and the context in
 // upgrade_journal never disagree.
-import type { JournalFacts } from '../reconciler/journal.js';
-import type { TransitionRecord, UpgradeContext } from '../reconciler/machine.js';
+import type { JournalFacts } from '../core/journal.js';
+import type { TransitionRecord, UpgradeContext } from '../core/machine.js';
 import type { SqlClient, SqlExecutor } from './sql-client.js';
 import { type HistoryEntry, recordTransitionIn } from './upgrades.js';
 

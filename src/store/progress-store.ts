@@ -1,6 +1,6 @@
 // Progress steps of an upgrade (task list 1.1.3, 5.2.2): one row per step
 // and node, RUNNING while it runs, DONE or FAILED after.
-import type { Phase } from '../reconciler/phases.js';
+import type { Phase } from '../core/phases.js';
 import type { SqlExecutor } from './sql-client.js';
 
 export type StepStatus = 'RUNNING' | 'DONE' | 'FAILED' | 'SKIPPED';

@@ -1,7 +1,7 @@
 // The store as the state machine's journal: each accepted transition becomes
 // an upgrade_history row and moves upgrade_task.phase, in one transaction and
 // only if the task is still in the phase the machine started from.
-import type { TransitionJournal } from '../reconciler/transitions.js';
+import type { TransitionJournal } from '../core/transitions.js';
 import type { SqlClient } from './sql-client.js';
 import { recordTransition } from './upgrades.js';
 

@@ -2,7 +2,7 @@
 // and the operator-wide settings. Small typed functions over SqlClient; no
 // business rules beyond what keeps the journal consistent (the state machine
 // decides which transitions are legal).
-import { isPhase, isTerminal, type Phase } from '../reconciler/phases.js';
+import { isPhase, isTerminal, type Phase } from '../core/phases.js';
 import type { SqlClient, SqlExecutor } from './sql-client.js';
 
 export const LOG_LEVELS = ['INFO', 'WARNING', 'ERROR'] as const;

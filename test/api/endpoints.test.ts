@@ -3,9 +3,9 @@
 // rate limit, api_request_log, and every response checked against the
 // OpenAPI document the server itself serves.
 import { jest } from '@jest/globals';
-import { emptyJournal } from '../../src/reconciler/journal.js';
-import { initialContext } from '../../src/reconciler/machine.js';
-import type { Phase } from '../../src/reconciler/phases.js';
+import { emptyJournal } from '../../src/core/journal.js';
+import { initialContext } from '../../src/core/machine.js';
+import type { Phase } from '../../src/core/phases.js';
 import type { ResourceSource } from '../../src/reconciler/source.js';
 import { saveMemory } from '../../src/store/journal-store.js';
 import { markStep } from '../../src/store/progress-store.js';

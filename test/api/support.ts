@@ -13,7 +13,7 @@ import { PROBLEM_MEDIA_TYPE } from '../../src/api/problems.js';
 import { type RunningApi, startApiServer } from '../../src/api/server.js';
 import { parseHAPair } from '../../src/inventory/hapair.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
-import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
+import { StandaloneSource } from '../../src/sources/standalone.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import type { SqlClient } from '../../src/store/sql-client.js';

@@ -21,15 +21,15 @@ import { jest } from '@jest/globals';
 import { merge, Subject } from 'rxjs';
 import { type RunningApi, startApiServer } from '../../src/api/server.js';
 import { type JanitorLogger, UploadJanitor } from '../../src/api/upload-janitor.js';
+import type { Phase } from '../../src/core/phases.js';
 import { parseHAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
 import { loadTrustedKey } from '../../src/packages/signing.js';
-import type { Phase } from '../../src/reconciler/phases.js';
-import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
+import { StandaloneSource } from '../../src/sources/standalone.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
-import { signedTestPackage } from '../api/signed-package.js';
+import { signedTestPackage } from './signed-package.js';
 import { hapairYaml, OPERATOR_TOKEN } from './support.js';
 
 jest.setTimeout(60_000);

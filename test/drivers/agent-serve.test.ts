@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { jest } from '@jest/globals';
 import type { HealthReport } from '../../src/agent/node/protocol.js';
-import { ensureHealthy } from '../../src/drivers/health.js';
-import { httpHealthProbe } from '../../src/drivers/health-probes.js';
-import { MemoryRecords } from '../../src/store/records.js';
+import { ensureHealthy } from '../../src/drivers/health/health.js';
+import { httpHealthProbe } from '../../src/drivers/health/probes.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
 import { freePort, type PgCluster, startPgCluster } from '../support/pg-cluster.js';
 import { compileAgent } from './agent-build.js';
 

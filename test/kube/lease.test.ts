@@ -3,7 +3,7 @@
 // stops renewing, immediate takeover after a release, stepping down when
 // renewals fail.
 import type { Subscription } from 'rxjs';
-import { LeaseElector } from '../../src/reconciler/sources/lease.js';
+import { LeaseElector } from '../../src/sources/lease.js';
 import { type Cluster, LEASES, NS, sleep, startCluster, waitFor } from './support.js';
 
 let cluster: Cluster;

@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startOperator } from '../../src/operator/operator.js';
-import { KubernetesSource } from '../../src/reconciler/sources/kubernetes.js';
+import { KubernetesSource } from '../../src/sources/kubernetes.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import { SimRuntime } from '../support/sim-runtime.js';

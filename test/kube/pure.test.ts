@@ -7,8 +7,8 @@ import {
   isBeingDeleted,
   withFinalizer,
   withoutFinalizer,
-} from '../../src/reconciler/sources/finalizer.js';
-import { mergePatchBetween } from '../../src/reconciler/sources/merge-patch.js';
+} from '../../src/sources/finalizer.js';
+import { mergePatchBetween } from '../../src/sources/merge-patch.js';
 import { mergePatch } from '../support/kube-api-server.js';
 
 // JSON without nulls (null means "delete" in a merge patch, so a status never holds one).

@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { conditionsFor } from '../../src/reconciler/conditions.js';
-import { KubernetesSource } from '../../src/reconciler/sources/kubernetes.js';
-import { LeaseElector } from '../../src/reconciler/sources/lease.js';
+import { conditionsFor } from '../../src/core/conditions.js';
+import { KubernetesSource } from '../../src/sources/kubernetes.js';
+import { LeaseElector } from '../../src/sources/lease.js';
 import type { RequestRecord } from '../support/kube-api-server.js';
 import {
   type Cluster,

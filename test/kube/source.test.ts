@@ -6,15 +6,11 @@ import { dirname, join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { BehaviorSubject, type Subscription } from 'rxjs';
 import { parse } from 'yaml';
-import { conditionsFor } from '../../src/reconciler/conditions.js';
+import { conditionsFor } from '../../src/core/conditions.js';
+import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
 import { ResourceConflictError, ResourceNotFoundError } from '../../src/reconciler/source.js';
-import { CLEANUP_FINALIZER, isBeingDeleted } from '../../src/reconciler/sources/finalizer.js';
-import {
-  KubernetesSource,
-  loadKubeConfig,
-  namespaceFrom,
-} from '../../src/reconciler/sources/kubernetes.js';
-import type { UpgradeRequestStatus } from '../../src/reconciler/upgrade-request.js';
+import { CLEANUP_FINALIZER, isBeingDeleted } from '../../src/sources/finalizer.js';
+import { KubernetesSource, loadKubeConfig, namespaceFrom } from '../../src/sources/kubernetes.js';
 import {
   type Cluster,
   EVENTS,

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig } from '../../src/reconciler/sources/kubernetes.js';
+import { loadKubeConfig } from '../../src/sources/kubernetes.js';
 import { type KubeApiServer, startKubeApiServer } from '../support/kube-api-server.js';
 
 export const NS = 'ops';

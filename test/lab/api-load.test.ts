@@ -18,9 +18,9 @@ import { jest } from '@jest/globals';
 import type { RunningApi } from '../../src/api/server.js';
 import { startApiServer } from '../../src/api/server.js';
 import { loadApiTokens } from '../../src/api/tokens.js';
+import { PHASES, type Phase } from '../../src/core/phases.js';
 import { createLogger } from '../../src/log/logger.js';
 import { loadTrustedKey } from '../../src/packages/signing.js';
-import { PHASES, type Phase } from '../../src/reconciler/phases.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { OpenApiChecker } from '../api/support.js';
 import {

@@ -7,12 +7,12 @@ import {
   verifyBackupSet,
 } from '../../src/drivers/backup/index.js';
 import { DriverError } from '../../src/drivers/errors.js';
+import { type BackupRecord, MemoryRecords } from '../../src/drivers/records.js';
+import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
-import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import { execArgv, labDown, labUp } from '../../src/lab/index.js';
 import { run, sleep } from '../../src/lab/run.js';
-import { type BackupRecord, MemoryRecords } from '../../src/store/records.js';
 import { lockLab } from '../support/lab-lock.js';
 
 const NAME = 'd2';

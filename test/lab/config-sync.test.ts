@@ -3,26 +3,26 @@
 // really stops the push), locking /etc/app (a write really fails), and the
 // cross-node checksum comparison. Needs root and what docs/lab.md lists.
 import { jest } from '@jest/globals';
+import { compareConfigAcrossNodes } from '../../src/drivers/config-sync/compare.js';
+import {
+  ensureConfigLocked,
+  ensureConfigUnlocked,
+  type LockMethod,
+} from '../../src/drivers/config-sync/lock.js';
 import {
   ensureRsyncPaused,
   ensureRsyncPausedOnPair,
   ensureRsyncResumedOnPair,
   monitorRsyncRound,
   rsyncStatus,
-} from '../../src/drivers/config-sync.js';
-import { compareConfigAcrossNodes } from '../../src/drivers/config-sync-compare.js';
-import {
-  ensureConfigLocked,
-  ensureConfigUnlocked,
-  type LockMethod,
-} from '../../src/drivers/config-sync-lock.js';
+} from '../../src/drivers/config-sync/sync.js';
 import { DriverError } from '../../src/drivers/errors.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
+import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
-import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import { execArgv, labDown, labUp } from '../../src/lab/index.js';
 import { run, sleep, waitFor } from '../../src/lab/run.js';
-import { MemoryRecords } from '../../src/store/records.js';
 
 const NAME = 'd2b';
 jest.setTimeout(300_000);

@@ -7,8 +7,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { ExecOptions } from '../../src/drivers/ssh/connection.js';
+import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
-import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import { execArgv, labDown, labUp } from '../../src/lab/index.js';
 import { run, sleep } from '../../src/lab/run.js';

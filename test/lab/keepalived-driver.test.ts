@@ -7,9 +7,9 @@ import { jest } from '@jest/globals';
 import { DriverError } from '../../src/drivers/errors.js';
 import { KeepalivedDriver } from '../../src/drivers/keepalived/driver.js';
 import type { VipMoveMethod } from '../../src/drivers/keepalived/vip-plan.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
+import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
-import { sshEndpoints } from '../../src/inventory/endpoints.js';
-import { MemoryRecords } from '../../src/store/records.js';
 import { CountingShell, startTestLab, type TestLab } from './db-vip-lab.js';
 
 jest.setTimeout(180_000);

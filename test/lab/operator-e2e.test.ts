@@ -10,9 +10,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
+import type { UpgradeRequestSpec } from '../../src/core/upgrade-request.js';
 import type { LabPackage } from '../../src/lab/app/releases.js';
 import { LAB_AGENT_ROOT } from '../../src/reconciler/agents.js';
-import type { UpgradeRequestSpec } from '../../src/reconciler/upgrade-request.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import {
   buildDist,

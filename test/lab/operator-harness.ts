@@ -22,12 +22,20 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../../src/config/settings.js';
+import type { PairObservation } from '../../src/core/observed.js';
+import { isTerminal } from '../../src/core/phases.js';
+import type {
+  UpgradeRequest,
+  UpgradeRequestSpec,
+  UpgradeRequestStatus,
+} from '../../src/core/upgrade-request.js';
 import { listBackupSets } from '../../src/drivers/backup/index.js';
-import { rsyncStatus } from '../../src/drivers/config-sync.js';
-import { compareConfigAcrossNodes } from '../../src/drivers/config-sync-compare.js';
-import { pairHealthProbe } from '../../src/drivers/health-probes.js';
+import { compareConfigAcrossNodes } from '../../src/drivers/config-sync/compare.js';
+import { rsyncStatus } from '../../src/drivers/config-sync/sync.js';
+import { pairHealthProbe } from '../../src/drivers/health/probes.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
+import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
-import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import {
   buildLabPackage,
@@ -40,20 +48,12 @@ import { createLogger } from '../../src/log/logger.js';
 import { type RunningOperator, startOperator } from '../../src/operator/operator.js';
 import { loadTrustedKey } from '../../src/packages/signing.js';
 import { observePair } from '../../src/reconciler/observe.js';
-import type { PairObservation } from '../../src/reconciler/observed.js';
-import { isTerminal } from '../../src/reconciler/phases.js';
 import { ResourceConflictError } from '../../src/reconciler/source.js';
-import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
-import type {
-  UpgradeRequest,
-  UpgradeRequestSpec,
-  UpgradeRequestStatus,
-} from '../../src/reconciler/upgrade-request.js';
+import { StandaloneSource } from '../../src/sources/standalone.js';
 import { loadMemory } from '../../src/store/journal-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import { listSteps, type ProgressRow } from '../../src/store/progress-store.js';
-import { MemoryRecords } from '../../src/store/records.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { type HistoryEntry, listHistory } from '../../src/store/upgrades.js';
 import { appPsqlArgv } from '../support/lab-psql.js';

@@ -8,8 +8,8 @@
 // finish COMPLETE with no acknowledged write lost and no completed step's
 // side effect repeated. Needs root and what docs/lab.md lists.
 import { jest } from '@jest/globals';
-import { isTerminal, type Phase } from '../../src/reconciler/phases.js';
-import type { UpgradeRequestStatus } from '../../src/reconciler/upgrade-request.js';
+import { isTerminal, type Phase } from '../../src/core/phases.js';
+import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { listLogs } from '../../src/store/upgrades.js';
 import {

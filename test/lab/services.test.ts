@@ -11,14 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { DriverError } from '../../src/drivers/errors.js';
+import { ensureFileInstalled, payloadTargets } from '../../src/drivers/services/install.js';
 import {
   ensureServiceStarted,
   ensureServiceStopped,
   serviceStatus,
-} from '../../src/drivers/services.js';
-import { ensureFileInstalled, payloadTargets } from '../../src/drivers/services-install.js';
+} from '../../src/drivers/services/services.js';
+import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
-import { sshEndpoints } from '../../src/inventory/endpoints.js';
 import { type HAPair, loadHAPair } from '../../src/inventory/hapair.js';
 import { buildAppRelease } from '../../src/lab/app/build.js';
 import { execArgv, labDown, labUp } from '../../src/lab/index.js';

@@ -1,8 +1,8 @@
 // The reconciler's memory survives a restart, and a transition and its
 // memory are written together or not at all.
 import { jest } from '@jest/globals';
-import { emptyJournal, recordStep } from '../../src/reconciler/journal.js';
-import { initialContext, upgradeMachine } from '../../src/reconciler/machine.js';
+import { emptyJournal, recordStep } from '../../src/core/journal.js';
+import { initialContext, upgradeMachine } from '../../src/core/machine.js';
 import { commitTransition, loadMemory, saveMemory } from '../../src/store/journal-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';

@@ -9,7 +9,7 @@ import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
 import { UpgradeReconciler } from '../../src/reconciler/reconciler.js';
-import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
+import { StandaloneSource } from '../../src/sources/standalone.js';
 import { loadMemory } from '../../src/store/journal-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import { listSteps } from '../../src/store/progress-store.js';

@@ -3,7 +3,7 @@
 // task list's, and nonsense rows are rejected by the specific constraint.
 
 import { jest } from '@jest/globals';
-import { PHASES, TERMINAL_PHASES } from '../../src/reconciler/phases.js';
+import { PHASES, TERMINAL_PHASES } from '../../src/core/phases.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { loadUpgradeConfig } from '../../src/store/upgrades.js';

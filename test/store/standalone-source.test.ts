@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { ResourceConflictError } from '../../src/reconciler/source.js';
-import { StandaloneSource } from '../../src/reconciler/sources/standalone.js';
+import { StandaloneSource } from '../../src/sources/standalone.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { backends } from './backends.js';

@@ -1,12 +1,8 @@
 // The state machine's transitions land in upgrade_history with time, cause
 // and actor, on both stores (task list 2.1.3), and a stale context loses.
 import { jest } from '@jest/globals';
-import {
-  initialContext,
-  type UpgradeContext,
-  upgradeMachine,
-} from '../../src/reconciler/machine.js';
-import { applyEvent, type PhaseChange, PhaseNotifier } from '../../src/reconciler/transitions.js';
+import { initialContext, type UpgradeContext, upgradeMachine } from '../../src/core/machine.js';
+import { applyEvent, type PhaseChange, PhaseNotifier } from '../../src/core/transitions.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { storeJournal } from '../../src/store/transition-journal.js';

@@ -9,8 +9,8 @@ import {
   type Machine,
   type UpgradeContext,
   type UpgradeEvent,
-} from '../../src/reconciler/machine.js';
-import { isTerminal, type Phase } from '../../src/reconciler/phases.js';
+} from '../../src/core/machine.js';
+import { isTerminal, type Phase } from '../../src/core/phases.js';
 
 export const NODES = { backup: 'node-b', master: 'node-a' } as const;
 const at = new Date('2026-01-01T00:00:00Z');

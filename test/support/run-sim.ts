@@ -3,19 +3,15 @@
 // record, repeat. Checks the safety invariants at every step and returns
 // the whole trace.
 import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../../src/config/settings.js';
-import type { Action } from '../../src/reconciler/actions.js';
+import type { Action } from '../../src/core/actions.js';
 import {
   emptyJournal,
   type JournalFacts,
   recordReachability,
   recordStep,
-} from '../../src/reconciler/journal.js';
-import {
-  initialContext,
-  type UpgradeContext,
-  upgradeMachine,
-} from '../../src/reconciler/machine.js';
-import { plan } from '../../src/reconciler/planner.js';
+} from '../../src/core/journal.js';
+import { initialContext, type UpgradeContext, upgradeMachine } from '../../src/core/machine.js';
+import { plan } from '../../src/core/planner.js';
 import { type Fault, SimPair } from './sim-pair.js';
 
 export interface SimScenario {

@@ -3,9 +3,9 @@
 // faults injected on purpose. Deliberately simple and strict: a step that
 // would be unsafe on a real pair (stopping the node that carries the VIP)
 // is carried out all the same, so the properties can see it.
-import type { Step } from '../../src/reconciler/actions.js';
-import type { StepOutcome } from '../../src/reconciler/journal.js';
-import type { NodeObservation, PairObservation } from '../../src/reconciler/observed.js';
+import type { Step } from '../../src/core/actions.js';
+import type { StepOutcome } from '../../src/core/journal.js';
+import type { NodeObservation, PairObservation } from '../../src/core/observed.js';
 
 export interface SimNode {
   name: string;

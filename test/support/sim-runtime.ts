@@ -1,8 +1,8 @@
 // An UpgradeRuntime backed by a SimPair: the reconciler's tests run whole
 // upgrades against it in milliseconds, and count every side effect so a
 // repeated one shows.
-import type { Step } from '../../src/reconciler/actions.js';
-import type { StepOutcome } from '../../src/reconciler/journal.js';
+import type { Step } from '../../src/core/actions.js';
+import type { StepOutcome } from '../../src/core/journal.js';
 import type { UpgradeRuntime } from '../../src/reconciler/reconciler.js';
 import { type Fault, SimPair } from './sim-pair.js';
 

@@ -20,10 +20,10 @@ import {
   setTime,
 } from '../../src/drivers/backup/index.js';
 import { DriverError } from '../../src/drivers/errors.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
 import type { ExecOptions, ExecResult } from '../../src/drivers/ssh/connection.js';
 import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import { parseHAPair } from '../../src/inventory/hapair.js';
-import { MemoryRecords } from '../../src/store/records.js';
 
 const MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 const SHA = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';

@@ -2,9 +2,9 @@
 // Degraded, RolledBack), observedGeneration on each, and transition times
 // that move only when a status flips.
 import fc from 'fast-check';
-import { conditionsFor, findCondition } from '../../src/reconciler/conditions.js';
-import { isTerminal, PHASES, type Phase } from '../../src/reconciler/phases.js';
-import type { Condition } from '../../src/reconciler/upgrade-request.js';
+import { conditionsFor, findCondition } from '../../src/core/conditions.js';
+import { isTerminal, PHASES, type Phase } from '../../src/core/phases.js';
+import type { Condition } from '../../src/core/upgrade-request.js';
 
 const T0 = '2026-11-29T10:00:00Z';
 const T1 = '2026-11-29T10:01:00Z';

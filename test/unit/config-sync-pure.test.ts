@@ -1,21 +1,22 @@
 // The config sync driver's pure parts: the rsync job's status line, the
 // per-file checksum listing, the cross-node comparison and the lock
 // observations; plus ensure-style pause against a scripted shell.
-import {
-  ensureRsyncPaused,
-  ensureRsyncResumed,
-  monitorRsyncRound,
-} from '../../src/drivers/config-sync.js';
-import { lockedFromLsattr, lockedFromMountOptions } from '../../src/drivers/config-sync-lock.js';
+
+import { lockedFromLsattr, lockedFromMountOptions } from '../../src/drivers/config-sync/lock.js';
 import {
   compareListings,
   parseChecksumListing,
   parseRsyncStatus,
-} from '../../src/drivers/config-sync-parse.js';
+} from '../../src/drivers/config-sync/parse.js';
+import {
+  ensureRsyncPaused,
+  ensureRsyncResumed,
+  monitorRsyncRound,
+} from '../../src/drivers/config-sync/sync.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
 import type { ExecResult } from '../../src/drivers/ssh/connection.js';
 import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
-import { MemoryRecords } from '../../src/store/records.js';
 
 const H1 = '1'.repeat(64);
 const H2 = '2'.repeat(64);

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { PHASES } from '../../src/core/phases.js';
+import { parseUpgradeRequest } from '../../src/core/upgrade-request.js';
 import { haPairSchema, parseHAPair } from '../../src/inventory/hapair.js';
 import {
   CrdSchemaError,
@@ -15,9 +17,7 @@ import {
   structuralSchema,
   upgradeRequestCrd,
   zodToStructural,
-} from '../../src/reconciler/crd.js';
-import { PHASES } from '../../src/reconciler/phases.js';
-import { parseUpgradeRequest } from '../../src/reconciler/upgrade-request.js';
+} from '../../src/sources/crd.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

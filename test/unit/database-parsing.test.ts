@@ -11,7 +11,6 @@ import {
   parseLsnOrNull,
 } from '../../src/drivers/database/lsn.js';
 import {
-  checksum,
   MIGRATIONS_TABLE,
   migrationProblems,
   migrationScript,
@@ -27,6 +26,7 @@ import {
   setConfValue,
 } from '../../src/drivers/database/server-files.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
+import { migrationChecksum as checksum } from '../../src/packages/hash.js';
 
 const pg = flavourFor('postgresql');
 

@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_AGENT_ROOT } from '../../src/agent/install.js';
+import { DEFAULT_AGENT_ROOT } from '../../src/drivers/agent/install.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
 import { agentRootFor, agentSourceDir, LAB_AGENT_ROOT } from '../../src/reconciler/agents.js';
 

@@ -5,13 +5,14 @@
 // reachable:false and nothing throws, a stuck probe costs one deadline, the
 // standby's lag is measured against the primary.
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
+import type { Step } from '../../src/core/actions.js';
 import { DriverError } from '../../src/drivers/errors.js';
-import type { HealthProbe } from '../../src/drivers/health.js';
+import type { HealthProbe } from '../../src/drivers/health/health.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
 import type { ExecOptions, ExecResult } from '../../src/drivers/ssh/connection.js';
 import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import { type HAPair, parseHAPair } from '../../src/inventory/hapair.js';
 import type { StagedPackage, StagedPayload } from '../../src/packages/stage.js';
-import type { Step } from '../../src/reconciler/actions.js';
 import {
   type ExecutorDeps,
   executeStep,
@@ -25,7 +26,6 @@ import {
   parseInstalledVersion,
   parseVersionAnswer,
 } from '../../src/reconciler/observe.js';
-import { MemoryRecords } from '../../src/store/records.js';
 
 const FP = `SHA256:${'A'.repeat(43)}`;
 const pair: HAPair = parseHAPair(

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sshEndpoints } from '../../src/inventory/endpoints.js';
+import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { InventoryError, parseHAPair, peerOf } from '../../src/inventory/hapair.js';
 import { buildInventory, inventoryYaml } from '../../src/lab/inventory.js';
 import { planLab } from '../../src/lab/plan.js';

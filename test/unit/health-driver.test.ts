@@ -10,9 +10,9 @@ import {
   type HealthProbe,
   policyFrom,
   START,
-} from '../../src/drivers/health.js';
-import { pairHealthProbe, parseHealthReport } from '../../src/drivers/health-probes.js';
-import { MemoryRecords } from '../../src/store/records.js';
+} from '../../src/drivers/health/health.js';
+import { pairHealthProbe, parseHealthReport } from '../../src/drivers/health/probes.js';
+import { MemoryRecords } from '../../src/drivers/records.js';
 
 const report = (status: 'UP' | 'DOWN'): HealthReport => ({
   status,

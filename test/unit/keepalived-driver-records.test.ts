@@ -6,9 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
+import type { VipSwitchRecord } from '../../src/drivers/records.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
-import { storeRecords, type VipSwitchRecord } from '../../src/store/records.js';
+import { storeRecords } from '../../src/store/records.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { createUpgradeTask } from '../../src/store/upgrades.js';
 

@@ -3,12 +3,7 @@
 // property that catches it is named here so a reader knows what each guard
 // protects.
 import fc from 'fast-check';
-import {
-  createMachine,
-  GUARDS,
-  type GuardName,
-  upgradeMachine,
-} from '../../src/reconciler/machine.js';
+import { createMachine, GUARDS, type GuardName, upgradeMachine } from '../../src/core/machine.js';
 import { failingProperties, play, runArb } from '../support/machine-properties.js';
 
 const CAUGHT_BY: Record<GuardName, string> = {

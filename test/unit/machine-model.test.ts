@@ -9,8 +9,8 @@ import {
   type UpgradeContext,
   type UpgradeEvent,
   upgradeMachine,
-} from '../../src/reconciler/machine.js';
-import type { Phase } from '../../src/reconciler/phases.js';
+} from '../../src/core/machine.js';
+import type { Phase } from '../../src/core/phases.js';
 import { eventArb, NODES } from '../support/machine-properties.js';
 
 interface Model {

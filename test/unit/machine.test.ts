@@ -7,8 +7,8 @@ import {
   type UpgradeContext,
   type UpgradeEvent,
   upgradeMachine,
-} from '../../src/reconciler/machine.js';
-import { isTerminal, PHASES, type Phase, TERMINAL_PHASES } from '../../src/reconciler/phases.js';
+} from '../../src/core/machine.js';
+import { isTerminal, PHASES, type Phase, TERMINAL_PHASES } from '../../src/core/phases.js';
 import { happyEvent, NODES, PROPERTIES, runArb } from '../support/machine-properties.js';
 
 const meta = { at: new Date('2026-03-01T10:00:00Z'), actor: 'reconciler' };

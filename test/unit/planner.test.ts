@@ -2,10 +2,10 @@
 // and delays (model-based, fast-check), and the classic scenarios by name.
 import fc from 'fast-check';
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
-import { emptyJournal } from '../../src/reconciler/journal.js';
-import { initialContext } from '../../src/reconciler/machine.js';
-import { isTerminal } from '../../src/reconciler/phases.js';
-import { plan } from '../../src/reconciler/planner.js';
+import { emptyJournal } from '../../src/core/journal.js';
+import { initialContext } from '../../src/core/machine.js';
+import { isTerminal } from '../../src/core/phases.js';
+import { plan } from '../../src/core/planner.js';
 import { FROM, runSim, TO } from '../support/run-sim.js';
 import { type Fault, SimPair } from '../support/sim-pair.js';
 

@@ -5,12 +5,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DriverError } from '../../src/drivers/errors.js';
-import { ensureServiceStarted, stateFromStatusExit } from '../../src/drivers/services.js';
 import {
   ensureFileInstalled,
   keptName,
   payloadTargets,
-} from '../../src/drivers/services-install.js';
+} from '../../src/drivers/services/install.js';
+import { ensureServiceStarted, stateFromStatusExit } from '../../src/drivers/services/services.js';
 import type { ExecOptions, ExecResult } from '../../src/drivers/ssh/connection.js';
 import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import type { HAPair } from '../../src/inventory/hapair.js';

@@ -1,14 +1,6 @@
 import { firstValueFrom, take, toArray } from 'rxjs';
-import {
-  initialContext,
-  type TransitionRecord,
-  upgradeMachine,
-} from '../../src/reconciler/machine.js';
-import {
-  applyEvent,
-  PhaseNotifier,
-  type TransitionJournal,
-} from '../../src/reconciler/transitions.js';
+import { initialContext, type TransitionRecord, upgradeMachine } from '../../src/core/machine.js';
+import { applyEvent, PhaseNotifier, type TransitionJournal } from '../../src/core/transitions.js';
 
 class MemoryJournal implements TransitionJournal {
   readonly rows: { upgradeId: string; record: TransitionRecord }[] = [];

@@ -9,7 +9,7 @@ import {
   type UpgradeUse,
   uploadFolderOf,
 } from '../../src/api/upload-janitor.js';
-import { isTerminal, PHASES, type Phase } from '../../src/reconciler/phases.js';
+import { isTerminal, PHASES, type Phase } from '../../src/core/phases.js';
 
 const WORK = '/var/lib/pairshift/work';
 const NOW = Date.parse('2026-11-29T16:00:00Z');

@@ -8,8 +8,8 @@
 // verified set for the same upgrade already on the node means nothing to do.
 import { BUILT_IN_DEFAULTS } from '../../config/settings.js';
 import type { HAPair } from '../../inventory/hapair.js';
-import type { BackupKind, RecordSink } from '../../store/records.js';
 import { DriverError, whileDoing } from '../errors.js';
+import type { BackupKind, RecordSink } from '../records.js';
 import type { NodeShell } from '../ssh/pool.js';
 import { databaseTools } from './flavour.js';
 import { backupFileName, freshSetName, joinPath, MANIFEST_NAME, partialName } from './naming.js';

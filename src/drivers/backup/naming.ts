@@ -5,7 +5,7 @@
 // app.dump.20261129T131500Z. A set is written under a hidden ".partial-"
 // name and renamed when complete, so a crash never leaves a set that looks
 // finished.
-import type { BackupKind } from '../../store/records.js';
+import type { BackupKind } from '../records.js';
 
 const STAMP = /^\d{8}T\d{6}Z$/;
 

@@ -13,8 +13,9 @@
 //   --clean) and the dump restored. A database cannot be compared with a dump
 //   cheaply, so this part always acts (restoring the same dump twice gives
 //   the same database) and reports changed.
-import type { BackupKind } from '../../store/records.js';
+
 import { DriverError, whileDoing } from '../errors.js';
+import type { BackupKind } from '../records.js';
 import { assertBackupSetGood, type BackupContext, isPrimary, listBackupSets } from './backup.js';
 import { databaseTools } from './flavour.js';
 import { joinPath } from './naming.js';

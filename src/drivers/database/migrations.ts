@@ -10,7 +10,7 @@
 // ON_ERROR_STOP), as the app's role (SET LOCAL ROLE) so the objects belong to
 // the app, with a lock timeout so a migration stuck behind the running app's
 // locks fails instead of queueing every later query behind it.
-import { createHash } from 'node:crypto';
+import { migrationChecksum as checksum } from '../../packages/hash.js';
 import { DriverError, whileDoing } from '../errors.js';
 import { incompatibilities } from './compat.js';
 import { type DbContext, observeDb } from './observe.js';
@@ -31,10 +31,6 @@ export interface MigrationsResult {
   readonly applied: readonly string[];
   /** Already recorded before this run. */
   readonly alreadyApplied: readonly string[];
-}
-
-export function checksum(sql: string): string {
-  return createHash('sha256').update(sql, 'utf8').digest('hex');
 }
 
 /** Pure: every reason to refuse the set before touching a database. */

@@ -4,8 +4,8 @@
 // compare, act only if different, observe again; each action reports
 // unchanged | changed and honours dryRun. The planning is pure (vip-plan.ts).
 import type { HAPair } from '../../inventory/hapair.js';
-import type { RecordSink, VipSwitchResult } from '../../store/records.js';
 import { DriverError, whileDoing } from '../errors.js';
+import type { RecordSink, VipSwitchResult } from '../records.js';
 import type { NodeShell } from '../ssh/pool.js';
 import { KeepalivedConfigError, readInstance, setPriority } from './config.js';
 import { type OutsideAnswer, type VipNodeKey, whoAnswersOnVip } from './vip-observer.js';

@@ -5,7 +5,8 @@
 // production alike) and needs no service on the nodes. A key that belongs to
 // neither node is an error: something else answers on the VIP.
 import { Client } from 'ssh2';
-import { fingerprintOf, normaliseFingerprint } from '../ssh/host-key.js';
+import { normaliseFingerprint } from '../../inventory/fingerprint.js';
+import { fingerprintOf } from '../ssh/host-key.js';
 
 export interface VipNodeKey {
   readonly node: string;

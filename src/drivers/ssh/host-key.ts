@@ -2,6 +2,7 @@
 // whose host key has one of the fingerprints written there. Unknown or
 // changed keys are refused, never trusted on first use.
 import { createHash } from 'node:crypto';
+import { normaliseFingerprint } from '../../inventory/fingerprint.js';
 
 /** OpenSSH's fingerprint form: "SHA256:" + unpadded base64 of the key blob's SHA-256. */
 export function fingerprintOf(keyBlob: Buffer): string {
@@ -13,11 +14,6 @@ export function fingerprintOfPublicKeyLine(line: string): string {
   const b64 = line.trim().split(/\s+/)[1];
   if (!b64) throw new Error('not an OpenSSH public key line');
   return fingerprintOf(Buffer.from(b64, 'base64'));
-}
-
-export function normaliseFingerprint(fp: string): string {
-  const t = fp.trim();
-  return t.startsWith('SHA256:') ? t.replace(/=+$/, '') : `SHA256:${t.replace(/=+$/, '')}`;
 }
 
 export interface HostKeyCheck {

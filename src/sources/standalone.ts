@@ -14,17 +14,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Subject } from 'rxjs';
 import { parseAllDocuments } from 'yaml';
-import { type HAPair, InventoryError, parseHAPair } from '../../inventory/hapair.js';
-import type { SqlClient } from '../../store/sql-client.js';
-import { appendLog } from '../../store/upgrades.js';
-import { isPhase, isTerminal } from '../phases.js';
-import {
-  type EventType,
-  ResourceConflictError,
-  ResourceNotFoundError,
-  type ResourceSource,
-  type SourceState,
-} from '../source.js';
+import { isPhase, isTerminal } from '../core/phases.js';
 import {
   API_VERSION,
   parseUpgradeRequest,
@@ -33,7 +23,17 @@ import {
   type UpgradeRequestSpec,
   type UpgradeRequestStatus,
   upgradeRequestSpecSchema,
-} from '../upgrade-request.js';
+} from '../core/upgrade-request.js';
+import { type HAPair, InventoryError, parseHAPair } from '../inventory/hapair.js';
+import {
+  type EventType,
+  ResourceConflictError,
+  ResourceNotFoundError,
+  type ResourceSource,
+  type SourceState,
+} from '../reconciler/source.js';
+import type { SqlClient } from '../store/sql-client.js';
+import { appendLog } from '../store/upgrades.js';
 
 export interface StandaloneOptions {
   readonly db: SqlClient;

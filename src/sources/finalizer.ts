@@ -3,8 +3,9 @@
 // at a safe point, resumed rsync and removed its temporary files; only then
 // is the finalizer removed and the object goes. Pure helpers; the Kubernetes
 // source applies them with a resourceVersion precondition.
-import { CLEANUP_FINALIZER } from '../source.js';
-import type { UpgradeRequest } from '../upgrade-request.js';
+
+import type { UpgradeRequest } from '../core/upgrade-request.js';
+import { CLEANUP_FINALIZER } from '../reconciler/source.js';
 
 export { CLEANUP_FINALIZER };
 

@@ -7,13 +7,13 @@
 //
 // Locking /etc/app is in config-sync-lock.ts, the cross-node checksum
 // comparison in config-sync-compare.ts.
-import type { HAPair } from '../inventory/hapair.js';
-import type { RecordSink } from '../store/records.js';
-import { parseRsyncStatus, type RsyncJobStatus } from './config-sync-parse.js';
-import { DriverError, whileDoing } from './errors.js';
-import type { NodeShell } from './ssh/pool.js';
+import type { HAPair } from '../../inventory/hapair.js';
+import { DriverError, whileDoing } from '../errors.js';
+import type { RecordSink } from '../records.js';
+import type { NodeShell } from '../ssh/pool.js';
+import { parseRsyncStatus, type RsyncJobStatus } from './parse.js';
 
-export type { RsyncJobStatus } from './config-sync-parse.js';
+export type { RsyncJobStatus } from './parse.js';
 
 export interface ConfigSyncContext {
   readonly pair: HAPair;

@@ -19,10 +19,10 @@
 // (the agent or the network is down: the reconciler may classify the node as
 // UNREACHABLE and retry with backoff).
 
-import type { HealthReport } from '../agent/node/protocol.js';
-import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../config/settings.js';
-import type { HealthStatus, RecordSink } from '../store/records.js';
-import { DriverError } from './errors.js';
+import type { HealthReport } from '../../agent/node/protocol.js';
+import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../../config/settings.js';
+import { DriverError } from '../errors.js';
+import type { HealthStatus, RecordSink } from '../records.js';
 
 /** Gets one report from a node's agent within timeoutMs (or throws). */
 export type HealthProbe = (node: string, timeoutMs: number) => Promise<HealthReport>;

@@ -13,8 +13,8 @@
 //   PrivateMounts, keep writing) and is gone after a reboot; unlocking
 //   remounts read-write and leaves the bind mount in place.
 // `auto` picks immutable when `lsattr -d` works on the folder.
-import { DriverError, whileDoing } from './errors.js';
-import type { NodeShell } from './ssh/pool.js';
+import { DriverError, whileDoing } from '../errors.js';
+import type { NodeShell } from '../ssh/pool.js';
 
 export type LockMethod = 'immutable' | 'readonly-mount';
 

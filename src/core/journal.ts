@@ -2,8 +2,9 @@
 // started, which backups were verified, how many health checks passed in a
 // row, what failed last. They live in the store (the step journal) and are
 // folded from step results by the pure `recordStep` below.
-import type { ErrorKind } from '../drivers/errors.js';
+
 import type { Step } from './actions.js';
+import type { ErrorKind } from './errors.js';
 
 export interface StepError {
   readonly step: Step;

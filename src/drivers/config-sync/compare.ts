@@ -4,16 +4,16 @@
 // travel: the root key is hashed on the node and never read by the operator.
 // The result, consistent or the list of differing files, goes to
 // config_sync_record (checksums only).
-import type { HAPair } from '../inventory/hapair.js';
-import type { RecordSink } from '../store/records.js';
+import type { HAPair } from '../../inventory/hapair.js';
+import { whileDoing } from '../errors.js';
+import type { RecordSink } from '../records.js';
+import type { NodeShell } from '../ssh/pool.js';
 import {
   compareListings,
   type FileDifference,
   type FileSum,
   parseChecksumListing,
-} from './config-sync-parse.js';
-import { whileDoing } from './errors.js';
-import type { NodeShell } from './ssh/pool.js';
+} from './parse.js';
 
 /** $1 config dir: NUL-terminated "<sha256> <mode:uid:gid> ./<path>" per regular file. */
 export const CHECKSUM_SCRIPT = `set -e

@@ -2,7 +2,7 @@
 // the per-file checksum listing each node prints, and the comparison of two
 // nodes' listings. No I/O.
 import { z } from 'zod';
-import type { RsyncState } from '../store/records.js';
+import type { RsyncState } from '../records.js';
 
 /**
  * What the declared status command prints: one line of JSON. Only `paused`

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DriverError, whileDoing } from '../drivers/errors.js';
-import type { NodeShell } from '../drivers/ssh/pool.js';
-import type { AgentConfig } from './node/config.js';
-import { renderAgentConfig } from './render-config.js';
+import type { AgentConfig } from '../../agent/node/config.js';
+import { renderAgentConfig } from '../../agent/render-config.js';
+import { DriverError, whileDoing } from '../errors.js';
+import type { NodeShell } from '../ssh/pool.js';
 
 export const DEFAULT_AGENT_ROOT = '/opt/pairshift-agent';
 
@@ -41,8 +41,8 @@ export interface AgentBundle {
   readonly files: ReadonlyMap<string, Buffer>;
 }
 
-const DEFAULT_SOURCE = fileURLToPath(new URL('./node/', import.meta.url));
-const PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url));
+const DEFAULT_SOURCE = fileURLToPath(new URL('../../agent/node/', import.meta.url));
+const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.url));
 
 /** The files to copy, and a version naming their exact content. */
 export function agentBundle(sourceDir = DEFAULT_SOURCE): AgentBundle {

@@ -3,7 +3,7 @@
 // CLI all write the same object); its status is the state machine's view
 // (phase, progress, steps, conditions, backups, downtime). The zod schema is
 // the single source: the CRD's openAPIV3Schema is generated from it
-// (src/reconciler/crd.ts) and the REST API validates with it.
+// (src/sources/crd.ts) and the REST API validates with it.
 import { z } from 'zod';
 import { PHASES } from './phases.js';
 

@@ -8,9 +8,9 @@
 //   pinned SSH connection, for sites where only port 22 is open to the
 //   operator. Same report, same checks.
 import { request } from 'node:http';
-import type { HealthReport } from '../agent/node/protocol.js';
-import { DriverError, tail } from './errors.js';
-import type { NodeShell } from './ssh/pool.js';
+import type { HealthReport } from '../../agent/node/protocol.js';
+import { DriverError, tail } from '../errors.js';
+import type { NodeShell } from '../ssh/pool.js';
 
 /** Checks the shape of a report from the wire. */
 export function parseHealthReport(text: string, node: string): HealthReport {

@@ -6,11 +6,11 @@
 // the port answers the health path (HTTP 200), each waited for with a
 // deadline. Status exit codes follow LSB init scripts and `systemctl status`:
 // 0 running, 1-3 not running, 4 unknown.
-import type { HAPair } from '../inventory/hapair.js';
-import { nodeNamed } from '../inventory/hapair.js';
-import { DriverError, whileDoing } from './errors.js';
-import { networkProbe, type ServiceProbe } from './services-probe.js';
-import type { NodeShell } from './ssh/pool.js';
+import type { HAPair } from '../../inventory/hapair.js';
+import { nodeNamed } from '../../inventory/hapair.js';
+import { DriverError, whileDoing } from '../errors.js';
+import type { NodeShell } from '../ssh/pool.js';
+import { networkProbe, type ServiceProbe } from './probe.js';
 
 export type ServiceState = 'running' | 'stopped';
 

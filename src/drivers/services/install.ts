@@ -9,9 +9,9 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { SHA256_SCRIPT } from './backup/remote.js';
-import { DriverError, whileDoing } from './errors.js';
-import type { NodeShell } from './ssh/pool.js';
+import { SHA256_SCRIPT } from '../backup/remote.js';
+import { DriverError, whileDoing } from '../errors.js';
+import type { NodeShell } from '../ssh/pool.js';
 
 export interface InstallContext {
   readonly shell: NodeShell;

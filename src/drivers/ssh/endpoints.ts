@@ -1,8 +1,8 @@
 // SSH endpoints of a pair's nodes, from its HAPair. The private key is read
 // here, kept in memory only, and never logged.
 import { readFile } from 'node:fs/promises';
-import type { SshEndpoint } from '../drivers/ssh/connection.js';
-import { type HAPair, InventoryError } from './hapair.js';
+import { type HAPair, InventoryError } from '../../inventory/hapair.js';
+import type { SshEndpoint } from './connection.js';
 
 export async function sshEndpoints(pair: HAPair): Promise<SshEndpoint[]> {
   let privateKey: Buffer;

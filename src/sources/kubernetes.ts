@@ -35,16 +35,7 @@ import {
   switchMap,
   takeUntil,
 } from 'rxjs';
-import { type HAPair, parseHAPair } from '../../inventory/hapair.js';
-import { backoffDelay } from '../loop.js';
-import { isTerminal } from '../phases.js';
-import {
-  type EventType,
-  ResourceConflictError,
-  ResourceNotFoundError,
-  type ResourceSource,
-  type SourceState,
-} from '../source.js';
+import { isTerminal } from '../core/phases.js';
 import {
   API_GROUP,
   API_VERSION,
@@ -54,7 +45,16 @@ import {
   type UpgradeRequestSpec,
   type UpgradeRequestStatus,
   upgradeRequestStatusSchema,
-} from '../upgrade-request.js';
+} from '../core/upgrade-request.js';
+import { type HAPair, parseHAPair } from '../inventory/hapair.js';
+import { backoffDelay } from '../reconciler/loop.js';
+import {
+  type EventType,
+  ResourceConflictError,
+  ResourceNotFoundError,
+  type ResourceSource,
+  type SourceState,
+} from '../reconciler/source.js';
 import { CLEANUP_FINALIZER, withFinalizer, withoutFinalizer } from './finalizer.js';
 import { mergePatchBetween } from './merge-patch.js';
 
