@@ -5,6 +5,8 @@
 // errors by throwing ApiProblem.
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
+import { emptyJournal } from '../core/journal.js';
+import { initialContext, upgradeMachine } from '../core/machine.js';
 import { isTerminal, type Phase } from '../core/phases.js';
 import {
   ResourceError,
@@ -16,7 +18,7 @@ import {
   ResourceNotFoundError,
   type ResourceSource,
 } from '../reconciler/source.js';
-import { loadMemory } from '../store/journal-store.js';
+import { commitTransition, loadMemory } from '../store/journal-store.js';
 import { listSteps } from '../store/progress-store.js';
 import type { SqlClient } from '../store/sql-client.js';
 import {
@@ -25,7 +27,6 @@ import {
   getUpgradeTask,
   listHistory,
   listLogs,
-  recordTransition,
   UpgradeExistsError,
   type UpgradeTask,
 } from '../store/upgrades.js';
@@ -93,25 +94,7 @@ function phaseOf(req: UpgradeRequest | null, task: UpgradeTask | null): Phase {
   return req?.status?.phase ?? task?.phase ?? 'IDLE';
 }
 
-/** One request at a time per pair in this process; the store's unique index guards across processes. */
-class PairLocks {
-  readonly #tails = new Map<string, Promise<unknown>>();
-  async run<T>(pair: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#tails.get(pair) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.#tails.set(pair, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.#tails.get(pair) === tail) this.#tails.delete(pair);
-    }
-  }
-}
-
 export class UpgradeApi {
-  readonly #locks = new PairLocks();
-
   constructor(private readonly deps: UpgradeApiDeps) {}
 
   async trigger(body: unknown, caller: Caller): Promise<z.output<typeof triggerResponseSchema>> {
@@ -128,86 +111,87 @@ export class UpgradeApi {
     if (!pair)
       throw new ApiProblem('PS-1303', `there is no HA pair named ${JSON.stringify(t.pair)}`);
     const requestedBy = `api:${caller.name}`;
-    return this.#locks.run(t.pair, async () => {
-      const active = (await source.listUpgradeRequests()).find(
-        (r) =>
-          r.spec.pairRef.name === t.pair &&
-          !(r.status && isTerminal(r.status.phase)) &&
-          r.metadata.deletionTimestamp === undefined,
-      );
-      if (active) {
-        throw new ApiProblem(
-          'PS-1501',
-          `pair ${t.pair} already has upgrade ${active.metadata.name} (phase ${phaseOf(active, null)}); wait for it to finish or cancel it`,
-        );
-      }
-      const spec: UpgradeRequestSpec = {
-        pairRef: { name: t.pair },
-        package: {
-          path: t.package.path,
-          version: t.package.version,
-          ...(t.package.signature_path ? { signaturePath: t.package.signature_path } : {}),
-        },
-        ...(t.from_version ? { fromVersion: t.from_version } : {}),
-        ...(t.options ? { options: optionsSpec(t.options) } : {}),
-      };
-      // The task row is written first: its unique index (one unfinished
-      // upgrade per pair) is the final word when another writer raced us.
-      let upgradeId = '';
-      for (let attempt = 0; ; attempt++) {
-        upgradeId = newUpgradeId(this.deps.now());
-        try {
-          await createUpgradeTask(db, {
-            upgradeId,
-            pairName: t.pair,
-            targetVersion: t.package.version,
-            requestedBy,
-            packagePath: t.package.path,
-            autoRollback: t.options?.auto_rollback ?? this.deps.autoRollbackDefault,
-            at: this.deps.now(),
-          });
-          break;
-        } catch (e) {
-          if (e instanceof ActiveUpgradeExistsError) {
-            throw new ApiProblem(
-              'PS-1501',
-              `pair ${t.pair} already has an unfinished upgrade; wait for it to finish or cancel it`,
-            );
-          }
-          if (e instanceof UpgradeExistsError && attempt < 3) continue;
-          throw e;
-        }
-      }
+    const spec: UpgradeRequestSpec = {
+      pairRef: { name: t.pair },
+      package: {
+        path: t.package.path,
+        version: t.package.version,
+        ...(t.package.signature_path ? { signaturePath: t.package.signature_path } : {}),
+      },
+      ...(t.from_version ? { fromVersion: t.from_version } : {}),
+      ...(t.options ? { options: optionsSpec(t.options) } : {}),
+    };
+    // The task row is written first: its unique index (one unfinished
+    // upgrade per pair) is the one authority, for this process, other
+    // replicas and the reconciler alike; nothing is checked before it.
+    let upgradeId = '';
+    for (let attempt = 0; ; attempt++) {
+      upgradeId = newUpgradeId(this.deps.now());
       try {
-        await source.createUpgradeRequest({
-          metadata: {
-            name: upgradeId,
-            annotations: {
-              'pairshift.io/requested-by': requestedBy,
-              ...(t.reason ? { 'pairshift.io/reason': t.reason } : {}),
-            },
-          },
-          spec,
-        });
-      } catch (e) {
-        // Release the pair: the task never got a resource to follow.
-        await recordTransition(db, upgradeId, {
-          from: 'IDLE',
-          to: 'CANCELLED',
-          cause: `trigger failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 500),
-          actor: requestedBy,
+        await createUpgradeTask(db, {
+          upgradeId,
+          pairName: t.pair,
+          targetVersion: t.package.version,
+          requestedBy,
+          packagePath: t.package.path,
+          autoRollback: t.options?.auto_rollback ?? this.deps.autoRollbackDefault,
           at: this.deps.now(),
-        }).catch(() => {});
-        if (e instanceof ResourceError) throw new ApiProblem('PS-1001', e.message, { cause: e });
+        });
+        break;
+      } catch (e) {
+        if (e instanceof ActiveUpgradeExistsError) {
+          throw new ApiProblem('PS-1501', `${e.message}; wait for it to finish or cancel it`, {
+            cause: e,
+          });
+        }
+        if (e instanceof UpgradeExistsError && attempt < 3) continue;
         throw e;
       }
-      return {
-        upgrade_id: upgradeId,
-        status_url: `${STATUS_PATH}${upgradeId}`,
-        pair: t.pair,
-        target_version: t.package.version,
-        phase: 'IDLE' as const,
-      };
+    }
+    try {
+      await source.createUpgradeRequest({
+        metadata: {
+          name: upgradeId,
+          annotations: {
+            'pairshift.io/requested-by': requestedBy,
+            ...(t.reason ? { 'pairshift.io/reason': t.reason } : {}),
+          },
+        },
+        spec,
+      });
+    } catch (e) {
+      // Release the pair: the task never got a resource to follow.
+      await this.#cancelUnstarted(upgradeId, requestedBy, e).catch(() => {});
+      if (e instanceof ResourceError) throw new ApiProblem('PS-1001', e.message, { cause: e });
+      throw e;
+    }
+    return {
+      upgrade_id: upgradeId,
+      status_url: `${STATUS_PATH}${upgradeId}`,
+      pair: t.pair,
+      target_version: t.package.version,
+      phase: 'IDLE' as const,
+    };
+  }
+
+  /**
+   * Ends a task that never started (IDLE -> CANCELLED) through the state
+   * machine and commitTransition, the path every transition takes. Its nodes
+   * were never observed, so the context names none.
+   */
+  async #cancelUnstarted(upgradeId: string, actor: string, why: unknown): Promise<void> {
+    const at = this.deps.now();
+    const context = initialContext({ masterNode: '', backupNode: '' });
+    const reason = `trigger failed: ${why instanceof Error ? why.message : String(why)}`;
+    const r = upgradeMachine.transition(
+      context,
+      { type: 'CANCEL_REQUESTED', reason: reason.slice(0, 500) },
+      { at, actor },
+    );
+    if (!r.ok) throw new Error(r.reason);
+    await commitTransition(this.deps.db, upgradeId, r.record, {
+      context: r.context,
+      facts: emptyJournal(at.getTime()),
     });
   }
 

@@ -1,6 +1,10 @@
 // The upgrade state machine (task list 2.1). Pure: no I/O, no clock — the
 // caller passes the time and the actor, and gets back either the next context
-// with a record of the transition and the effects to carry out, or a refusal.
+// with a record of the transition, or a refusal. What happens on the nodes
+// because of a phase (rsync resumed, temporary files removed, a rollback) is
+// the planner's to decide from the phase and what it observes, not the
+// machine's: the reconciler commits the record with
+// src/store/journal-store.ts commitTransition.
 //
 // The transition table is data (TRANSITION_RULES). Each rule may name a guard;
 // guards are kept in a table of their own so tests can prove every one of
@@ -227,11 +231,6 @@ export const TRANSITION_RULES: readonly Rule[] = [
   { from: ['ROLLBACK'], event: 'ROLLBACK_FAILED', to: 'FAILED', note: 'rollback failed' },
 ];
 
-export type Effect =
-  | { type: 'RESUME_RSYNC' }
-  | { type: 'REMOVE_TEMP_FILES' }
-  | { type: 'START_ROLLBACK' };
-
 export interface TransitionRecord {
   readonly from: Phase;
   readonly to: Phase;
@@ -246,7 +245,6 @@ export type TransitionResult =
       readonly ok: true;
       readonly context: UpgradeContext;
       readonly record: TransitionRecord;
-      readonly effects: readonly Effect[];
     }
   | {
       readonly ok: false;
@@ -332,14 +330,6 @@ function learn(ctx: UpgradeContext, event: UpgradeEvent, to: Phase, cause: strin
   return next;
 }
 
-function effectsOf(from: Phase, to: Phase): Effect[] {
-  if (to === 'ROLLBACK' && from !== 'ROLLBACK') return [{ type: 'START_ROLLBACK' }];
-  // Every way out leaves config sync running and no package debris behind
-  // (task list 3.5.4, 3.5.5, 4.5.1, 4.5.9), whatever the outcome.
-  if (isTerminal(to)) return [{ type: 'RESUME_RSYNC' }, { type: 'REMOVE_TEMP_FILES' }];
-  return [];
-}
-
 export interface Machine {
   readonly rules: readonly Rule[];
   transition(ctx: UpgradeContext, event: UpgradeEvent, meta: TransitionMeta): TransitionResult;
@@ -375,7 +365,6 @@ export function createMachine(
         ok: true,
         context: learn(ctx, event, to, cause),
         record: { from: ctx.phase, to, event: event.type, cause, actor: meta.actor, at: meta.at },
-        effects: effectsOf(ctx.phase, to),
       };
     },
   };

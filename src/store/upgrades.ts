@@ -2,7 +2,7 @@
 // and the operator-wide settings. Small typed functions over SqlClient; no
 // business rules beyond what keeps the journal consistent (the state machine
 // decides which transitions are legal).
-import { isPhase, isTerminal, type Phase } from '../core/phases.js';
+import { isPhase, isTerminal, type Phase, TERMINAL_PHASES } from '../core/phases.js';
 import type { SqlClient, SqlExecutor } from './sql-client.js';
 
 export const LOG_LEVELS = ['INFO', 'WARNING', 'ERROR'] as const;
@@ -111,11 +111,23 @@ export class UpgradeExistsError extends Error {
   }
 }
 
-/** The pair already has an upgrade that has not finished. */
+/**
+ * The pair already has an upgrade that has not finished. Raised only from the
+ * unique index upgrade_task_one_active_per_pair (migrations/0001), the one
+ * authority for "one active upgrade per pair"; the holder is looked up after
+ * the refusal, for the message only.
+ */
 export class ActiveUpgradeExistsError extends Error {
   override name = 'ActiveUpgradeExistsError';
-  constructor(readonly pairName: string) {
-    super(`pair ${pairName} already has an unfinished upgrade`);
+  constructor(
+    readonly pairName: string,
+    readonly active: { upgradeId: string; phase: Phase } | null = null,
+  ) {
+    super(
+      active
+        ? `pair ${pairName} already has upgrade ${active.upgradeId} (phase ${active.phase}), not finished`
+        : `pair ${pairName} already has an unfinished upgrade`,
+    );
   }
 }
 
@@ -201,12 +213,29 @@ export async function createUpgradeTask(db: SqlClient, task: NewUpgradeTask): Pr
     });
   } catch (err) {
     if (pgCode(err).constraint === 'upgrade_task_one_active_per_pair') {
-      throw new ActiveUpgradeExistsError(task.pairName);
+      throw new ActiveUpgradeExistsError(task.pairName, await activeUpgradeOf(db, task.pairName));
     }
     if (pgCode(err).constraint === 'upgrade_task_pkey')
       throw new UpgradeExistsError(task.upgradeId);
     throw err;
   }
+}
+
+/** The pair's unfinished upgrade, for messages; may have finished by the time it is read. */
+async function activeUpgradeOf(
+  db: SqlExecutor,
+  pairName: string,
+): Promise<{ upgradeId: string; phase: Phase } | null> {
+  const [row] = await db
+    .query<{ upgrade_id: string; phase: Phase }>(
+      `SELECT upgrade_id, phase FROM upgrade_task
+        WHERE pair_name = $1
+          AND NOT (phase = ANY($2::text[]))
+        LIMIT 1`,
+      [pairName, [...TERMINAL_PHASES]],
+    )
+    .catch(() => []);
+  return row ? { upgradeId: row.upgrade_id, phase: row.phase } : null;
 }
 
 export async function getUpgradeTask(

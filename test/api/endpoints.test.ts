@@ -7,9 +7,15 @@ import { emptyJournal } from '../../src/core/journal.js';
 import { initialContext } from '../../src/core/machine.js';
 import type { Phase } from '../../src/core/phases.js';
 import type { ResourceSource } from '../../src/reconciler/source.js';
-import { saveMemory } from '../../src/store/journal-store.js';
+import { loadMemory, saveMemory } from '../../src/store/journal-store.js';
 import { markStep } from '../../src/store/progress-store.js';
-import { appendLog, getUpgradeTask, recordTransition } from '../../src/store/upgrades.js';
+import {
+  appendLog,
+  createUpgradeTask,
+  getUpgradeTask,
+  listHistory,
+  recordTransition,
+} from '../../src/store/upgrades.js';
 import {
   client,
   type Harness,
@@ -26,7 +32,7 @@ let h: Harness;
 let call: ReturnType<typeof client>;
 
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ pairs: ['lab', 'lab2', 'lab3', 'lab4', 'lab5'] });
   call = client(h.api.url, checker);
 });
 afterAll(async () => {
@@ -105,6 +111,62 @@ describe('trigger', () => {
     const rs = await Promise.all(Array.from({ length: 6 }, () => trigger('lab3')));
     expect(rs.filter((r) => r.status === 201)).toHaveLength(1);
     expect(rs.filter((r) => r.status === 409)).toHaveLength(5);
+  });
+
+  test('the store decides "one active per pair": a task without a resource still holds the pair', async () => {
+    // A task the API sees no UpgradeRequest for (another replica between its
+    // two writes, or the reconciler of a resource not listed yet).
+    await createUpgradeTask(h.db, {
+      upgradeId: 'upg-20261129-0000beef',
+      pairName: 'lab4',
+      targetVersion: '2.0.0',
+      requestedBy: 'other-replica',
+    });
+    const r = await trigger('lab4');
+    expect(r.status).toBe(409);
+    expect(r.body.code).toBe('PS-1501');
+    expect(r.body.detail).toContain('upg-20261129-0000beef');
+    expect(r.body.detail).toContain('phase IDLE');
+    await recordTransition(h.db, 'upg-20261129-0000beef', {
+      from: 'IDLE',
+      to: 'CANCELLED',
+      cause: 'test',
+      actor: 'test',
+      at: new Date(),
+    });
+  });
+
+  test('a trigger whose resource cannot be created ends its task through the state machine', async () => {
+    const create = jest
+      .spyOn(h.source, 'createUpgradeRequest')
+      .mockRejectedValueOnce(new Error('resource store down'));
+    try {
+      const r = await trigger('lab5');
+      expect(r.status).toBe(500);
+    } finally {
+      create.mockRestore();
+    }
+    const task = (
+      await h.db.query<{ upgrade_id: string }>(
+        `SELECT upgrade_id FROM upgrade_task WHERE pair_name = 'lab5'`,
+      )
+    )[0]!;
+    const id = task.upgrade_id;
+    expect((await getUpgradeTask(h.db, id))?.phase).toBe('CANCELLED');
+    const history = await listHistory(h.db, 1, 10, { upgradeId: id });
+    // The machine's rule and cause, as for every other transition; the memory
+    // the reconciler reads is written in the same transaction.
+    expect(history.items[0]).toMatchObject({
+      from: 'IDLE',
+      to: 'CANCELLED',
+      cause: 'cancelled, nothing changed: trigger failed: resource store down',
+      actor: 'api:ci-operator',
+    });
+    expect((await loadMemory(h.db, id))?.context.phase).toBe('CANCELLED');
+    // The pair is free again.
+    const again = await trigger('lab5');
+    expect(again.status).toBe(201);
+    await advance(again.body.upgrade_id, 'CANCELLED', false);
   });
 
   test('after the active upgrade finished, a new one may start', async () => {

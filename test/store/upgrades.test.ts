@@ -62,9 +62,14 @@ describe.each(backends)('upgrade repository on %s', (_name, makeBackend) => {
 
   it('refuses a second unfinished upgrade of the same pair, and a reused id', async () => {
     const first = await newTask({ pairName: 'pair-dup' });
-    await expect(newTask({ pairName: 'pair-dup' })).rejects.toBeInstanceOf(
-      ActiveUpgradeExistsError,
-    );
+    const refused = await newTask({ pairName: 'pair-dup' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ActiveUpgradeExistsError);
+    // The refusal names the upgrade that holds the pair.
+    expect((refused as ActiveUpgradeExistsError).active).toEqual({
+      upgradeId: first.upgradeId,
+      phase: 'IDLE',
+    });
+    expect((refused as Error).message).toContain(first.upgradeId);
     await expect(newTask({ upgradeId: first.upgradeId })).rejects.toThrow(
       new UpgradeExistsError(first.upgradeId),
     );
