@@ -1,21 +1,25 @@
 // Receives a package upload (POST multipart/form-data with parts `package`,
 // `signature`, `pair` and optional `reason`), streams the files into a fresh
 // private folder under workDir with the byte limit enforced while streaming,
-// then verifies (signature against the trusted ed25519 keys, manifest and
-// contents, version against what the pair runs) and stages it: only listed
-// regular files are extracted, inside the folder. Every refusal is a
-// PackageRejected (package-errors.ts) and removes the folder; on success the
-// caller owns it: it calls cleanup() if the upgrade is not created, and
-// otherwise the upload janitor (upload-janitor.ts) removes the folder once
-// the upgrade has ended or its UpgradeRequest is gone.
+// then verifies it (signature against the trusted ed25519 keys, manifest and
+// contents, that it carries only files the operator can install, version
+// against what the pair runs) so a bad package is refused to the client at
+// once. It does not extract anything: the upgrade's runtime stages the
+// package from the uploaded archive, and verifies it again while doing so
+// (src/packages/stage.ts), because the archive on disk is what the nodes will
+// get and it is that copy, at that moment, that must be the signed one.
+// Every refusal is a PackageRejected (package-errors.ts) and removes the
+// folder; on success the caller owns it: it calls cleanup() if the upgrade is
+// not created, and otherwise the upload janitor (upload-janitor.ts) removes
+// the folder once the upgrade has ended or its UpgradeRequest is gone.
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Request } from 'express';
 import type { TrustedKey } from '../packages/signing.js';
-import { STAGE_LIMITS, type StagedPackage, stagePackage } from '../packages/stage.js';
+import { checkStageable, STAGE_LIMITS } from '../packages/stage.js';
 import type { TarLimits } from '../packages/tar.js';
-import { verifyPackage } from '../packages/verify.js';
-import { compareVersions } from '../packages/version.js';
+import { checkPackageContents, type VerifiedPackage, verifyPackage } from '../packages/verify.js';
+import { upgradePathProblem } from '../packages/version.js';
 import { badRequest, classifyPackageError, PackageRejected } from './package-errors.js';
 import { MultipartParser, multipartBoundary, type PartHeaders } from './package-multipart.js';
 import { UPLOAD_FOLDER_PREFIX } from './upload-janitor.js';
@@ -47,8 +51,6 @@ export interface ReceivedPackage {
    * options (dry_run, auto_rollback, ...), validated by the trigger itself.
    */
   options: unknown;
-  /** The verified files extracted by stagePackage (inside the upload folder). */
-  staged: StagedPackage;
   /** The upload folder; everything above lives in it. */
   dir: string;
   /** Removes the upload folder; safe to call twice. */
@@ -239,28 +241,46 @@ function requireParts(c: Collected): {
   return { pair, reason, options };
 }
 
-/** Checks the package against what the pair runs: it must upgrade from it and be newer. */
+/** Checks the package against what the pair runs, by the one version rule. */
 function checkVersion(
-  version: string,
-  upgradesFrom: readonly string[],
+  pkg: { version: string; upgradesFrom: readonly string[] },
   installed: string | null,
   pair: string,
 ): void {
   if (installed === null) return;
-  if (compareVersions(version, installed) <= 0)
+  const problem = upgradePathProblem(pkg, installed);
+  if (problem?.code === 'not-newer')
     throw new PackageRejected(
       422,
       'package-not-newer',
-      `package version ${version} is not newer than ${installed}, which pair ${pair} runs; a downgrade is a rollback`,
+      `package version ${pkg.version} is not newer than ${installed}, which pair ${pair} runs; a downgrade is a rollback`,
       'upload a newer package, or roll back the upgrade that installed this version',
     );
-  if (!upgradesFrom.includes(installed))
+  if (problem?.code === 'wrong-version-line')
     throw new PackageRejected(
       422,
       'package-wrong-version-line',
-      `package ${version} upgrades from ${upgradesFrom.join(', ')}, not from ${installed}, which pair ${pair} runs`,
+      `package ${pkg.version} upgrades from ${pkg.upgradesFrom.join(', ')}, not from ${installed}, which pair ${pair} runs`,
       'upload a package built for the installed version (pairshift package build --from-versions)',
     );
+}
+
+/** Every entry of the archive against its manifest; the bytes must be the signed ones. */
+async function checkContents(
+  archivePath: string,
+  verified: VerifiedPackage,
+  limits: TarLimits,
+): Promise<void> {
+  try {
+    const contents = await checkPackageContents(archivePath, limits);
+    if (contents.digest.sha256 !== verified.digest.sha256)
+      throw new Error(`${archivePath} changed while it was being verified`);
+  } catch (err) {
+    throw new Error(
+      `package ${archivePath} is signed by ${verified.signer.keyId} but its contents are refused: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
 }
 
 /** Refusal messages name files as the client sent them, not where the server keeps them. */
@@ -288,22 +308,22 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
     const installed = opts.installedVersion ? await opts.installedVersion(pair) : null;
     const packagePath = collected.files.get('package')!;
     const sigPath = collected.files.get('signature')!;
-    let staged: StagedPackage;
+    const limits = uploadLimits(opts.maxBytes, opts.limits);
+    let manifest: { version: string; upgradesFrom: string[] };
     try {
-      staged = await stagePackage({
-        path: packagePath,
+      const verified = await verifyPackage({
+        archivePath: packagePath,
         sigPath,
         trustedKeys: opts.trustedKeys,
-        workDir: dir,
-        limits: uploadLimits(opts.maxBytes, opts.limits),
-        // Version checks right after the signature and contents are judged,
-        // before anything is extracted.
-        verify: async (v) => {
-          const verified = await verifyPackage(v);
-          checkVersion(verified.manifest.version, verified.manifest.upgradesFrom, installed, pair);
-          return verified;
-        },
+        limits,
       });
+      manifest = verified.manifest;
+      checkStageable(verified.manifest);
+      checkVersion(manifest, installed, pair);
+      // Under a v2 signature only the manifest was read: judge every entry
+      // now too (no extraction), so a package that staging would refuse is
+      // refused to the client, not at the start of its upgrade.
+      if (!verified.contentsChecked) await checkContents(packagePath, verified, limits);
     } catch (err) {
       throw withoutFolder(classifyPackageError(err), dir);
     }
@@ -311,12 +331,11 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
     return {
       packagePath,
       sigPath,
-      version: staged.version,
-      upgradesFrom: [...staged.upgradesFrom],
+      version: manifest.version,
+      upgradesFrom: [...manifest.upgradesFrom],
       pair,
       reason,
       options,
-      staged,
       dir,
       cleanup,
     };

@@ -6,6 +6,7 @@
 // (src/sources/crd.ts) and the REST API validates with it.
 import { z } from 'zod';
 import { PHASES } from './phases.js';
+import { VERSION_RE } from './version.js';
 
 export const API_GROUP = 'pairshift.io';
 export const API_VERSION = 'pairshift.io/v1alpha1';
@@ -14,9 +15,11 @@ const duration = z
   .string()
   .regex(/^(\d+(\.\d+)?(ms|s|m|h))+$/, { error: 'expected a duration like "30s", "15m" or "1h"' });
 
+// The same rule as packages' and the upload's (src/core/version.ts): a
+// version a package could never carry is refused when the request is made.
 const version = z
   .string()
-  .regex(/^\d+\.\d+\.\d+$/, { error: 'expected a version MAJOR.MINOR.PATCH' });
+  .regex(VERSION_RE, { error: 'expected a version MAJOR.MINOR.PATCH, without leading zeros' });
 
 const request = z.object({
   reason: z.string().min(1).max(1000),

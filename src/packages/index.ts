@@ -40,4 +40,4 @@ export {
   writeTar,
 } from './tar.js';
 export { checkPackageContents, type VerifiedPackage, verifyPackage } from './verify.js';
-export { compareVersions, isVersion, parseVersion } from './version.js';
+export { compareVersions, isVersion, parseVersion, upgradePathProblem } from './version.js';

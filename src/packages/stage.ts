@@ -103,7 +103,12 @@ export function payloadKind(archivePath: string): { kind: PayloadKind; target?: 
   return `${archivePath}: pairshift does not know where this payload file goes (expected payload/app.jar, payload/worker.py or payload/config/...)`;
 }
 
-function check(manifest: PackageManifest): void {
+/**
+ * Refuses a manifest whose files the operator could not install (unknown
+ * payload paths, a root key, no jar, oversized migrations). Staging checks
+ * it; the upload checks it too, so such a package is refused at upload.
+ */
+export function checkStageable(manifest: PackageManifest): void {
   const problems: string[] = [];
   for (const f of manifest.files) {
     if (f.path.startsWith('migrations/')) {
@@ -203,7 +208,7 @@ export async function stagePackage(opts: StageOptions): Promise<StagedPackage> {
     limits,
   });
   const manifest = verified.manifest;
-  check(manifest);
+  checkStageable(manifest);
 
   let dir: string;
   try {

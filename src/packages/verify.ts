@@ -36,6 +36,12 @@ export interface VerifiedPackage {
   digest: FileDigest;
   /** The manifest entry's digest (what a v2 signature also signs). */
   manifestDigest: FileDigest;
+  /**
+   * Whether every entry was checked against the manifest in this pass (a v1
+   * signature). Under a v2 signature only the manifest was read: the entries
+   * are checked when the package is staged, or by checkPackageContents.
+   */
+  contentsChecked: boolean;
 }
 
 export interface ContentsResult {
@@ -250,7 +256,7 @@ export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackag
           `the signature is for another package (manifest sha256 ${want.sha256.slice(0, 16)}…, ${want.size} bytes), not this one (${got.sha256.slice(0, 16)}…, ${got.size} bytes)`,
         ),
       );
-    return { manifest: head.manifest, signer, digest, manifestDigest: got };
+    return { manifest: head.manifest, signer, digest, manifestDigest: got, contentsChecked: false };
   }
 
   let contents: ContentsResult | undefined;
@@ -270,6 +276,7 @@ export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackag
     signer,
     digest,
     manifestDigest: contents.manifestDigest,
+    contentsChecked: true,
   };
 }
 

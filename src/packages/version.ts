@@ -1,32 +1,10 @@
-// Package versions are MAJOR.MINOR.PATCH, nothing more: no pre-release or
-// build suffixes, no leading zeros, so that comparing and ordering them is
-// unambiguous for the operator ("is this package newer than what runs?").
-
-export interface Version {
-  major: number;
-  minor: number;
-  patch: number;
-}
-
-const VERSION_RE = /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$/;
-
-export function isVersion(text: string): boolean {
-  return VERSION_RE.test(text);
-}
-
-export function parseVersion(text: string): Version {
-  const m = VERSION_RE.exec(text);
-  if (!m) {
-    throw new Error(
-      `${JSON.stringify(text)} is not a version: expected MAJOR.MINOR.PATCH, e.g. 2.0.0`,
-    );
-  }
-  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]) };
-}
-
-/** Negative when a < b, zero when equal, positive when a > b. */
-export function compareVersions(a: string, b: string): number {
-  const x = parseVersion(a);
-  const y = parseVersion(b);
-  return x.major - y.major || x.minor - y.minor || x.patch - y.patch;
-}
+// The version rule lives in the core (src/core/version.ts), where the
+// UpgradeRequest schema can use it too; packages code imports it from here.
+export {
+  compareVersions,
+  isVersion,
+  parseVersion,
+  type UpgradePathProblem,
+  upgradePathProblem,
+  type Version,
+} from '../core/version.js';

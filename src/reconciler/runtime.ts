@@ -10,7 +10,7 @@ import type { RecordSink } from '../drivers/records.js';
 import { sshEndpoints } from '../drivers/ssh/endpoints.js';
 import { SshPool } from '../drivers/ssh/pool.js';
 import type { HAPair } from '../inventory/hapair.js';
-import { compareVersions } from '../packages/index.js';
+import { upgradePathProblem } from '../packages/index.js';
 import type { TrustedKey } from '../packages/signing.js';
 import { type StagedPackage, stagePackage } from '../packages/stage.js';
 import { type Prober, startProber } from '../prober/prober.js';
@@ -56,14 +56,8 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
     const healthProbe = pairHealthProbe(pair, { via: 'http' });
     const observeDeps: ObserveDeps = { pair, shell, healthProbe, migrations: staged.migrations };
     const fromVersion = await fromVersionOf(request, () => observedVersion(observeDeps));
-    if (compareVersions(staged.version, fromVersion) <= 0) {
-      throw new Error(`the pair runs ${fromVersion}; package ${staged.version} is not newer`);
-    }
-    if (!staged.upgradesFrom.includes(fromVersion)) {
-      throw new Error(
-        `package ${staged.version} upgrades from ${staged.upgradesFrom.join(', ')}, not from ${fromVersion}`,
-      );
-    }
+    const problem = upgradePathProblem(staged, fromVersion);
+    if (problem) throw new Error(`the pair runs ${fromVersion}: ${problem.message}`);
     const web = pair.spec.services.find((s) => s.healthPath) ?? pair.spec.services[0]!;
     if (o.probeVip !== false) {
       prober = await startProber({

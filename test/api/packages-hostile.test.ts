@@ -51,9 +51,9 @@ beforeAll(async () => {
         maxBytes: MAX_BYTES,
         installedVersion: async (p) => installed[p] ?? null,
       });
-      const files = readdirSync(got.staged.dir, { recursive: true }).map(String).sort();
+      const files = readdirSync(got.dir, { recursive: true }).map(String).sort();
       const inside =
-        got.staged.dir.startsWith(`${got.dir}/`) && got.packagePath.startsWith(`${got.dir}/`);
+        got.packagePath.startsWith(`${got.dir}/`) && got.sigPath.startsWith(`${got.dir}/`);
       const mode = statSync(got.dir).mode & 0o777;
       await got.cleanup();
       res.status(201).json({
@@ -300,12 +300,13 @@ async function refused(
 // ------------------------------------------------------------- cases
 
 describe('package upload: accepted', () => {
-  it('stages a valid package inside a private upload folder and cleans up', async () => {
+  it('verifies a valid package in a private upload folder, extracts nothing, cleans up', async () => {
     const r = await post(packageForm(gzipSync(goodTar())));
     expect(r.body.message).toBeUndefined();
     expect(r.status).toBe(201);
     expect(r.body.version).toBe('2.0.0');
-    expect(r.body.files).toEqual(['payload', 'payload/app.jar', 'payload/worker.py']);
+    // Staging is the runtime's, once: the upload keeps only what was sent.
+    expect(r.body.files).toEqual(['package.sig', 'package.tar.gz']);
     expect(r.body.inside).toBe(true);
     expect(r.body.mode).toBe(0o700);
   });
