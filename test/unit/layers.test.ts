@@ -92,6 +92,14 @@ describe('layers', () => {
     expect([...seen].map(topFolder).filter((f) => !['core', 'config'].includes(f))).toEqual([]);
   });
 
+  it("the API reads the store's history, progress and status, not the reconciler's private journal", () => {
+    const journal = join(SRC, 'store', 'journal-store.ts');
+    const readers = files
+      .filter((f) => topFolder(f) === 'api' && localImports(f).includes(journal))
+      .map((f) => relative(SRC, f));
+    expect(readers).toEqual([]);
+  });
+
   it('the check refuses an upward and a sideways import, and allows a downward one', () => {
     expect(
       wrongWay([
