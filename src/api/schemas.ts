@@ -90,6 +90,16 @@ export const actionResponseSchema = z
 
 const status = upgradeRequestStatusSchema.shape;
 const downtimeShape = status.downtime.unwrap().shape;
+/** A write figure: the operator does not measure writes, so it is always null. */
+const notMeasured = (what: string) =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .nullable()
+    .describe(
+      `${what}: not measured by the operator (its probe of the VIP is HTTP only), so always null; a client prober (pairshift probe) measures writes`,
+    );
 
 export const progressResponseSchema = z
   .object({
@@ -117,9 +127,9 @@ export const progressResponseSchema = z
       .object({
         http_longest_ms: downtimeShape.httpLongestMs,
         http_total_ms: downtimeShape.httpTotalMs,
-        write_longest_ms: downtimeShape.writeLongestMs,
-        write_total_ms: downtimeShape.writeTotalMs,
-        lost_acknowledged_writes: downtimeShape.lostAcknowledgedWrites,
+        write_longest_ms: notMeasured('Longest database write outage in ms'),
+        write_total_ms: notMeasured('Total database write outage in ms'),
+        lost_acknowledged_writes: notMeasured('Acknowledged writes lost'),
         budget_ms: downtimeShape.budgetMs,
         within_budget: downtimeShape.withinBudget,
       })

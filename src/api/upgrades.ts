@@ -18,13 +18,14 @@ import {
   ResourceNotFoundError,
   type ResourceSource,
 } from '../reconciler/source.js';
-import { commitTransition, loadMemory } from '../store/journal-store.js';
+import { commitTransition } from '../store/journal-store.js';
 import { listSteps } from '../store/progress-store.js';
 import type { SqlClient } from '../store/sql-client.js';
 import {
   ActiveUpgradeExistsError,
   createUpgradeTask,
   getUpgradeTask,
+  hasVerifiedBackup,
   listHistory,
   listLogs,
   UpgradeExistsError,
@@ -235,9 +236,10 @@ export class UpgradeApi {
         ? {
             http_longest_ms: d.httpLongestMs,
             http_total_ms: d.httpTotalMs,
-            write_longest_ms: d.writeLongestMs,
-            write_total_ms: d.writeTotalMs,
-            lost_acknowledged_writes: d.lostAcknowledgedWrites,
+            // The operator does not measure writes: nothing to publish.
+            write_longest_ms: null,
+            write_total_ms: null,
+            lost_acknowledged_writes: null,
             budget_ms: d.budgetMs,
             within_budget: d.withinBudget,
           }
@@ -294,8 +296,7 @@ export class UpgradeApi {
         `upgrade ${id} is being cancelled; a cancel after changes rolls back by itself`,
       );
     }
-    const memory = await loadMemory(this.deps.db, id);
-    if (!memory?.context.backupVerified) {
+    if (!(await hasVerifiedBackup(this.deps.db, id))) {
       throw new ApiProblem(
         'PS-1503',
         `upgrade ${id} is in phase ${phase} and has no verified backup yet, so there is nothing to roll back to; nothing on the nodes has changed: cancel it instead (POST /api/v1/upgrade/cancel/${id})`,

@@ -30,6 +30,12 @@ export interface PairObservation {
   readonly configConsistent: boolean | null;
   /** The package's migrations are all recorded as applied in the app database. */
   readonly migrationsApplied: boolean;
+  /**
+   * What this round could not read or found wrong, one line each ("b:
+   * rsync: timed out after 2000 ms"); the status shows it, since it is
+   * often why the upgrade waits. Absent or empty when nothing was wrong.
+   */
+  readonly problems?: readonly string[];
 }
 
 /** A node is serving when clients reaching it get answers. */

@@ -79,25 +79,52 @@ export const upgradeRequestStatusSchema = z.object({
   completedSteps: z.array(
     z.object({ step: z.string(), node: z.string().optional(), at: z.string() }),
   ),
+  /** The step being run now ("UPGRADE_BACKUP/INSTALL_PACKAGE@node-b"); absent between steps. */
   currentStep: z.string().optional(),
   message: z.string().optional(),
   estimatedCompletionTime: z.string().optional(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
   conditions: z.array(conditionSchema),
+  /**
+   * What the last observation of the nodes could not read or found wrong
+   * (a probe that timed out, the VIP answering from an unexpected node);
+   * absent when it found nothing. Often the reason an upgrade waits.
+   */
+  problems: z.array(z.string()).optional(),
+  /** The backup files verified so far: where they are and their checksums (never their content). */
   backups: z
-    .array(z.object({ node: z.string(), kind: z.string(), path: z.string(), sha256: z.string() }))
+    .array(
+      z.object({
+        node: z.string(),
+        kind: z.string(),
+        path: z.string(),
+        md5: z.string(),
+        sha256: z.string(),
+        verifiedAt: z.string(),
+      }),
+    )
     .optional(),
+  /** The last VIP switch attempt; durationMs is absent when the switch did not finish. */
   vipSwitch: z
-    .object({ from: z.string(), to: z.string(), durationMs: z.number(), at: z.string() })
+    .object({
+      from: z.string(),
+      to: z.string(),
+      result: z.string(),
+      attempt: z.number().int(),
+      at: z.string(),
+      durationMs: z.number().optional(),
+    })
     .optional(),
+  /**
+   * Downtime the operator's own probe of the VIP measured (HTTP). Writes are
+   * not measured by the operator (a client prober, pairshift probe, does),
+   * so no write figure is published here.
+   */
   downtime: z
     .object({
       httpLongestMs: z.number(),
       httpTotalMs: z.number(),
-      writeLongestMs: z.number(),
-      writeTotalMs: z.number(),
-      lostAcknowledgedWrites: z.number().int(),
       budgetMs: z.number(),
       withinBudget: z.boolean(),
     })

@@ -34,6 +34,7 @@ import {
   type UpgradeMemory,
 } from '../store/journal-store.js';
 import { markStep } from '../store/progress-store.js';
+import { lastVipSwitch, verifiedBackups } from '../store/records.js';
 import type { SqlClient } from '../store/sql-client.js';
 import {
   ActiveUpgradeExistsError,
@@ -226,13 +227,21 @@ export class UpgradeReconciler {
       switch (action.kind) {
         case 'done':
           await saveMemory(db, name, memory);
-          await this.#publish(fresh, memory, runtime, action.reason, settings, true);
+          await this.#publish(fresh, memory, runtime, action.reason, settings, true, { observed });
           await this.#dropRuntime(name);
           this.deps.afterAction?.(name, action);
           return {};
         case 'wait':
           await saveMemory(db, name, memory);
-          await this.#publish(fresh, memory, runtime, action.reason, settings, false);
+          await this.#publish(
+            fresh,
+            memory,
+            runtime,
+            waitMessage(action.reason, observed),
+            settings,
+            false,
+            { observed },
+          );
           this.deps.afterAction?.(name, action);
           return { requeueAfterMs: WAIT_REQUEUE_MS };
         case 'event':
@@ -251,6 +260,16 @@ export class UpgradeReconciler {
             this.deps.now(),
           );
           await this.#log(name, 'INFO', `${describeAction(action)}`);
+          // The status names the step while it runs (it may take minutes).
+          const running = await this.#publish(
+            fresh,
+            memory,
+            runtime,
+            describeAction(action),
+            settings,
+            false,
+            { current: label, observed },
+          );
           const outcome = await runtime.execute(
             action.step,
             action.node,
@@ -287,15 +306,10 @@ export class UpgradeReconciler {
               `${label}: ${outcome.message}`,
             );
           }
-          await this.#publish(
-            fresh,
-            memory,
-            runtime,
-            describeAction(action),
-            settings,
-            false,
-            outcome.ok ? label : null,
-          );
+          await this.#publish(running, memory, runtime, describeAction(action), settings, false, {
+            ...(outcome.ok ? { completed: label } : {}),
+            observed,
+          });
           if (!outcome.ok && outcome.kind !== 'terminal') {
             this.deps.afterAction?.(name, action);
             return { requeueAfterMs: WAIT_REQUEUE_MS * 2 };
@@ -400,11 +414,16 @@ export class UpgradeReconciler {
       event: { type: 'CANCEL_REQUESTED', reason: 'dry run: the upgrade was only planned' },
       reason: 'dry run',
     });
-    await this.#publish(request, next, runtime, report, settings, true);
+    await this.#publish(request, next, runtime, report, settings, true, { observed });
     await this.#dropRuntime(name);
     return {};
   }
 
+  /**
+   * Writes the status from the memory and what was observed; returns the
+   * request as it now stands. `current` names a step about to run,
+   * `completed` one that just finished.
+   */
   async #publish(
     request: UpgradeRequest,
     memory: UpgradeMemory,
@@ -412,8 +431,9 @@ export class UpgradeReconciler {
     message: string,
     settings: UpgradeSettings,
     finished: boolean,
-    completed: string | null = null,
-  ): Promise<void> {
+    more: { current?: string; completed?: string; observed?: PairObservation } = {},
+  ): Promise<UpgradeRequest> {
+    const { current, completed, observed } = more;
     const now = this.deps.now();
     const prev = request.status;
     const phase = memory.context.phase;
@@ -424,6 +444,8 @@ export class UpgradeReconciler {
     });
     const eta = estimatedCompletion(memory.facts.upgradeStartedAtMs, now.getTime(), progress);
     const seen = await runtime.downtime(finished || isTerminal(phase));
+    const problems = observed?.problems?.length ? observationProblems(observed.problems) : null;
+    const records = await recordsFor(this.deps.db, request.metadata.name);
     const status: UpgradeRequestStatus = {
       phase,
       observedGeneration: request.metadata.generation,
@@ -433,6 +455,7 @@ export class UpgradeReconciler {
       completedSteps: completed
         ? [...(prev?.completedSteps ?? []), { step: completed, at: now.toISOString() }]
         : (prev?.completedSteps ?? []),
+      ...(current ? { currentStep: current } : {}),
       message,
       conditions: conditionsFor({
         phase,
@@ -449,14 +472,13 @@ export class UpgradeReconciler {
       ...(finished || isTerminal(phase)
         ? { finishedAt: prev?.finishedAt ?? now.toISOString() }
         : {}),
+      ...(problems ? { problems } : {}),
+      ...records,
       ...(seen
         ? {
             downtime: {
               httpLongestMs: seen.httpLongestMs,
               httpTotalMs: seen.httpTotalMs,
-              writeLongestMs: 0,
-              writeTotalMs: 0,
-              lostAcknowledgedWrites: 0,
               budgetMs: settings.downtimeBudget,
               withinBudget: seen.httpLongestMs <= settings.downtimeBudget,
             },
@@ -466,6 +488,7 @@ export class UpgradeReconciler {
           : {}),
     };
     await this.deps.source.updateStatus(request.metadata.name, status);
+    return { ...request, status };
   }
 
   async #status(request: UpgradeRequest, patch: { message: string }): Promise<void> {
@@ -603,6 +626,60 @@ function describeObservation(o: PairObservation): string {
         : `${n.name}: NOT reachable`,
     )
     .join('; ');
+}
+
+/** Problems listed in the status: redacted (probe errors carry command output) and bounded. */
+const MAX_PROBLEMS = 10;
+const MAX_PROBLEM_CHARS = 300;
+function observationProblems(problems: readonly string[]): string[] {
+  const shown = problems
+    .slice(0, MAX_PROBLEMS)
+    .map((p) => (redact(p) as string).slice(0, MAX_PROBLEM_CHARS));
+  const more = problems.length - shown.length;
+  return more > 0 ? [...shown, `and ${more} more`] : shown;
+}
+
+/** Why the upgrade waits, with what the observation found wrong (often the reason). */
+function waitMessage(reason: string, observed: PairObservation): string {
+  const p = observed.problems ?? [];
+  return p.length === 0 ? reason : `${reason}; observed: ${observationProblems(p).join('; ')}`;
+}
+
+/** The verified backups and the last VIP switch, as the store's records hold them. */
+async function recordsFor(
+  db: SqlClient,
+  upgradeId: string,
+): Promise<Pick<UpgradeRequestStatus, 'backups' | 'vipSwitch'>> {
+  const [backups, vip] = await Promise.all([
+    verifiedBackups(db, upgradeId),
+    lastVipSwitch(db, upgradeId),
+  ]);
+  return {
+    ...(backups.length > 0
+      ? {
+          backups: backups.map((b) => ({
+            node: b.node,
+            kind: b.kind,
+            path: b.path,
+            md5: b.md5,
+            sha256: b.sha256,
+            verifiedAt: b.verifiedAt.toISOString(),
+          })),
+        }
+      : {}),
+    ...(vip
+      ? {
+          vipSwitch: {
+            from: vip.from,
+            to: vip.to,
+            result: vip.result,
+            attempt: vip.attempt,
+            at: vip.startedAt.toISOString(),
+            ...(vip.durationMs !== null ? { durationMs: vip.durationMs } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 /** A step's record: why it ran, and what the drivers did when they said. */

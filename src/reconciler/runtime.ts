@@ -98,10 +98,13 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
         if (finish && prober) {
           const report = await prober.stop();
           prober = null;
-          final = {
-            httpLongestMs: report.http?.longestOutageMs ?? 0,
-            httpTotalMs: report.http?.totalOutageMs ?? 0,
-          };
+          // No HTTP report, no figure: never a 0 that nothing measured.
+          final = report.http
+            ? {
+                httpLongestMs: report.http.longestOutageMs,
+                httpTotalMs: report.http.totalOutageMs,
+              }
+            : null;
         }
         return final;
       },

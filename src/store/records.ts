@@ -96,3 +96,80 @@ export function storeRecords(db: SqlExecutor): RecordSink {
 }
 
 /** A sink that keeps records in memory: unit tests and dry runs. */
+
+/** A verified backup as the status shows it: where it is and its checksums. */
+export interface VerifiedBackup {
+  readonly node: string;
+  readonly kind: string;
+  readonly path: string;
+  readonly md5: string;
+  readonly sha256: string;
+  readonly verifiedAt: Date;
+}
+
+/** The backups of one upgrade that are verified now (a later CORRUPT or DELETED drops one). */
+export async function verifiedBackups(
+  db: SqlExecutor,
+  upgradeId: string,
+): Promise<VerifiedBackup[]> {
+  const rows = await db.query<{
+    node: string;
+    kind: string;
+    path: string;
+    md5: string;
+    sha256: string;
+    verified_at: Date;
+  }>(
+    `SELECT node, kind, path, md5, sha256, verified_at FROM backup_record
+      WHERE upgrade_id = $1 AND state = 'VERIFIED'
+        AND md5 IS NOT NULL AND sha256 IS NOT NULL AND verified_at IS NOT NULL
+      ORDER BY verified_at, id`,
+    [upgradeId],
+  );
+  return rows.map((r) => ({
+    node: r.node,
+    kind: r.kind,
+    path: r.path,
+    md5: r.md5,
+    sha256: r.sha256,
+    verifiedAt: new Date(r.verified_at),
+  }));
+}
+
+export interface LastVipSwitch {
+  readonly from: string;
+  readonly to: string;
+  readonly result: string;
+  readonly attempt: number;
+  readonly startedAt: Date;
+  /** null when the switch did not finish (still RUNNING, or no figure). */
+  readonly durationMs: number | null;
+}
+
+/** The latest VIP switch attempt of one upgrade, or null when there was none. */
+export async function lastVipSwitch(
+  db: SqlExecutor,
+  upgradeId: string,
+): Promise<LastVipSwitch | null> {
+  const [r] = await db.query<{
+    from_node: string;
+    to_node: string;
+    result: string;
+    attempt: number;
+    started_at: Date;
+    duration_ms: number | string | null;
+  }>(
+    `SELECT from_node, to_node, result, attempt, started_at, duration_ms FROM vip_switch_record
+      WHERE upgrade_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1`,
+    [upgradeId],
+  );
+  if (!r) return null;
+  return {
+    from: r.from_node,
+    to: r.to_node,
+    result: r.result,
+    attempt: Number(r.attempt),
+    startedAt: new Date(r.started_at),
+    durationMs: r.duration_ms === null ? null : Number(r.duration_ms),
+  };
+}

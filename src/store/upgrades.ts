@@ -457,3 +457,18 @@ export async function loadUpgradeConfig(db: SqlExecutor): Promise<UpgradeConfig>
     downtimeBudgetMs: Number(row.downtime_budget_ms),
   };
 }
+
+/**
+ * Whether the upgrade's backups were verified: the history holds the one
+ * transition the machine takes on BACKUP_VERIFIED (BACKUP -> UPGRADE_BACKUP).
+ * The API asks this before it accepts a rollback, from the history every
+ * transition writes, not from the reconciler's private journal.
+ */
+export async function hasVerifiedBackup(db: SqlExecutor, upgradeId: string): Promise<boolean> {
+  const [row] = await db.query<{ found: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM upgrade_history
+                     WHERE upgrade_id = $1 AND from_phase = 'BACKUP' AND to_phase = 'UPGRADE_BACKUP') AS found`,
+    [upgradeId],
+  );
+  return row?.found === true;
+}

@@ -244,6 +244,21 @@ describe('the operator upgrades lab e1', () => {
     expect(backups.map((b) => `${b.node}:${b.kind}`)).toEqual(
       expect.arrayContaining(['a:jar', 'a:config', 'a:database', 'b:jar', 'b:config']),
     );
+    // the status shows the same records: verified backups (path and checksums),
+    // the VIP switch, no step running, and no write figure the operator did not measure
+    expect(r.status.backups?.map((b) => `${b.node}:${b.kind}`).sort()).toEqual(
+      backups.map((b) => `${b.node}:${b.kind}`).sort(),
+    );
+    expect(r.status.backups?.every((b) => /^[0-9a-f]{64}$/.test(b.sha256))).toBe(true);
+    expect(r.status.vipSwitch).toMatchObject({ from: 'a', to: 'b', result: 'SUCCESS' });
+    expect(r.status.vipSwitch?.durationMs).toBeGreaterThanOrEqual(0);
+    expect(r.status.currentStep).toBeUndefined();
+    expect(Object.keys(d).sort()).toEqual([
+      'budgetMs',
+      'httpLongestMs',
+      'httpTotalMs',
+      'withinBudget',
+    ]);
     const [configSync] = await db.query<{ consistent: boolean }>(
       'SELECT consistent FROM config_sync_record WHERE upgrade_id = $1 ORDER BY id DESC LIMIT 1',
       [r.name],

@@ -13,6 +13,7 @@ import { StandaloneSource } from '../../src/sources/standalone.js';
 import { loadMemory } from '../../src/store/journal-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import { listSteps } from '../../src/store/progress-store.js';
+import { storeRecords } from '../../src/store/records.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { getUpgradeTask, listHistory, listLogs } from '../../src/store/upgrades.js';
 import { SimRuntime } from '../support/sim-runtime.js';
@@ -194,6 +195,104 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     expect(await reconciler(rt).reconcile('happy')).toEqual({});
     expect(Object.fromEntries(rt.effects)).toEqual(effects);
     expect((await listHistory(db, 1, 50, { upgradeId: 'happy' })).items).toHaveLength(8);
+  });
+
+  test('the status names the running step, what the observation found wrong, the verified backups and the last VIP switch', async () => {
+    await request('shown', 'p-shown');
+    const rt = new SimRuntime();
+    const records = storeRecords(db);
+    // What the status said while each step ran.
+    const during: (string | undefined)[] = [];
+    const execute = rt.execute.bind(rt);
+    rt.execute = async (step, node, ctx, restoreDatabase) => {
+      during.push((await source.getUpgradeRequest('shown'))?.status?.currentStep);
+      const outcome = await execute(step, node, ctx, restoreDatabase);
+      // The executor's drivers write these records on a real pair.
+      if (outcome.ok && step === 'BACKUP' && node) {
+        await records.backup({
+          upgradeId: 'shown',
+          node,
+          kind: 'config',
+          path: `/b/config-${node}.tar`,
+          sizeBytes: 10,
+          md5: 'a'.repeat(32),
+          sha256: 'b'.repeat(64),
+          state: 'VERIFIED',
+          createdAt: new Date(clock),
+          verifiedAt: new Date(clock),
+        });
+      }
+      if (outcome.ok && step === 'SWITCHOVER') {
+        await records.vipSwitch({
+          upgradeId: 'shown',
+          vip: '198.18.0.100',
+          fromNode: 'node-a',
+          toNode: 'node-b',
+          method: 'keepalived_priority',
+          attempt: 1,
+          startedAt: new Date(clock),
+          finishedAt: new Date(clock + 700),
+          durationMs: 700,
+          result: 'SUCCESS',
+        });
+      }
+      return outcome;
+    };
+    // A probe error carrying a secret, and more of them than the status shows.
+    const observe = rt.observe.bind(rt);
+    rt.observe = async () => {
+      const o = await observe();
+      const down = o.nodes.filter((n) => !n.reachable).map((n) => n.name);
+      const problems = down.flatMap((n) =>
+        Array.from(
+          { length: 12 },
+          (_, i) => `${n}: probe ${i}: psql password=hunter2-hunter2 failed`,
+        ),
+      );
+      return { ...o, problems };
+    };
+    const written = jest.spyOn(source, 'updateStatus');
+    let actions = 0;
+    await runToEnd(
+      reconciler(rt, () => {
+        if (++actions === 20) rt.sim.inject({ kind: 'unreachable', node: 1, rounds: 2 });
+      }),
+      'shown',
+    );
+    const statuses = written.mock.calls.filter(([n]) => n === 'shown').map(([, st]) => st);
+    written.mockRestore();
+
+    // Each step ran while the status named it; none is named once finished.
+    expect(during.length).toBeGreaterThan(10);
+    expect(during).toContain('UPGRADE_BACKUP/INSTALL_PACKAGE@node-b');
+    expect(during.every((c) => c !== undefined && /^[A-Z_]+\/[A-Z_]+(@node-[ab])?$/.test(c))).toBe(
+      true,
+    );
+    const st = (await source.getUpgradeRequest('shown'))?.status;
+    expect(st?.phase).toBe('COMPLETE');
+    expect(st?.currentStep).toBeUndefined();
+
+    // The wait says why, with the observation's problems, masked and bounded.
+    const waiting = statuses.find((x) => x.problems !== undefined);
+    expect(waiting?.message).toMatch(/^node-b is not answering; .*; observed: node-b: probe 0: /);
+    expect(waiting?.problems).toHaveLength(11);
+    expect(waiting?.problems?.[10]).toBe('and 2 more');
+    expect(JSON.stringify(statuses)).not.toContain('hunter2');
+    expect(JSON.stringify(statuses)).toContain('password=[REDACTED]');
+    // Once the node answers again, the list goes.
+    expect(st?.problems).toBeUndefined();
+
+    expect(st?.backups?.map((b) => [b.node, b.path, b.md5, b.sha256])).toEqual([
+      ['node-a', '/b/config-node-a.tar', 'a'.repeat(32), 'b'.repeat(64)],
+      ['node-b', '/b/config-node-b.tar', 'a'.repeat(32), 'b'.repeat(64)],
+    ]);
+    expect(st?.vipSwitch).toMatchObject({
+      from: 'node-a',
+      to: 'node-b',
+      result: 'SUCCESS',
+      attempt: 1,
+      durationMs: 700,
+    });
   });
 
   test('a broken release rolls back by itself: FAILED, RolledBack, both nodes on the old version', async () => {

@@ -211,6 +211,30 @@ describe('the CRDs', () => {
     ).toEqual({ type: 'integer', format: 'int64' });
   });
 
+  test('UpgradeRequest status: only measured downtime; the step, problems, backups and VIP switch it writes', () => {
+    const st = upgradeRequestCrd().spec.versions[0].schema.openAPIV3Schema.properties.status;
+    // The operator measures HTTP on the VIP, not writes: no write figure in the status.
+    expect(Object.keys(st.properties.downtime.properties).sort()).toEqual([
+      'budgetMs',
+      'httpLongestMs',
+      'httpTotalMs',
+      'withinBudget',
+    ]);
+    expect(st.properties.currentStep).toEqual({ type: 'string' });
+    expect(st.properties.problems).toEqual({ type: 'array', items: { type: 'string' } });
+    // A backup is where it is and its checksums, never its content.
+    expect(Object.keys(st.properties.backups.items.properties).sort()).toEqual([
+      'kind',
+      'md5',
+      'node',
+      'path',
+      'sha256',
+      'verifiedAt',
+    ]);
+    // A switch that did not finish has no duration.
+    expect(st.properties.vipSwitch.required).toEqual(['from', 'to', 'result', 'attempt', 'at']);
+  });
+
   test('HAPair: VIP and Age columns, short name hap, defaults kept from zod', () => {
     const crd = haPairCrd();
     expect(crd.spec.names.shortNames).toEqual(['hap']);

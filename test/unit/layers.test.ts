@@ -92,6 +92,17 @@ describe('layers', () => {
     expect([...seen].map(topFolder).filter((f) => !['core', 'config'].includes(f))).toEqual([]);
   });
 
+  it("the API reads the store's history, progress and status, not the reconciler's private journal", () => {
+    // Writing a transition goes through commitTransition, the one path every
+    // transition takes (a trigger that fails ends IDLE -> CANCELLED there);
+    // reading the reconciler's memory (loadMemory) is the reconciler's alone.
+    const readers = files
+      .filter((f) => topFolder(f) === 'api')
+      .filter((f) => /\bloadMemory\b|\bsaveMemory\b/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f));
+    expect(readers).toEqual([]);
+  });
+
   it('the check refuses an upward and a sideways import, and allows a downward one', () => {
     expect(
       wrongWay([
