@@ -66,6 +66,7 @@ function virtualClock(): DriverClock & { t: number } {
     sleep: async (ms: number) => {
       c.t += ms;
     },
+    date: () => new Date(c.t),
   };
   return c;
 }
@@ -385,6 +386,11 @@ describe('the switchover with the keepalived driver on virtual time', () => {
       [2, 'TIMEOUT'],
     ]);
     for (const r of records.vipSwitches) expect(r.durationMs).toBeGreaterThanOrEqual(30_000);
+    // and dated on the injected clock: the two attempts span a virtual minute
+    const [first, second] = records.vipSwitches;
+    expect(
+      (second!.finishedAt?.getTime() ?? 0) - first!.startedAt.getTime(),
+    ).toBeGreaterThanOrEqual(60_000);
     expect(db.calls).not.toContain('start a');
   });
 });

@@ -44,6 +44,8 @@ interface AttemptRecord {
   readonly method: VipMoveMethod;
   readonly attempt: number;
   readonly startedAt: Date;
+  /** clock.now() at the start, for the duration. */
+  readonly startedMs: number;
   readonly result: VipSwitchResult;
   /** The measured switch; null: the attempt's whole duration is recorded. */
   readonly switchMs: number | null;
@@ -358,7 +360,8 @@ export class KeepalivedDriver {
       const holder = holderOf(observed);
       const moving = holder !== target;
       if (moving) from = holder ?? otherName(observed, target);
-      const startedAt = new Date(this.#clock.now());
+      const startedAt = this.#clock.date();
+      const startedMs = this.#clock.now();
       try {
         const switchMs = await this.#runPlan(plan, timeoutMs);
         await this.#verifyStays(target);
@@ -370,6 +373,7 @@ export class KeepalivedDriver {
             method,
             attempt: attempts,
             startedAt,
+            startedMs,
             result: 'SUCCESS',
             switchMs,
             detail: null,
@@ -402,6 +406,7 @@ export class KeepalivedDriver {
             method,
             attempt: attempts,
             startedAt,
+            startedMs,
             result: timedOut ? 'TIMEOUT' : 'FAILED',
             switchMs: null,
             detail: e.message,
@@ -566,7 +571,7 @@ export class KeepalivedDriver {
 
   async #record(r: AttemptRecord): Promise<void> {
     if (!this.#records || !r.upgradeId) return;
-    const finishedAt = new Date(this.#clock.now());
+    const finishedAt = this.#clock.date();
     await this.#records.vipSwitch({
       upgradeId: r.upgradeId,
       vip: this.#pair.spec.vip.address,
@@ -576,7 +581,7 @@ export class KeepalivedDriver {
       attempt: r.attempt,
       startedAt: r.startedAt,
       finishedAt,
-      durationMs: r.switchMs ?? finishedAt.getTime() - r.startedAt.getTime(),
+      durationMs: r.switchMs ?? this.#clock.now() - r.startedMs,
       result: r.result,
       detail: r.detail,
     });
