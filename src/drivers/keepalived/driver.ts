@@ -29,7 +29,10 @@ export interface KeepalivedDriverDeps {
   /** Port the VIP is checked on from outside (sshd; its host key names the node). */
   readonly vipCheckPort?: number;
   readonly log?: (line: string) => void;
-  /** Epoch ms for deadlines, timings and record times (default: real, monotonic). */
+  /**
+   * Date.now-like ms for deadlines and timings; it dates the records too
+   * (default: real time, drivers/clock.ts).
+   */
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   /** One look at who answers on the VIP from outside (default: the SSH host-key look). */
