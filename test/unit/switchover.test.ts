@@ -144,8 +144,8 @@ class FakeDb implements SwitchoverDatabase {
     this.#act(`rejoin ${node} ${of}`);
     this.state.set(node, standby(node, NODES.find((n) => n.name === of)!.address));
   }
-  async waitStreaming(node: string, address: string) {
-    this.#act(`waitStreaming ${node} ${address}`);
+  async waitStreaming(node: string, primary: string, address: string) {
+    this.#act(`waitStreaming ${node} ${primary} ${address}`);
   }
 }
 
@@ -212,7 +212,7 @@ describe('the switchover choreography', () => {
       'promote b',
       'moveVip b',
       `rejoin a b`,
-      `waitStreaming a ${B}`,
+      `waitStreaming a b ${B}`,
     ]);
     expect(vip.holder).toBe('b');
     expect(r).toMatchObject({ outcome: 'changed', from: 'a', to: 'b' });

@@ -50,8 +50,13 @@ export interface SwitchoverDatabase {
   promote(node: string): Promise<void>;
   /** Make a stopped (or mis-following) old primary a standby of `primary` without pg_rewind. */
   rejoinAsStandby(node: string, primary: string, conninfoTemplate: string): Promise<void>;
-  /** Until `node` streams WAL from primaryAddress; terminal at the deadline. */
-  waitStreaming(node: string, primaryAddress: string, timeoutMs: number): Promise<void>;
+  /** Until `node` streams WAL from `primary` (at primaryAddress); terminal at the deadline. */
+  waitStreaming(
+    node: string,
+    primary: string,
+    primaryAddress: string,
+    timeoutMs: number,
+  ): Promise<void>;
 }
 
 const CONTROL_MARKER = '@@pairshift-controldata@@';
@@ -100,8 +105,8 @@ export function switchoverDatabase(ctx: DbContext): SwitchoverDatabase {
     },
     promote: (node) => promote(ctx, node),
     rejoinAsStandby: (node, primary, template) => rejoinAsStandby(ctx, node, primary, template),
-    waitStreaming: (node, address, timeoutMs) =>
-      waitStreaming(ctx, clock, node, address, timeoutMs),
+    waitStreaming: (node, primary, address, timeoutMs) =>
+      waitStreaming(ctx, clock, node, primary, address, timeoutMs),
   };
 }
 
@@ -279,6 +284,7 @@ async function waitStreaming(
   ctx: DbContext,
   clock: DriverClock,
   node: string,
+  primary: string,
   primaryAddress: string,
   timeoutMs: number,
 ): Promise<void> {
@@ -301,7 +307,7 @@ async function waitStreaming(
     : !last.running
       ? 'is not running'
       : `in recovery ${last.inRecovery}, WAL receiver ${last.receiverStatus ?? 'not running'} from ${last.senderHost ?? 'nobody'}`;
-  throw new DriverError(`does not stream from ${primaryAddress}: ${seen}`, {
+  throw new DriverError(`does not stream from ${primary} (${primaryAddress}): ${seen}`, {
     kind: 'terminal',
     node,
   });

@@ -252,6 +252,7 @@ class Choreography {
       case 'verify-streaming':
         return this.#db.waitStreaming(
           this.from,
+          this.to,
           this.observed.toAddress,
           this.opts.streamingTimeoutMs ?? 30_000,
         );
