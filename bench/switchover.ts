@@ -17,11 +17,11 @@
 // error does not stop the bench.
 import { execFileSync, spawn } from 'node:child_process';
 import { dbContext } from '../src/drivers/database/observe.js';
-import { switchover } from '../src/drivers/database/switchover.js';
 import { KeepalivedDriver } from '../src/drivers/keepalived/driver.js';
 import { MemoryRecords } from '../src/drivers/records.js';
 import { sshEndpoints } from '../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../src/drivers/ssh/pool.js';
+import { switchover } from '../src/drivers/switchover/switchover.js';
 import { type HAPair, loadHAPair } from '../src/inventory/hapair.js';
 import { execArgv } from '../src/lab/index.js';
 import type { ProbeReport } from '../src/prober/index.js';

@@ -15,6 +15,7 @@ import type { StepOutcome } from '../core/journal.js';
 import type { BackupContext } from '../drivers/backup/backup.js';
 import { ensureBackup, listBackupSets, restoreBackup } from '../drivers/backup/index.js';
 import { SHA256_SCRIPT } from '../drivers/backup/remote.js';
+import { clockFrom } from '../drivers/clock.js';
 import { compareConfigAcrossNodes, describeDifferences } from '../drivers/config-sync/compare.js';
 import {
   ensureConfigLocked,
@@ -28,15 +29,19 @@ import {
 } from '../drivers/config-sync/sync.js';
 import { ensureMigrations } from '../drivers/database/migrations.js';
 import { dbContext, observeDb, waitForReplay } from '../drivers/database/observe.js';
-import { switchover } from '../drivers/database/switchover.js';
 import { DriverError } from '../drivers/errors.js';
 import { checkHealth, type HealthProbe } from '../drivers/health/health.js';
-import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
+import type { KeepalivedDriver } from '../drivers/keepalived/driver.js';
 import type { RecordSink } from '../drivers/records.js';
 import { ensureFileInstalled, payloadTargets } from '../drivers/services/install.js';
 import type { ServiceProbe } from '../drivers/services/probe.js';
-import { ensureServiceStarted, ensureServiceStopped } from '../drivers/services/services.js';
+import {
+  ensureServiceStarted,
+  ensureServiceStopped,
+  type ServicesContext,
+} from '../drivers/services/services.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
+import { switchover } from '../drivers/switchover/switchover.js';
 import type { HAPair } from '../inventory/hapair.js';
 import type { StagedPackage, StagedPayload } from '../packages/stage.js';
 
@@ -49,8 +54,8 @@ export interface ExecutorDeps {
   readonly staged: StagedPackage;
   /** The agent's /health (pairHealthProbe). */
   readonly healthProbe: HealthProbe;
-  /** Built from shell, pair and records when absent. */
-  readonly keepalived?: KeepalivedDriver;
+  /** The upgrade's one keepalived driver (the runtime builds it; the observer shares it). */
+  readonly keepalived: KeepalivedDriver;
   /** How the services driver sees a port and a health path (default: from the operator). */
   readonly serviceProbe?: ServiceProbe;
   /** Wall-clock ms (Date.now-like): health records are stamped with it. Default: real time. */
@@ -115,13 +120,6 @@ export async function executeStep(
     log(`${what}: ${o.kind}: ${o.message}`, { upgradeId: ctx.upgradeId, ms: elapsed() });
     return { ...o, durationMs: elapsed() };
   }
-}
-
-function keepalivedOf(deps: ExecutorDeps): KeepalivedDriver {
-  return (
-    deps.keepalived ??
-    new KeepalivedDriver({ shell: deps.shell, pair: deps.pair, records: deps.records })
-  );
 }
 
 /** The node whose database is the running primary now, read from both. */
@@ -234,266 +232,325 @@ async function eachService(
   return out.join(', ');
 }
 
-async function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Promise<string> {
-  const { pair, shell, records } = deps;
-  const dryRun = deps.dryRun ?? false;
-  const settings = deps.settings ?? BUILT_IN_DEFAULTS;
-  const upgradeId = ctx.upgradeId;
-  const syncCtx = { pair, shell, records };
-  const serviceCtx = {
-    pair,
-    shell,
-    ...(deps.serviceProbe ? { probe: deps.serviceProbe } : {}),
-    ...(deps.sleep ? { sleep: deps.sleep } : {}),
-  };
-  const backupCtx: BackupContext = {
-    pair,
-    shell,
-    records,
-    ...(deps.recordedDigests ? { recordedDigests: deps.recordedDigests } : {}),
-  };
-  const lockOpts = (node: string) => ({
-    node,
-    dir: pair.spec.paths.configDir,
-    method: deps.lockMethod ?? 'auto',
-    dryRun,
-  });
+/** What every step function gets: the deps, the step, and the contexts the drivers take. */
+interface StepEnv {
+  readonly deps: ExecutorDeps;
+  readonly action: StepAction;
+  readonly ctx: StepContext;
+  readonly dryRun: boolean;
+  readonly settings: UpgradeSettings;
+  readonly upgradeId: string;
+  readonly syncCtx: { pair: HAPair; shell: NodeShell; records: RecordSink };
+  readonly serviceCtx: ServicesContext;
+  readonly backupCtx: BackupContext;
+}
 
-  switch (action.step) {
-    case 'PAUSE_RSYNC': {
-      const r = await ensureRsyncPausedOnPair(syncCtx, { upgradeId, dryRun });
-      return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
-    }
-    case 'RESUME_RSYNC': {
-      // a node given: that node only (the other one is lost)
-      const r = action.node
-        ? { nodes: [await ensureRsyncResumed(syncCtx, action.node, { upgradeId, dryRun })] }
-        : await ensureRsyncResumedOnPair(syncCtx, { upgradeId, dryRun });
-      return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
-    }
-    case 'LOCK_CONFIG': {
-      const r = await ensureConfigLocked({ shell }, lockOpts(needNode(action)));
-      return `${r.method}, ${r.state}`;
-    }
-    case 'UNLOCK_CONFIG': {
-      const r = await ensureConfigUnlocked({ shell }, lockOpts(needNode(action)));
-      return `${r.method}, ${r.state}`;
-    }
-    case 'BACKUP': {
-      // ensureBackup verifies the set it made (or finds) before it returns.
-      const r = await ensureBackup(backupCtx, {
-        node: needNode(action),
-        upgradeId,
+/** One function per step kind; the Record makes a new Step a compile error until it has one. */
+const STEPS: Record<Step, (e: StepEnv) => Promise<string>> = {
+  PAUSE_RSYNC: pauseRsync,
+  RESUME_RSYNC: resumeRsync,
+  LOCK_CONFIG: lockConfig,
+  UNLOCK_CONFIG: unlockConfig,
+  BACKUP: backup,
+  RUN_MIGRATIONS: runMigrations,
+  WAIT_REPLAY: waitReplay,
+  STOP_SERVICES: stopServices,
+  START_SERVICES: startServices,
+  INSTALL_PACKAGE: installPackage,
+  CHECK_HEALTH: checkNodeHealth,
+  SWITCHOVER: switchoverTo,
+  CHECK_CONFIG: checkConfig,
+  RESTORE: restore,
+  REMOVE_TEMP_FILES: removeTempFiles,
+};
+
+function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Promise<string> {
+  return STEPS[action.step](stepEnv(deps, action, ctx));
+}
+
+function stepEnv(deps: ExecutorDeps, action: StepAction, ctx: StepContext): StepEnv {
+  const { pair, shell, records } = deps;
+  return {
+    deps,
+    action,
+    ctx,
+    dryRun: deps.dryRun ?? false,
+    settings: deps.settings ?? BUILT_IN_DEFAULTS,
+    upgradeId: ctx.upgradeId,
+    syncCtx: { pair, shell, records },
+    serviceCtx: {
+      pair,
+      shell,
+      ...(deps.serviceProbe ? { probe: deps.serviceProbe } : {}),
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    },
+    backupCtx: {
+      pair,
+      shell,
+      records,
+      ...(deps.recordedDigests ? { recordedDigests: deps.recordedDigests } : {}),
+    },
+  };
+}
+
+function lockOpts(e: StepEnv, node: string) {
+  return {
+    node,
+    dir: e.deps.pair.spec.paths.configDir,
+    method: e.deps.lockMethod ?? 'auto',
+    dryRun: e.dryRun,
+  };
+}
+
+/** The database driver's context, with the executor's log and clock. */
+function dbOf(deps: ExecutorDeps) {
+  return dbContext(deps.shell, deps.pair, (l) => deps.log?.(l), clockFrom(deps));
+}
+
+async function pauseRsync({ syncCtx, upgradeId, dryRun }: StepEnv): Promise<string> {
+  const r = await ensureRsyncPausedOnPair(syncCtx, { upgradeId, dryRun });
+  return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
+}
+
+async function resumeRsync({ syncCtx, upgradeId, dryRun, action }: StepEnv): Promise<string> {
+  // a node given: that node only (the other one is lost)
+  const r = action.node
+    ? { nodes: [await ensureRsyncResumed(syncCtx, action.node, { upgradeId, dryRun })] }
+    : await ensureRsyncResumedOnPair(syncCtx, { upgradeId, dryRun });
+  return r.nodes.map((n) => `${n.node} ${n.state}`).join(', ');
+}
+
+async function lockConfig(e: StepEnv): Promise<string> {
+  const r = await ensureConfigLocked({ shell: e.deps.shell }, lockOpts(e, needNode(e.action)));
+  return `${r.method}, ${r.state}`;
+}
+
+async function unlockConfig(e: StepEnv): Promise<string> {
+  const r = await ensureConfigUnlocked({ shell: e.deps.shell }, lockOpts(e, needNode(e.action)));
+  return `${r.method}, ${r.state}`;
+}
+
+async function backup({ deps, action, backupCtx, upgradeId, dryRun, settings }: StepEnv) {
+  // ensureBackup verifies the set it made (or finds) before it returns.
+  const r = await ensureBackup(backupCtx, {
+    node: needNode(action),
+    upgradeId,
+    dryRun,
+    database: 'auto',
+    retention: settings.backupRetention,
+    protectedUpgrades: deps.protectedUpgrades ?? [],
+  });
+  return `${r.state}: set ${r.set ?? '(dry run)'} with ${r.files.map((f) => f.kind).join(', ') || 'nothing yet'}${r.deletedSets.length ? `; deleted ${r.deletedSets.join(', ')}` : ''}`;
+}
+
+async function runMigrations({ deps, dryRun }: StepEnv): Promise<string> {
+  const primary = await currentPrimary(deps);
+  const r = await ensureMigrations(dbOf(deps), primary, deps.staged.migrations, { dryRun });
+  return `${r.outcome} on ${primary}: applied ${r.applied.join(', ') || 'none'}, already ${r.alreadyApplied.join(', ') || 'none'}`;
+}
+
+async function waitReplay({ deps, action, settings }: StepEnv): Promise<string> {
+  const node = needNode(action);
+  const primary = await currentPrimary(deps);
+  if (primary === node)
+    throw new DriverError('is the primary; there is nothing to replay', {
+      kind: 'conflict',
+      node,
+    });
+  const db = dbContext(deps.shell, deps.pair);
+  const p = await observeDb(db, primary);
+  if (!p.running || p.currentLsn === null)
+    throw new DriverError('the primary reports no WAL position', {
+      kind: 'transient',
+      node: primary,
+    });
+  const s = await waitForReplay(db, node, p.currentLsn, settings.healthCheckTimeout);
+  return `replayed up to the primary's ${p.currentLsn === s.replayLsn ? 'exact' : 'current'} position`;
+}
+
+function stopServices({ deps, action, serviceCtx, dryRun }: StepEnv): Promise<string> {
+  const node = needNode(action);
+  // reverse of the declared order: dependants first
+  return eachService(node, [...deps.pair.spec.services].reverse(), async (svc) => {
+    const r = await ensureServiceStopped(serviceCtx, {
+      node,
+      service: svc,
+      dryRun,
+      timeoutMs: deps.serviceTimeoutMs ?? 60_000,
+    });
+    return `${svc} ${r.state}`;
+  });
+}
+
+function startServices({ deps, action, serviceCtx, dryRun }: StepEnv): Promise<string> {
+  const node = needNode(action);
+  return eachService(node, deps.pair.spec.services, async (svc) => {
+    const r = await ensureServiceStarted(serviceCtx, {
+      node,
+      service: svc,
+      dryRun,
+      timeoutMs: deps.serviceTimeoutMs ?? 60_000,
+    });
+    return `${svc} ${r.state}${r.waitedMs ? ` in ${Math.round(r.waitedMs)} ms` : ''}`;
+  });
+}
+
+async function installPackage({ deps, action, ctx, dryRun }: StepEnv): Promise<string> {
+  const { pair, shell } = deps;
+  const node = needNode(action);
+  const out: string[] = [];
+  const install = async (p: StagedPayload) => {
+    const r = await ensureFileInstalled(
+      { shell },
+      {
+        node,
+        localPath: p.path,
+        sha256: p.sha256,
+        target: payloadTarget(pair, p),
+        previousVersion: ctx.fromVersion,
         dryRun,
-        database: 'auto',
-        retention: settings.backupRetention,
-        protectedUpgrades: deps.protectedUpgrades ?? [],
-      });
-      return `${r.state}: set ${r.set ?? '(dry run)'} with ${r.files.map((f) => f.kind).join(', ') || 'nothing yet'}${r.deletedSets.length ? `; deleted ${r.deletedSets.join(', ')}` : ''}`;
+      },
+    );
+    if (r.kept && p.kind === 'config' && !dryRun) {
+      // Not in /etc/app: the sync job would copy the old file around as
+      // configuration, and the backup holds it already.
+      await shell.exec(node, ['rm', '-f', '--', r.kept.path]);
+      out.push(`${r.target} ${r.state}`);
+    } else {
+      out.push(`${r.target} ${r.state}${r.kept ? ` (old kept as ${r.kept.path})` : ''}`);
     }
-    case 'RUN_MIGRATIONS': {
-      const primary = await currentPrimary(deps);
-      const r = await ensureMigrations(
-        dbContext(shell, pair, (l) => deps.log?.(l)),
-        primary,
-        deps.staged.migrations,
-        { dryRun },
-      );
-      return `${r.outcome} on ${primary}: applied ${r.applied.join(', ') || 'none'}, already ${r.alreadyApplied.join(', ') || 'none'}`;
-    }
-    case 'WAIT_REPLAY': {
-      const node = needNode(action);
-      const primary = await currentPrimary(deps);
-      if (primary === node)
-        throw new DriverError('is the primary; there is nothing to replay', {
-          kind: 'conflict',
-          node,
-        });
-      const db = dbContext(shell, pair);
-      const p = await observeDb(db, primary);
-      if (!p.running || p.currentLsn === null)
-        throw new DriverError('the primary reports no WAL position', {
-          kind: 'transient',
-          node: primary,
-        });
-      const s = await waitForReplay(db, node, p.currentLsn, settings.healthCheckTimeout);
-      return `replayed up to the primary's ${p.currentLsn === s.replayLsn ? 'exact' : 'current'} position`;
-    }
-    case 'STOP_SERVICES': {
-      const node = needNode(action);
-      // reverse of the declared order: dependants first
-      return eachService(node, [...pair.spec.services].reverse(), async (svc) => {
-        const r = await ensureServiceStopped(serviceCtx, {
-          node,
-          service: svc,
-          dryRun,
-          timeoutMs: deps.serviceTimeoutMs ?? 60_000,
-        });
-        return `${svc} ${r.state}`;
-      });
-    }
-    case 'START_SERVICES': {
-      const node = needNode(action);
-      return eachService(node, pair.spec.services, async (svc) => {
-        const r = await ensureServiceStarted(serviceCtx, {
-          node,
-          service: svc,
-          dryRun,
-          timeoutMs: deps.serviceTimeoutMs ?? 60_000,
-        });
-        return `${svc} ${r.state}${r.waitedMs ? ` in ${Math.round(r.waitedMs)} ms` : ''}`;
-      });
-    }
-    case 'INSTALL_PACKAGE': {
-      const node = needNode(action);
-      const out: string[] = [];
-      const install = async (p: StagedPayload) => {
-        const r = await ensureFileInstalled(
-          { shell },
-          {
-            node,
-            localPath: p.path,
-            sha256: p.sha256,
-            target: payloadTarget(pair, p),
-            previousVersion: ctx.fromVersion,
-            dryRun,
-          },
-        );
-        if (r.kept && p.kind === 'config' && !dryRun) {
-          // Not in /etc/app: the sync job would copy the old file around as
-          // configuration, and the backup holds it already.
-          await shell.exec(node, ['rm', '-f', '--', r.kept.path]);
-          out.push(`${r.target} ${r.state}`);
-        } else {
-          out.push(`${r.target} ${r.state}${r.kept ? ` (old kept as ${r.kept.path})` : ''}`);
-        }
-      };
-      // The jar goes last: its version is what the observer reports as
-      // installed, so a step interrupted before the end is planned again.
-      const config = deps.staged.payload.filter((p) => p.kind === 'config');
-      const others = deps.staged.payload.filter((p) => p.kind !== 'config' && p.kind !== 'jar');
-      const jar = deps.staged.payload.filter((p) => p.kind === 'jar');
-      // The package's config changes go in while the folder is briefly
-      // unlocked; the root key is never among them (stagePackage refuses it).
-      if (config.length > 0)
-        await withConfigUnlocked(deps, node, async () => {
-          for (const p of config) await install(p);
-        });
-      for (const p of [...others, ...jar]) await install(p);
-      return out.join(', ');
-    }
-    case 'CHECK_HEALTH': {
-      const node = needNode(action);
-      const r = await checkHealth(
-        node,
-        {
-          probe: deps.healthProbe,
-          records,
-          upgradeId,
-          ...(deps.now ? { now: deps.now } : {}),
-          ...(deps.sleep ? { sleep: deps.sleep } : {}),
-        },
-        { settings },
-      );
-      return `UP after ${r.attempts} poll(s), role ${r.report.role}`;
-    }
-    case 'SWITCHOVER': {
-      const node = needNode(action);
-      const r = await switchover(
-        dbContext(shell, pair, (l) => deps.log?.(l)),
-        keepalivedOf(deps),
-        node,
-        {
-          dryRun,
-          upgradeId,
-          vipTimeoutMs: settings.vipSwitchTimeout,
-          vipRetries: settings.vipSwitchRetries,
-          catchUpTimeoutMs: settings.healthCheckTimeout,
-        },
-      );
-      return `${r.outcome} ${r.from} -> ${r.to}${r.writeOutageMs !== null ? `, write outage ${r.writeOutageMs} ms` : ''}${r.vipSwitchMs !== null ? `, VIP ${r.vipSwitchMs} ms` : ''}`;
-    }
-    case 'CHECK_CONFIG': {
-      // One sync round from the VIP holder first, so what is compared is what
-      // the job leaves behind (task list 4.5.2-4.5.3).
-      const runOnce = pair.spec.rsync.runOnce;
-      let pushed = '';
-      if (runOnce && !dryRun) {
-        const ka = keepalivedOf(deps);
-        const holders = (
-          await Promise.all(
-            pair.spec.nodes.map(async (n) => ((await ka.holdsVip(n.name)) ? n.name : null)),
-          )
-        ).filter((n): n is string => n !== null);
-        if (holders.length === 1) {
-          await shell.exec(holders[0]!, ['sh', '-c', runOnce], { timeoutMs: 60_000 });
-          pushed = `sync round on ${holders[0]}; `;
-        }
-      }
-      const c = await compareConfigAcrossNodes(syncCtx, { upgradeId });
-      return `${pushed}${c.consistent ? 'consistent' : `differ: ${describeDifferences(c.differences)}`}`;
-    }
-    case 'RESTORE': {
-      const node = needNode(action);
-      // The jar last, as for the install: the observer's "installed version"
-      // turns old only once everything else is back.
-      const config = await withConfigUnlocked(deps, node, () =>
-        restoreBackup(backupCtx, { node, upgradeId, parts: ['config'], dryRun }),
-      );
-      const out = config.parts.map((p) => `${p.kind} ${p.state}`);
-      // The Python service is not in the backup: the install kept the old file.
-      const worker = deps.staged.payload.find((p) => p.kind === 'python');
-      if (worker)
-        out.push(await restoreKept(deps, node, payloadTarget(pair, worker), ctx.fromVersion));
-      const restored = await restoreBackup(backupCtx, { node, upgradeId, parts: ['jar'], dryRun });
-      out.push(...restored.parts.map((p) => `${p.kind} ${p.state}`));
-      if (ctx.restoreDatabase) {
-        // The dump is in the set of the node that was primary at backup
-        // time, and a dump can only be restored into a primary. The rollback
-        // restores the node off the VIP first, so the dump is restored when
-        // its node is primary while another node is restored: at once when
-        // the master never lost the primary, or after the switchover back.
-        const primary = await currentPrimary(deps);
-        const sets = await listBackupSets(backupCtx, primary);
-        const withDump = sets.sets.some(
-          (x) =>
-            x.manifest.upgradeId === upgradeId &&
-            x.manifest.files.some((f) => f.kind === 'database'),
-        );
-        if (withDump) {
-          const db = await restoreBackup(backupCtx, {
-            node: primary,
-            upgradeId,
-            parts: ['database'],
-            dryRun,
-          });
-          out.push(`database ${db.parts[0]?.state ?? 'unchanged'} on ${primary}`);
-        } else {
-          out.push(
-            `database not restored yet (the primary ${primary} holds no dump of this upgrade)`,
-          );
-        }
-      }
-      return `set ${restored.set}: ${out.join(', ')}`;
-    }
-    case 'REMOVE_TEMP_FILES': {
-      const targets = deps.staged.payload.map((p) => `${payloadTarget(pair, p)}.pairshift-new`);
-      const restoreStaging = `${pair.spec.paths.backupDir.replace(/\/+$/, '')}/.restore-*`;
-      if (dryRun) return `would remove ${deps.staged.dir} and ${targets.join(', ')}`;
-      // a node given: that node only (the other one is lost)
-      for (const n of pair.spec.nodes.filter((x) => !action.node || x.name === action.node)) {
-        await shell.exec(n.name, [
-          'sh',
-          '-c',
-          // $1: a glob of restore staging folders; the rest: leftover install temp files
-          'g=$1; shift; rm -f -- "$@"; for d in $g; do [ -d "$d" ] && rm -rf -- "$d"; done; true',
-          'sh',
-          restoreStaging,
-          ...targets,
-        ]);
-      }
-      await deps.staged.cleanup();
-      return `removed ${deps.staged.dir} and install leftovers on ${action.node ?? 'both nodes'}`;
+  };
+  // The jar goes last: its version is what the observer reports as
+  // installed, so a step interrupted before the end is planned again.
+  const config = deps.staged.payload.filter((p) => p.kind === 'config');
+  const others = deps.staged.payload.filter((p) => p.kind !== 'config' && p.kind !== 'jar');
+  const jar = deps.staged.payload.filter((p) => p.kind === 'jar');
+  // The package's config changes go in while the folder is briefly
+  // unlocked; the root key is never among them (stagePackage refuses it).
+  if (config.length > 0)
+    await withConfigUnlocked(deps, node, async () => {
+      for (const p of config) await install(p);
+    });
+  for (const p of [...others, ...jar]) await install(p);
+  return out.join(', ');
+}
+
+async function checkNodeHealth({ deps, action, upgradeId, settings }: StepEnv): Promise<string> {
+  const node = needNode(action);
+  const r = await checkHealth(
+    node,
+    {
+      probe: deps.healthProbe,
+      records: deps.records,
+      upgradeId,
+      ...(deps.now ? { now: deps.now } : {}),
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    },
+    { settings },
+  );
+  return `UP after ${r.attempts} poll(s), role ${r.report.role}`;
+}
+
+/** The database primary and the VIP move together (src/drivers/switchover). */
+async function switchoverTo({ deps, action, upgradeId, settings, dryRun }: StepEnv) {
+  const r = await switchover(dbOf(deps), deps.keepalived, needNode(action), {
+    dryRun,
+    upgradeId,
+    vipTimeoutMs: settings.vipSwitchTimeout,
+    vipRetries: settings.vipSwitchRetries,
+    catchUpTimeoutMs: settings.healthCheckTimeout,
+  });
+  return `${r.outcome} ${r.from} -> ${r.to}${r.writeOutageMs !== null ? `, write outage ${r.writeOutageMs} ms` : ''}${r.vipSwitchMs !== null ? `, VIP ${r.vipSwitchMs} ms` : ''}`;
+}
+
+async function checkConfig({ deps, syncCtx, upgradeId, dryRun }: StepEnv): Promise<string> {
+  const { pair, shell } = deps;
+  // One sync round from the VIP holder first, so what is compared is what
+  // the job leaves behind (task list 4.5.2-4.5.3).
+  const runOnce = pair.spec.rsync.runOnce;
+  let pushed = '';
+  if (runOnce && !dryRun) {
+    const holders = (
+      await Promise.all(
+        pair.spec.nodes.map(async (n) =>
+          (await deps.keepalived.holdsVip(n.name)) ? n.name : null,
+        ),
+      )
+    ).filter((n): n is string => n !== null);
+    if (holders.length === 1) {
+      await shell.exec(holders[0]!, ['sh', '-c', runOnce], { timeoutMs: 60_000 });
+      pushed = `sync round on ${holders[0]}; `;
     }
   }
+  const c = await compareConfigAcrossNodes(syncCtx, { upgradeId });
+  return `${pushed}${c.consistent ? 'consistent' : `differ: ${describeDifferences(c.differences)}`}`;
+}
+
+async function restore({ deps, action, ctx, backupCtx, upgradeId, dryRun }: StepEnv) {
+  const node = needNode(action);
+  // The jar last, as for the install: the observer's "installed version"
+  // turns old only once everything else is back.
+  const config = await withConfigUnlocked(deps, node, () =>
+    restoreBackup(backupCtx, { node, upgradeId, parts: ['config'], dryRun }),
+  );
+  const out = config.parts.map((p) => `${p.kind} ${p.state}`);
+  // The Python service is not in the backup: the install kept the old file.
+  const worker = deps.staged.payload.find((p) => p.kind === 'python');
+  if (worker)
+    out.push(await restoreKept(deps, node, payloadTarget(deps.pair, worker), ctx.fromVersion));
+  const restored = await restoreBackup(backupCtx, { node, upgradeId, parts: ['jar'], dryRun });
+  out.push(...restored.parts.map((p) => `${p.kind} ${p.state}`));
+  if (ctx.restoreDatabase) out.push(await restoreDatabase(deps, backupCtx, upgradeId, dryRun));
+  return `set ${restored.set}: ${out.join(', ')}`;
+}
+
+/**
+ * The dump is in the set of the node that was primary at backup time, and a
+ * dump can only be restored into a primary. The rollback restores the node
+ * off the VIP first, so the dump is restored when its node is primary while
+ * another node is restored: at once when the master never lost the primary,
+ * or after the switchover back.
+ */
+async function restoreDatabase(
+  deps: ExecutorDeps,
+  backupCtx: BackupContext,
+  upgradeId: string,
+  dryRun: boolean,
+): Promise<string> {
+  const primary = await currentPrimary(deps);
+  const sets = await listBackupSets(backupCtx, primary);
+  const withDump = sets.sets.some(
+    (x) =>
+      x.manifest.upgradeId === upgradeId && x.manifest.files.some((f) => f.kind === 'database'),
+  );
+  if (!withDump)
+    return `database not restored yet (the primary ${primary} holds no dump of this upgrade)`;
+  const db = await restoreBackup(backupCtx, {
+    node: primary,
+    upgradeId,
+    parts: ['database'],
+    dryRun,
+  });
+  return `database ${db.parts[0]?.state ?? 'unchanged'} on ${primary}`;
+}
+
+async function removeTempFiles({ deps, action, dryRun }: StepEnv): Promise<string> {
+  const { pair, shell } = deps;
+  const targets = deps.staged.payload.map((p) => `${payloadTarget(pair, p)}.pairshift-new`);
+  const restoreStaging = `${pair.spec.paths.backupDir.replace(/\/+$/, '')}/.restore-*`;
+  if (dryRun) return `would remove ${deps.staged.dir} and ${targets.join(', ')}`;
+  // a node given: that node only (the other one is lost)
+  for (const n of pair.spec.nodes.filter((x) => !action.node || x.name === action.node)) {
+    await shell.exec(n.name, [
+      'sh',
+      '-c',
+      // $1: a glob of restore staging folders; the rest: leftover install temp files
+      'g=$1; shift; rm -f -- "$@"; for d in $g; do [ -d "$d" ] && rm -rf -- "$d"; done; true',
+      'sh',
+      restoreStaging,
+      ...targets,
+    ]);
+  }
+  await deps.staged.cleanup();
+  return `removed ${deps.staged.dir} and install leftovers on ${action.node ?? 'both nodes'}`;
 }

@@ -23,7 +23,7 @@ import { type DbState, dbContext, observeDb } from '../drivers/database/observe.
 import { querySql } from '../drivers/database/psql.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HealthProbe } from '../drivers/health/health.js';
-import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
+import type { KeepalivedDriver } from '../drivers/keepalived/driver.js';
 import type { OutsideAnswer } from '../drivers/keepalived/vip-observer.js';
 import { serviceStatus } from '../drivers/services/services.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
@@ -36,8 +36,8 @@ export interface ObserveDeps {
   readonly healthProbe: HealthProbe;
   /** The staged package's migrations; none means there is nothing to apply. */
   readonly migrations?: readonly { readonly name: string; readonly checksum: string }[];
-  /** Reused if given (it holds no state between calls). */
-  readonly keepalived?: KeepalivedDriver;
+  /** The upgrade's one keepalived driver (the runtime builds it; the executor shares it). */
+  readonly keepalived: KeepalivedDriver;
   /** GET <service>/version as a client sees it; default: HTTP to the node's address. */
   readonly appVersion?: (node: string, timeoutMs: number) => Promise<string | null>;
   /** Each probe's deadline (default 2 s); the config comparison gets 5x. */
@@ -315,7 +315,7 @@ async function readNode(
       return r.status === 'UP';
     }),
     guarded('database', ms, () => observeDb(dbContext(shell, pair), node)),
-    guarded('vip', ms, () => keepalived.holdsVip(node)),
+    guarded('vip', ms, () => keepalived.holdsVip(node, deps.shell)),
     guarded(
       'rsync',
       ms,
@@ -430,8 +430,7 @@ export async function observePair(
     ...given,
     shell: limitPerNode(capTimeouts(given.shell, ms), given.maxSessionsPerNode ?? 8),
   };
-  const keepalived =
-    deps.keepalived ?? new KeepalivedDriver({ shell: deps.shell, pair: deps.pair });
+  const keepalived = deps.keepalived;
   const names = deps.pair.spec.nodes.map((n) => n.name) as [string, string];
   const [raws, outside] = await Promise.all([
     Promise.all(names.map((n) => readNode(deps, keepalived, n, opts))),

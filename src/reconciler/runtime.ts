@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import type { UpgradeSettings } from '../config/settings.js';
 import type { UpgradeRequest } from '../core/upgrade-request.js';
 import { pairHealthProbe } from '../drivers/health/probes.js';
+import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
 import type { RecordSink } from '../drivers/records.js';
 import { sshEndpoints } from '../drivers/ssh/endpoints.js';
 import { SshPool } from '../drivers/ssh/pool.js';
@@ -54,7 +55,16 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
     // A dry run checks the agents and installs nothing.
     await ensureAgents({ pair, shell, ...(o.dryRun ? { dryRun: true } : {}) });
     const healthProbe = pairHealthProbe(pair, { via: 'http' });
-    const observeDeps: ObserveDeps = { pair, shell, healthProbe, migrations: staged.migrations };
+    // One keepalived driver for the whole upgrade, shared by the observer and
+    // the executor (it keeps no state between calls; one place sets it up).
+    const keepalived = new KeepalivedDriver({ shell, pair, records: o.records });
+    const observeDeps: ObserveDeps = {
+      pair,
+      shell,
+      healthProbe,
+      keepalived,
+      migrations: staged.migrations,
+    };
     const fromVersion = await fromVersionOf(request, () => observedVersion(observeDeps));
     const problem = upgradePathProblem(staged, fromVersion);
     if (problem) throw new Error(`the pair runs ${fromVersion}: ${problem.message}`);
@@ -73,6 +83,7 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
       settings,
       staged,
       healthProbe,
+      keepalived,
       ...(o.log ? { log: o.log } : {}),
       ...(o.dryRun ? { dryRun: true } : {}),
     };

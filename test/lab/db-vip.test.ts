@@ -16,12 +16,12 @@ import {
   waitForReplay,
 } from '../../src/drivers/database/observe.js';
 import { querySql } from '../../src/drivers/database/psql.js';
-import { switchover } from '../../src/drivers/database/switchover.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import { KeepalivedDriver } from '../../src/drivers/keepalived/driver.js';
 import { MemoryRecords } from '../../src/drivers/records.js';
 import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { type NodeShell, SshPool } from '../../src/drivers/ssh/pool.js';
+import { switchover } from '../../src/drivers/switchover/switchover.js';
 import { CountingShell, probeWhile, startTestLab, type TestLab } from './db-vip-lab.js';
 
 jest.setTimeout(300_000);

@@ -33,6 +33,7 @@ import { listBackupSets } from '../../src/drivers/backup/index.js';
 import { compareConfigAcrossNodes } from '../../src/drivers/config-sync/compare.js';
 import { rsyncStatus } from '../../src/drivers/config-sync/sync.js';
 import { pairHealthProbe } from '../../src/drivers/health/probes.js';
+import { KeepalivedDriver } from '../../src/drivers/keepalived/driver.js';
 import { MemoryRecords } from '../../src/drivers/records.js';
 import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
@@ -317,6 +318,7 @@ export class OperatorLab {
         pair: this.pair,
         shell: this.shell,
         healthProbe: pairHealthProbe(this.pair, { via: 'http' }),
+        keepalived: new KeepalivedDriver({ shell: this.shell, pair: this.pair }),
         migrations: [],
       },
       { compareConfig },

@@ -6,7 +6,7 @@ import {
   followsAddress,
   planSwitchover,
   type SwitchoverObservation,
-} from '../../src/drivers/database/switchover-plan.js';
+} from '../../src/drivers/switchover/plan.js';
 
 const A = '198.18.0.11';
 const B = '198.18.0.12';

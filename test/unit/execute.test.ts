@@ -8,6 +8,7 @@ import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
 import type { Step } from '../../src/core/actions.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import type { HealthProbe } from '../../src/drivers/health/health.js';
+import { KeepalivedDriver } from '../../src/drivers/keepalived/driver.js';
 import { MemoryRecords } from '../../src/drivers/records.js';
 import type { ExecOptions, ExecResult } from '../../src/drivers/ssh/connection.js';
 import type { NodeShell } from '../../src/drivers/ssh/pool.js';
@@ -174,6 +175,7 @@ function deps(shell: NodeShell, over: Partial<ExecutorDeps> = {}): ExecutorDeps 
     },
     staged: staged(),
     healthProbe: upProbe,
+    keepalived: new KeepalivedDriver({ shell, pair }),
     sleep: async () => {},
     ...over,
   };
@@ -468,6 +470,7 @@ describe('observePair', () => {
     pair,
     shell,
     healthProbe: upProbe,
+    keepalived: new KeepalivedDriver({ shell, pair }),
     appVersion: async () => '2.0.0',
     migrations: [{ name: '001_a.sql', checksum: 'c'.repeat(64) }],
     probeTimeoutMs: 300,

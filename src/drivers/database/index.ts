@@ -5,11 +5,10 @@
 //   run in one transaction on the primary only, and are recorded with their
 //   checksum in the app database, so a re-run applies nothing and a changed
 //   migration is refused.
-// - The switchover plans from what it observes, so a re-run after any step
-//   finishes the job; nothing is promoted unless the standby received the old
-//   primary's last record, the VIP moves only to a promoted node, and the old
-//   primary rejoins only if it wrote nothing past the new timeline's branch
-//   point (never pg_rewind on its own).
+// - The database knows nothing of the VIP: the operations a switchover is
+//   made of (stop cleanly, promote, rejoin as standby; roles.ts) each act on
+//   one node, and the choreography that orders them with the VIP move is
+//   src/drivers/switchover/. A rejoin never runs pg_rewind on its own.
 export { type Incompatibility, incompatibilities } from './compat.js';
 export { type DatabaseFlavour, type Engine, flavourFor } from './flavour.js';
 export { compareLsn, formatLsn, type Lsn, lagBytes, parseLsn } from './lsn.js';
@@ -30,10 +29,4 @@ export {
   waitForReplay,
 } from './observe.js';
 export { querySql } from './psql.js';
-export {
-  observeSwitchover,
-  type SwitchoverOptions,
-  type SwitchoverResult,
-  switchover,
-} from './switchover.js';
-export { planSwitchover, type SwitchoverStep } from './switchover-plan.js';
+export { type SwitchoverDatabase, switchoverDatabase } from './roles.js';

@@ -3,6 +3,7 @@
 // stopped and its last checkpoint (pg_controldata). Nothing here changes
 // anything. Every decision of the driver starts from these observations.
 import type { HAPair } from '../../inventory/hapair.js';
+import { type DriverClock, realClock } from '../clock.js';
 import { DriverError, whileDoing } from '../errors.js';
 import type { NodeShell } from '../ssh/pool.js';
 import { type DatabaseFlavour, flavourFor } from './flavour.js';
@@ -15,14 +16,23 @@ export interface DbContext {
   readonly pair: HAPair;
   readonly flavour: DatabaseFlavour;
   readonly log: (line: string) => void;
+  /** Deadlines and polling (default: real time). */
+  readonly clock?: DriverClock;
 }
 
 export function dbContext(
   shell: NodeShell,
   pair: HAPair,
   log: (line: string) => void = () => {},
+  clock?: DriverClock,
 ): DbContext {
-  return { shell, pair, flavour: flavourFor(pair.spec.database.engine), log };
+  return {
+    shell,
+    pair,
+    flavour: flavourFor(pair.spec.database.engine),
+    log,
+    ...(clock ? { clock } : {}),
+  };
 }
 
 export interface RunningDb {
@@ -169,19 +179,20 @@ export async function waitForReplay(
   timeoutMs: number,
   pollMs = 100,
 ): Promise<RunningDb> {
-  const deadline = performance.now() + timeoutMs;
+  const clock = ctx.clock ?? realClock;
+  const deadline = clock.now() + timeoutMs;
   for (;;) {
     try {
       return await checkReplayed(ctx, standby, lsn);
     } catch (err) {
       if (!(err instanceof DriverError) || err.kind !== 'waiting') throw err;
-      if (performance.now() >= deadline) {
+      if (clock.now() >= deadline) {
         throw new DriverError(
           `the standby did not replay ${formatLsn(lsn)} within ${timeoutMs} ms: ${err.problem}`,
           { kind: 'terminal', node: standby, cause: err },
         );
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      await clock.sleep(pollMs);
     }
   }
 }

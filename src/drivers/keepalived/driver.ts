@@ -4,6 +4,7 @@
 // compare, act only if different, observe again; each action reports
 // unchanged | changed and honours dryRun. The planning is pure (vip-plan.ts).
 import type { HAPair } from '../../inventory/hapair.js';
+import { clockFrom, type DriverClock } from '../clock.js';
 import { DriverError, whileDoing } from '../errors.js';
 import type { RecordSink, VipSwitchResult } from '../records.js';
 import type { NodeShell } from '../ssh/pool.js';
@@ -28,6 +29,30 @@ export interface KeepalivedDriverDeps {
   /** Port the VIP is checked on from outside (sshd; its host key names the node). */
   readonly vipCheckPort?: number;
   readonly log?: (line: string) => void;
+  /**
+   * Date.now-like ms for deadlines and timings; it dates the records too
+   * (default: real time, drivers/clock.ts).
+   */
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** One look at who answers on the VIP from outside (default: the SSH host-key look). */
+  readonly lookOutside?: (timeoutMs: number) => Promise<OutsideAnswer>;
+}
+
+/** One attempt of a VIP move, as the vip_switch_record row tells it. */
+interface AttemptRecord {
+  readonly upgradeId: string | undefined;
+  readonly from: string;
+  readonly to: string;
+  readonly method: VipMoveMethod;
+  readonly attempt: number;
+  readonly startedAt: Date;
+  /** clock.now() at the start, for the duration. */
+  readonly startedMs: number;
+  readonly result: VipSwitchResult;
+  /** The measured switch; null: the attempt's whole duration is recorded. */
+  readonly switchMs: number | null;
+  readonly detail: string | null;
 }
 
 export interface PriorityResult {
@@ -87,6 +112,8 @@ export class KeepalivedDriver {
   readonly #records: RecordSink | undefined;
   readonly #port: number;
   readonly #log: (line: string) => void;
+  readonly #clock: DriverClock;
+  readonly #lookOutside: ((timeoutMs: number) => Promise<OutsideAnswer>) | undefined;
 
   constructor(deps: KeepalivedDriverDeps) {
     this.#shell = deps.shell;
@@ -94,6 +121,8 @@ export class KeepalivedDriver {
     this.#records = deps.records;
     this.#port = deps.vipCheckPort ?? 22;
     this.#log = deps.log ?? (() => {});
+    this.#clock = clockFrom(deps);
+    this.#lookOutside = deps.lookOutside;
   }
 
   get #k() {
@@ -151,9 +180,13 @@ export class KeepalivedDriver {
     return Number.isFinite(v) && v !== 0;
   }
 
-  /** Does the node's own interface carry the VIP (`ip -o addr show`)? */
-  async holdsVip(node: string): Promise<boolean> {
-    const r = await this.#shell.exec(node, ['ip', '-o', '-4', 'addr', 'show']);
+  /**
+   * Does the node's own interface carry the VIP (`ip -o addr show`)? `via`:
+   * the shell to read through, for a caller that caps its commands (the
+   * observer's deadline and per-node session limit).
+   */
+  async holdsVip(node: string, via: NodeShell = this.#shell): Promise<boolean> {
+    const r = await via.exec(node, ['ip', '-o', '-4', 'addr', 'show']);
     return interfacesHold(r.stdout, this.#pair.spec.vip.address);
   }
 
@@ -182,6 +215,7 @@ export class KeepalivedDriver {
 
   /** Who answers on the VIP from outside both nodes (one look). */
   async outsideHolder(timeoutMs = 1000): Promise<OutsideAnswer> {
+    if (this.#lookOutside) return this.#lookOutside(timeoutMs);
     return whoAnswersOnVip(this.#pair.spec.vip.address, this.#port, this.#vipKeys(), timeoutMs);
   }
 
@@ -276,7 +310,7 @@ export class KeepalivedDriver {
    */
   async ensureVipOn(target: string, opts: VipMoveOptions = {}): Promise<VipMoveResult> {
     this.#assertNode(target);
-    const started = performance.now();
+    const started = this.#clock.now();
     const method: VipMoveMethod = opts.method ?? (this.#k.faultFile ? 'fault' : 'stop');
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const retries = opts.retries ?? 2;
@@ -309,7 +343,7 @@ export class KeepalivedDriver {
           method,
           plan: firstPlan,
           switchMs: null,
-          totalMs: performance.now() - started,
+          totalMs: this.#clock.now() - started,
           attempts,
         };
       }
@@ -321,7 +355,7 @@ export class KeepalivedDriver {
           method,
           plan,
           switchMs: null,
-          totalMs: performance.now() - started,
+          totalMs: this.#clock.now() - started,
           attempts: 0,
         };
       }
@@ -329,22 +363,24 @@ export class KeepalivedDriver {
       const holder = holderOf(observed);
       const moving = holder !== target;
       if (moving) from = holder ?? otherName(observed, target);
-      const startedAt = new Date();
+      const startedAt = this.#clock.date();
+      const startedMs = this.#clock.now();
       try {
         const switchMs = await this.#runPlan(plan, timeoutMs);
         await this.#verifyStays(target);
         if (moving)
-          await this.#record(
-            opts,
-            from!,
-            target,
+          await this.#record({
+            upgradeId: opts.upgradeId,
+            from: from!,
+            to: target,
             method,
-            attempts,
+            attempt: attempts,
             startedAt,
-            'SUCCESS',
+            startedMs,
+            result: 'SUCCESS',
             switchMs,
-            null,
-          );
+            detail: null,
+          });
         this.#log(
           `VIP on ${target} (${method}${switchMs !== null ? `, answered after ${switchMs.toFixed(0)} ms` : ''})`,
         );
@@ -355,7 +391,7 @@ export class KeepalivedDriver {
           method,
           plan: firstPlan,
           switchMs,
-          totalMs: performance.now() - started,
+          totalMs: this.#clock.now() - started,
           attempts,
         };
       } catch (err) {
@@ -366,17 +402,18 @@ export class KeepalivedDriver {
         lastError = e;
         const timedOut = /did not answer from/.test(e.problem);
         if (moving)
-          await this.#record(
-            opts,
-            from!,
-            target,
+          await this.#record({
+            upgradeId: opts.upgradeId,
+            from: from!,
+            to: target,
             method,
-            attempts,
+            attempt: attempts,
             startedAt,
-            timedOut ? 'TIMEOUT' : 'FAILED',
-            null,
-            e.message,
-          );
+            startedMs,
+            result: timedOut ? 'TIMEOUT' : 'FAILED',
+            switchMs: null,
+            detail: e.message,
+          });
         // Leave the pair serving: undo a release that did not lead to a takeover.
         await this.#restoreHolder(observed, target).catch(() => {});
         if (e.kind === 'terminal' && !timedOut) throw e.within(doing);
@@ -406,12 +443,12 @@ export class KeepalivedDriver {
         whileDoing(describeStep(step), fn, { kind: 'transient', node: step.node });
       switch (step.kind) {
         case 'set-fault':
-          actionAt = performance.now();
+          actionAt = this.#clock.now();
           release = run(() => this.#setFault(step.node, true));
           release.catch(() => {});
           break;
         case 'stop-keepalived':
-          actionAt = performance.now();
+          actionAt = this.#clock.now();
           release = run(() => this.#shell.exec(step.node, ['sh', '-c', this.#k.stop]));
           release.catch(() => {});
           break;
@@ -422,11 +459,11 @@ export class KeepalivedDriver {
           await run(() => this.#shell.exec(step.node, ['sh', '-c', this.#k.start]));
           break;
         case 'set-priority':
-          actionAt ??= performance.now();
+          actionAt ??= this.#clock.now();
           await run(() => this.ensurePriority(step.node, step.priority));
           break;
         case 'wait-vip': {
-          const from = actionAt ?? performance.now();
+          const from = actionAt ?? this.#clock.now();
           const [at] = await Promise.all([
             run(() => this.#waitAnswering(step.node, from, timeoutMs)),
             release,
@@ -452,9 +489,9 @@ export class KeepalivedDriver {
     let found: number | undefined;
     let foreign: string | undefined;
     let inFlight = 0;
-    while (found === undefined && foreign === undefined && performance.now() < deadline) {
+    while (found === undefined && foreign === undefined && this.#clock.now() < deadline) {
       if (inFlight < MAX_LOOKS_IN_FLIGHT) {
-        const lookStarted = performance.now();
+        const lookStarted = this.#clock.now();
         inFlight++;
         void this.outsideHolder(LOOK_TIMEOUT_MS).then((a) => {
           inFlight--;
@@ -464,9 +501,9 @@ export class KeepalivedDriver {
           if (a.kind === 'foreign') foreign = a.fingerprint;
         });
       }
-      await sleep(POLL_MS);
+      await this.#clock.sleep(POLL_MS);
     }
-    while (inFlight > 0) await sleep(5);
+    while (inFlight > 0) await this.#clock.sleep(5);
     if (foreign)
       throw new DriverError(
         `the VIP answers with host key ${foreign}, which belongs to neither node`,
@@ -492,7 +529,7 @@ export class KeepalivedDriver {
   async #verifyStays(target: string): Promise<void> {
     const advertMs = (this.#k.advertIntervalSeconds ?? 1) * 1000;
     const settleMs = Math.min(3000, Math.max(300, 4 * advertMs));
-    const until = performance.now() + settleMs;
+    const until = this.#clock.now() + settleMs;
     do {
       const o = await this.observe();
       const t = o.nodes.find((n) => n.node === target)!;
@@ -514,8 +551,8 @@ export class KeepalivedDriver {
           { kind: 'transient', node: target },
         );
       }
-      await sleep(Math.max(50, advertMs));
-    } while (performance.now() < until);
+      await this.#clock.sleep(Math.max(50, advertMs));
+    } while (this.#clock.now() < until);
   }
 
   /**
@@ -535,31 +572,21 @@ export class KeepalivedDriver {
       await this.#shell.exec(other.node, ['sh', '-c', this.#k.start]);
   }
 
-  async #record(
-    opts: VipMoveOptions,
-    fromNode: string,
-    toNode: string,
-    method: VipMoveMethod,
-    attempt: number,
-    startedAt: Date,
-    result: VipSwitchResult,
-    durationMs: number | null,
-    detail: string | null,
-  ): Promise<void> {
-    if (!this.#records || !opts.upgradeId) return;
-    const finishedAt = new Date();
+  async #record(r: AttemptRecord): Promise<void> {
+    if (!this.#records || !r.upgradeId) return;
+    const finishedAt = this.#clock.date();
     await this.#records.vipSwitch({
-      upgradeId: opts.upgradeId,
+      upgradeId: r.upgradeId,
       vip: this.#pair.spec.vip.address,
-      fromNode,
-      toNode,
-      method: METHOD_RECORD[method],
-      attempt,
-      startedAt,
+      fromNode: r.from,
+      toNode: r.to,
+      method: METHOD_RECORD[r.method],
+      attempt: r.attempt,
+      startedAt: r.startedAt,
       finishedAt,
-      durationMs: durationMs ?? finishedAt.getTime() - startedAt.getTime(),
-      result,
-      detail,
+      durationMs: r.switchMs ?? this.#clock.now() - r.startedMs,
+      result: r.result,
+      detail: r.detail,
     });
   }
 }
@@ -583,5 +610,3 @@ function otherName(o: VipObservation, target: string): string {
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

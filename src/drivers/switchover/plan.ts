@@ -12,7 +12,7 @@
 // Anything else (two primaries, no primary, the old primary crashed rather
 // than stopped) is refused with the reason: those need a person, or
 // pg_rewind, which this driver never runs on its own.
-import type { DbState, RunningDb } from './observe.js';
+import type { DbState, RunningDb } from '../database/observe.js';
 
 export type SwitchoverStep =
   | 'check-standby-caught-up'
