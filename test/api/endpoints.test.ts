@@ -5,7 +5,7 @@
 import { jest } from '@jest/globals';
 import type { Phase } from '../../src/core/phases.js';
 import type { ResourceSource } from '../../src/reconciler/source.js';
-import { loadMemory, saveMemory } from '../../src/store/journal-store.js';
+import { loadMemory } from '../../src/store/journal-store.js';
 import { markStep } from '../../src/store/progress-store.js';
 import {
   appendLog,
