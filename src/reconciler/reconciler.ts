@@ -753,6 +753,7 @@ export class UpgradeReconciler {
   async #dropRuntime(name: string): Promise<void> {
     const r = this.#runtimes.get(name);
     this.#runtimes.delete(name);
+    this.#startFailures.delete(name);
     if (r) await (await r.catch(() => null))?.close();
   }
 
