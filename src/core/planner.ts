@@ -5,9 +5,11 @@
 // services are only stopped while the other node serves behind the VIP, and
 // the VIP (with the database primary) only moves to a node that passed its
 // health checks.
+
 import { formatDuration } from '../config/duration.js';
 import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, event, step, wait } from './actions.js';
+import { decide, NO_JITTER, type RetrySettings } from './error-policy.js';
 import type { JournalFacts } from './journal.js';
 import type { UpgradeContext } from './machine.js';
 import {
@@ -37,6 +39,20 @@ export interface PlanInput {
 export const MAX_TRANSIENT_ATTEMPTS = 5;
 /** Attempts at one step that keeps answering "not yet" (each already waited its own deadline). */
 export const MAX_WAITING_ATTEMPTS = 3;
+
+/**
+ * The error policy's settings for a failed step (src/core/error-policy.ts):
+ * the planner asks it whether to give up, the reconciler how long to wait
+ * before the retry. A conflict (the step's own check after acting found
+ * something else) is re-observed and retried like a transient failure.
+ */
+export const STEP_RETRY: RetrySettings = {
+  baseMs: 1000,
+  maxMs: 10_000,
+  jitter: 0.2,
+  maxAttempts: MAX_TRANSIENT_ATTEMPTS,
+  waitMs: 2000,
+};
 
 export function plan(input: PlanInput): Action {
   const { ctx, journal: j, nowMs, settings } = input;
@@ -132,10 +148,10 @@ function failure(input: PlanInput): Action | null {
   // step that keeps waiting (a service that never comes up) fails after a
   // few attempts instead of looping until the upgrade times out.
   if (!e || e.step === 'CHECK_HEALTH') return null;
-  if (e.kind === 'waiting' && (e.step === 'WAIT_REPLAY' || e.attempts < MAX_WAITING_ATTEMPTS))
-    return null;
-  const final = e.kind !== 'transient' || e.attempts >= MAX_TRANSIENT_ATTEMPTS;
-  if (!final) return null;
+  if (e.kind === 'waiting' && e.step === 'WAIT_REPLAY') return null;
+  const limits =
+    e.kind === 'waiting' ? { ...STEP_RETRY, maxAttempts: MAX_WAITING_ATTEMPTS } : STEP_RETRY;
+  if (decide(e.kind, e.attempts, limits, NO_JITTER).do !== 'give-up') return null;
   const what = `${e.step}${e.node ? ` on ${e.node}` : ''} failed${e.attempts > 1 ? ` ${e.attempts} times` : ''}: ${e.message}`;
   if (input.ctx.phase === 'ROLLBACK')
     return event({ type: 'ROLLBACK_FAILED', error: what }, 'the rollback could not finish');

@@ -10,6 +10,8 @@ export interface DriverErrorDetails {
   readonly command?: string | undefined;
   readonly exitCode?: number | null | undefined;
   readonly stderrTail?: string | undefined;
+  /** A deadline ran out (not a refusal): decided by the code that set the deadline, never by reading the message. */
+  readonly timedOut?: boolean | undefined;
   readonly cause?: unknown;
 }
 
@@ -27,6 +29,7 @@ export class DriverError extends Error {
   readonly command: string | undefined;
   readonly exitCode: number | null | undefined;
   readonly stderrTail: string | undefined;
+  readonly timedOut: boolean;
   /** Outermost first: what each layer was doing. */
   readonly doing: readonly string[];
   readonly problem: string;
@@ -39,6 +42,7 @@ export class DriverError extends Error {
     this.command = details.command;
     this.exitCode = details.exitCode;
     this.stderrTail = details.stderrTail;
+    this.timedOut = details.timedOut === true;
     this.doing = doing;
   }
 
@@ -60,6 +64,7 @@ export class DriverError extends Error {
         command: this.command,
         exitCode: this.exitCode,
         stderrTail: this.stderrTail,
+        timedOut: this.timedOut,
         cause: this.cause,
       },
       [doing, ...this.doing],
@@ -80,4 +85,12 @@ export async function whileDoing<T>(
     const message = err instanceof Error ? err.message : String(err);
     throw new DriverError(message, { ...fallback, cause: err }, [doing]);
   }
+}
+
+/** True when err, or an error it wraps (cause), is a DriverError that timed out. */
+export function isTimeout(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof DriverError && e.timedOut) return true;
+  }
+  return false;
 }

@@ -82,7 +82,11 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   subs.push(
     loop.events$.subscribe((e) => {
       if (e.type === 'failed') {
-        o.logger.warn(`reconcile of ${e.key} failed; retrying in ${e.retryInMs} ms`, {
+        const next =
+          e.retryInMs === null
+            ? `not retried (${e.gaveUp}); waiting for its next change`
+            : `retrying in ${e.retryInMs} ms`;
+        o.logger.warn(`reconcile of ${e.key} failed; ${next}`, {
           upgradeId: e.key,
           error: e.error instanceof Error ? e.error.message : String(e.error),
         });

@@ -6,8 +6,11 @@
 //   one follow-up run (coalesced: ten triggers, one run), so no change is
 //   missed and none is handled twice in parallel (exhaustMap alone would
 //   drop it, mergeMap would race);
-// - a failing key is retried with capped exponential backoff and never
-//   stops the loop or the other keys;
+// - a failing key is retried as the one error policy decides
+//   (src/core/error-policy.ts: capped exponential backoff with jitter for
+//   transient errors, at once for a conflict since a reconcile re-reads
+//   everything, never for a terminal one: that key waits for its next
+//   trigger) and never stops the loop or the other keys;
 // - at most `concurrency` reconciles run at once, across all keys.
 // Time comes from an RxJS scheduler so tests run on virtual time.
 import {
@@ -20,6 +23,7 @@ import {
   type Subscription,
   timer,
 } from 'rxjs';
+import { decide, kindOf, type Random, type RetrySettings } from '../core/error-policy.js';
 
 export interface ReconcileOutcome {
   /** Reconcile this key again after this long even if nothing triggers it. */
@@ -32,7 +36,14 @@ export type Reconcile = (key: string) => Promise<ReconcileOutcome | undefined | 
 export interface LoopOptions {
   readonly reconcile: Reconcile;
   readonly concurrency: number;
-  readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  readonly backoff?: {
+    readonly baseMs: number;
+    readonly maxMs: number;
+    /** Fraction of each delay that is random (default 0.2). */
+    readonly jitter?: number;
+  };
+  /** Random source for the jitter (default Math.random). */
+  readonly random?: Random;
   readonly scheduler?: SchedulerLike;
 }
 
@@ -43,7 +54,10 @@ export type LoopEvent =
       readonly type: 'failed';
       readonly key: string;
       readonly error: unknown;
-      readonly retryInMs: number;
+      /** null: the error is terminal; the key waits for its next trigger. */
+      readonly retryInMs: number | null;
+      /** Why there is no retry (retryInMs null). */
+      readonly gaveUp?: string;
     };
 
 interface KeyState {
@@ -55,17 +69,14 @@ interface KeyState {
   timer: Subscription | null;
 }
 
-export function backoffDelay(failures: number, baseMs: number, maxMs: number): number {
-  return Math.min(maxMs, baseMs * 2 ** Math.max(0, failures - 1));
-}
-
 export class ReconcileLoop {
   readonly #states = new Map<string, KeyState>();
   readonly #queue = new Subject<string>();
   readonly #events = new Subject<LoopEvent>();
   readonly #subscription: Subscription;
   readonly #scheduler: SchedulerLike;
-  readonly #backoff: { baseMs: number; maxMs: number };
+  readonly #retry: RetrySettings;
+  readonly #random: Random;
   #stopped = false;
 
   constructor(private readonly opts: LoopOptions) {
@@ -75,7 +86,16 @@ export class ReconcileLoop {
       );
     }
     this.#scheduler = opts.scheduler ?? asyncScheduler;
-    this.#backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
+    const b = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
+    // The loop is the last line: it gives up only on terminal errors; a
+    // transient one is retried at the capped delay for as long as it lasts.
+    this.#retry = {
+      baseMs: b.baseMs,
+      maxMs: b.maxMs,
+      jitter: b.jitter ?? 0.2,
+      maxAttempts: Number.POSITIVE_INFINITY,
+    };
+    this.#random = opts.random ?? Math.random;
     this.#subscription = this.#queue
       .pipe(mergeMap((key) => defer(() => this.#run(key)), opts.concurrency))
       .subscribe();
@@ -154,9 +174,21 @@ export class ReconcileLoop {
       if (requeue !== null && !this.#stopped) this.#later(key, requeue);
     } catch (error) {
       s.failures++;
-      const retryInMs = backoffDelay(s.failures, this.#backoff.baseMs, this.#backoff.maxMs);
-      this.#events.next({ type: 'failed', key, error, retryInMs });
-      if (!this.#stopped) this.#later(key, retryInMs);
+      // An error that does not say its kind is taken as transient: retrying
+      // a reconcile is always safe (it re-reads everything).
+      const d = decide(
+        kindOf(error, 'transient'),
+        s.failures,
+        this.#retry,
+        this.#random,
+        'reconcile',
+      );
+      if (d.do === 'give-up') {
+        this.#events.next({ type: 'failed', key, error, retryInMs: null, gaveUp: d.cause });
+      } else {
+        this.#events.next({ type: 'failed', key, error, retryInMs: d.afterMs });
+        if (!this.#stopped) this.#later(key, d.afterMs);
+      }
     } finally {
       s.running = false;
       if (s.dirty && !this.#stopped) this.trigger(key);

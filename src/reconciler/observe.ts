@@ -138,7 +138,13 @@ export function withDeadline<T>(p: Promise<T>, ms: number, node: string, what: s
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () =>
-        reject(new DriverError(`${what}: timed out after ${ms} ms`, { kind: 'transient', node })),
+        reject(
+          new DriverError(`${what}: timed out after ${ms} ms`, {
+            kind: 'transient',
+            timedOut: true,
+            node,
+          }),
+        ),
       ms,
     );
   });

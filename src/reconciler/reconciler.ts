@@ -11,6 +11,7 @@ import { parseDuration } from '../config/duration.js';
 import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, describeAction, type Step } from '../core/actions.js';
 import { conditionsFor } from '../core/conditions.js';
+import { decide, kindOf, type Random, type RetrySettings } from '../core/error-policy.js';
 import {
   emptyJournal,
   type JournalFacts,
@@ -18,10 +19,15 @@ import {
   recordStep,
   type StepOutcome,
 } from '../core/journal.js';
-import { initialContext, type UpgradeContext, upgradeMachine } from '../core/machine.js';
+import {
+  initialContext,
+  type UpgradeContext,
+  type UpgradeEvent,
+  upgradeMachine,
+} from '../core/machine.js';
 import type { PairObservation } from '../core/observed.js';
 import { isTerminal } from '../core/phases.js';
-import { plan } from '../core/planner.js';
+import { plan, STEP_RETRY } from '../core/planner.js';
 import { estimatedCompletion, progressPercent, stepLabel } from '../core/status.js';
 import type { UpgradeRequest, UpgradeRequestStatus } from '../core/upgrade-request.js';
 import type { HAPair } from '../inventory/hapair.js';
@@ -89,16 +95,34 @@ export interface ReconcilerDeps {
   readonly actor: string;
   /** Steps one reconcile may take before yielding to other keys. */
   readonly maxStepsPerReconcile?: number;
+  /** Random source for the error policy's jitter (default Math.random). */
+  readonly random?: Random;
   /** Called after every action: tests use it to stop the operator at each boundary. */
   readonly afterAction?: (upgradeId: string, action: Action) => void;
 }
 
 const WAIT_REQUEUE_MS = 1000;
 
+/**
+ * Building a runtime that fails transiently (an SSH hiccup at start) is
+ * retried 2, 4, 8, 16, 30 s apart: about a minute, as long as the planner
+ * waits for an unreachable node (settings.unreachableGrace) before it gives up.
+ */
+const START_RETRY: RetrySettings = { baseMs: 2000, maxMs: 30_000, jitter: 0.2, maxAttempts: 6 };
+
 export class UpgradeReconciler {
   readonly #runtimes = new Map<string, Promise<UpgradeRuntime>>();
+  /**
+   * Failed attempts in a row at building each upgrade's runtime. In memory
+   * only: an operator restarted starts counting again, which only delays
+   * the end an unreachable pair reaches.
+   */
+  readonly #startFailures = new Map<string, number>();
+  readonly #random: Random;
 
-  constructor(private readonly deps: ReconcilerDeps) {}
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.#random = deps.random ?? Math.random;
+  }
 
   /** Settings for one request: operator defaults, then the request's own options. */
   settingsFor(req: UpgradeRequest): UpgradeSettings {
@@ -116,60 +140,22 @@ export class UpgradeReconciler {
     };
   }
 
+  /**
+   * One reconcile, in named steps: admit the request (deletion, pair,
+   * approval, the one-active-upgrade-per-pair row), build or reuse its
+   * runtime, then drive it: observe, plan, act, until the planner waits or
+   * is done.
+   */
   async reconcile(name: string): Promise<ReconcileOutcome> {
-    const { source, db } = this.deps;
-    const request = await source.getUpgradeRequest(name);
+    const request = await this.deps.source.getUpgradeRequest(name);
     if (!request) {
       await this.#dropRuntime(name);
       return {};
     }
-    const deleting = request.metadata.deletionTimestamp !== undefined;
-    if (deleting) {
-      const memory = await loadMemory(db, name);
-      if (!memory || isTerminal(memory.context.phase) || memory.context.phase === 'IDLE') {
-        // Nothing running (or nothing started): let the deletion complete.
-        await this.#dropRuntime(name);
-        await source.removeFinalizer?.(name);
-        return {};
-      }
-    } else if (source.addFinalizer && !request.metadata.finalizers?.includes(CLEANUP_FINALIZER)) {
-      await source.addFinalizer(name);
-    }
-    const settings = this.settingsFor(request);
-    const pair = await source.getHAPair(request.spec.pairRef.name);
-    if (!pair) {
-      await this.#status(request, { message: `waiting for HAPair ${request.spec.pairRef.name}` });
-      return { requeueAfterMs: 10_000 };
-    }
-    if (request.spec.options?.approved === false && !request.status?.startedAt) {
-      await this.#status(request, { message: 'waiting for approval (spec.options.approved)' });
-      return {};
-    }
-    // At most one active upgrade per pair: the store's unique index decides.
-    if (!(await getUpgradeTask(db, name))) {
-      try {
-        await createUpgradeTask(db, {
-          upgradeId: name,
-          pairName: pair.metadata.name,
-          targetVersion: request.spec.package.version,
-          requestedBy: request.metadata.annotations?.['pairshift.io/requested-by'] ?? 'resource',
-          packagePath: request.spec.package.path,
-          autoRollback: settings.autoRollback,
-          at: this.deps.now(),
-          ...(request.metadata.uid && /^[0-9a-f-]{36}$/.test(request.metadata.uid)
-            ? { requestUid: request.metadata.uid }
-            : {}),
-        });
-      } catch (err) {
-        if (err instanceof ActiveUpgradeExistsError) {
-          await this.#status(request, { message: `waiting: ${err.message}` });
-          return { requeueAfterMs: 10_000 };
-        }
-        throw err;
-      }
-    }
-
-    let memory = await loadMemory(db, name);
+    const admitted = await this.#admit(request);
+    if ('outcome' in admitted) return admitted.outcome;
+    const { pair, settings } = admitted;
+    const memory = await loadMemory(this.deps.db, name);
     if (memory && isTerminal(memory.context.phase) && request.status?.finishedAt) {
       await this.#dropRuntime(name);
       return {};
@@ -180,146 +166,283 @@ export class UpgradeReconciler {
     } catch (err) {
       return this.#cannotStart(request, memory, err);
     }
-    if (!memory) {
-      const first = await runtime.observe({ compareConfig: false });
-      const holder = first.nodes.find((n) => n.holdsVip) ?? first.nodes[0];
-      const other = first.nodes.find((n) => n.name !== holder.name)!;
-      memory = {
-        context: initialContext({
-          masterNode: holder.name,
-          backupNode: other.name,
-          autoRollback: settings.autoRollback,
-          requiredHealthPasses: settings.healthCheckConsecutivePasses,
-        }),
-        facts: emptyJournal(this.deps.now().getTime()),
-      };
-      await saveMemory(db, name, memory);
-    }
+    this.#startFailures.delete(name);
+    return this.#drive(
+      request,
+      runtime,
+      settings,
+      memory ?? (await this.#begin(name, runtime, settings)),
+    );
+  }
 
+  /**
+   * Whether this request may go on now: a deletion with nothing running
+   * completes; a missing pair, a missing approval or another active upgrade
+   * of the pair waits. Otherwise the pair and the settings to run with.
+   */
+  async #admit(
+    request: UpgradeRequest,
+  ): Promise<{ outcome: ReconcileOutcome } | { pair: HAPair; settings: UpgradeSettings }> {
+    const { source } = this.deps;
+    const name = request.metadata.name;
+    if (request.metadata.deletionTimestamp !== undefined) {
+      if (await this.#deletionCompletes(name)) return { outcome: {} };
+    } else if (source.addFinalizer && !request.metadata.finalizers?.includes(CLEANUP_FINALIZER)) {
+      await source.addFinalizer(name);
+    }
+    const settings = this.settingsFor(request);
+    const pair = await source.getHAPair(request.spec.pairRef.name);
+    if (!pair) {
+      await this.#status(request, { message: `waiting for HAPair ${request.spec.pairRef.name}` });
+      return { outcome: { requeueAfterMs: 10_000 } };
+    }
+    if (request.spec.options?.approved === false && !request.status?.startedAt) {
+      await this.#status(request, { message: 'waiting for approval (spec.options.approved)' });
+      return { outcome: {} };
+    }
+    const busy = await this.#ensureTask(request, pair, settings);
+    if (busy) {
+      await this.#status(request, { message: `waiting: ${busy.message}` });
+      return { outcome: { requeueAfterMs: 10_000 } };
+    }
+    return { pair, settings };
+  }
+
+  /** A deleted request with nothing running (or nothing started): let the deletion complete. */
+  async #deletionCompletes(name: string): Promise<boolean> {
+    const memory = await loadMemory(this.deps.db, name);
+    if (memory && !isTerminal(memory.context.phase) && memory.context.phase !== 'IDLE') {
+      return false;
+    }
+    await this.#dropRuntime(name);
+    await this.deps.source.removeFinalizer?.(name);
+    return true;
+  }
+
+  /**
+   * The upgrade's task row. At most one active upgrade per pair: the
+   * store's unique index decides; the refusal is returned, not thrown.
+   */
+  async #ensureTask(
+    request: UpgradeRequest,
+    pair: HAPair,
+    settings: UpgradeSettings,
+  ): Promise<ActiveUpgradeExistsError | null> {
+    const { db } = this.deps;
+    const name = request.metadata.name;
+    if (await getUpgradeTask(db, name)) return null;
+    try {
+      await createUpgradeTask(db, {
+        upgradeId: name,
+        pairName: pair.metadata.name,
+        targetVersion: request.spec.package.version,
+        requestedBy: request.metadata.annotations?.['pairshift.io/requested-by'] ?? 'resource',
+        packagePath: request.spec.package.path,
+        autoRollback: settings.autoRollback,
+        at: this.deps.now(),
+        ...(request.metadata.uid && /^[0-9a-f-]{36}$/.test(request.metadata.uid)
+          ? { requestUid: request.metadata.uid }
+          : {}),
+      });
+      return null;
+    } catch (err) {
+      if (err instanceof ActiveUpgradeExistsError) return err;
+      throw err;
+    }
+  }
+
+  /** The first memory of an upgrade: the VIP holder is the master, the other node the backup. */
+  async #begin(
+    name: string,
+    runtime: UpgradeRuntime,
+    settings: UpgradeSettings,
+  ): Promise<UpgradeMemory> {
+    const first = await runtime.observe({ compareConfig: false });
+    const holder = first.nodes.find((n) => n.holdsVip) ?? first.nodes[0];
+    const other = first.nodes.find((n) => n.name !== holder.name)!;
+    const memory = {
+      context: initialContext({
+        masterNode: holder.name,
+        backupNode: other.name,
+        autoRollback: settings.autoRollback,
+        requiredHealthPasses: settings.healthCheckConsecutivePasses,
+      }),
+      facts: emptyJournal(this.deps.now().getTime()),
+    };
+    await saveMemory(this.deps.db, name, memory);
+    return memory;
+  }
+
+  /**
+   * Observe, plan, act, up to maxStepsPerReconcile times: returns when the
+   * planner waits or is done, a step failed and is to be retried later, or
+   * the budget of steps is spent (then at once again, after other keys).
+   */
+  async #drive(
+    request: UpgradeRequest,
+    runtime: UpgradeRuntime,
+    settings: UpgradeSettings,
+    initial: UpgradeMemory,
+  ): Promise<ReconcileOutcome> {
+    const name = request.metadata.name;
+    let memory = initial;
     const max = this.deps.maxStepsPerReconcile ?? 50;
     for (let i = 0; i < max; i++) {
-      const fresh = (await source.getUpgradeRequest(name)) ?? request;
-      memory = withRequests(memory, fresh);
-      const nowMs = this.deps.now().getTime();
-      // Configuration is compared once a CHECK_CONFIG step has run a sync
-      // round (and written its config_sync_record).
-      const observed = await runtime.observe({
-        compareConfig: memory.context.phase === 'VERIFY' && memory.facts.configChecked === true,
-      });
-      let facts = recordReachability(
-        memory.facts,
-        Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
-        nowMs,
-      );
-      memory = { ...memory, facts };
+      const fresh = (await this.deps.source.getUpgradeRequest(name)) ?? request;
+      const round = await this.#observe(runtime, withRequests(memory, fresh));
+      memory = round.memory;
       if (memory.context.phase === 'IDLE' && fresh.spec.options?.dryRun === true) {
-        return this.#dryRun(fresh, memory, runtime, settings, observed);
+        return this.#dryRun(fresh, memory, runtime, settings, round.observed);
       }
       const action = plan({
         ctx: memory.context,
         request: { fromVersion: runtime.fromVersion, targetVersion: runtime.targetVersion },
         settings,
-        observed,
-        journal: facts,
-        nowMs,
+        observed: round.observed,
+        journal: memory.facts,
+        nowMs: round.nowMs,
       });
       this.deps.logger.debug(describeAction(action), { upgradeId: name });
-      switch (action.kind) {
-        case 'done':
-          await saveMemory(db, name, memory);
-          await this.#publish(fresh, memory, runtime, action.reason, settings, true, { observed });
-          await this.#dropRuntime(name);
-          this.deps.afterAction?.(name, action);
-          return {};
-        case 'wait':
-          await saveMemory(db, name, memory);
-          await this.#publish(
-            fresh,
-            memory,
-            runtime,
-            waitMessage(action.reason, observed),
-            settings,
-            false,
-            { observed },
-          );
-          this.deps.afterAction?.(name, action);
-          return { requeueAfterMs: WAIT_REQUEUE_MS };
-        case 'event':
-          memory = await this.#transition(fresh, memory, action);
-          break;
-        case 'step': {
-          const label = `${memory.context.phase}/${stepLabel(action.step, action.node)}`;
-          await markStep(
-            db,
-            name,
-            label,
-            memory.context.phase,
-            action.node,
-            'RUNNING',
-            action.reason,
-            this.deps.now(),
-          );
-          await this.#log(name, 'INFO', `${describeAction(action)}`);
-          // The status names the step while it runs (it may take minutes).
-          const running = await this.#publish(
-            fresh,
-            memory,
-            runtime,
-            describeAction(action),
-            settings,
-            false,
-            { current: label, observed },
-          );
-          const outcome = await runtime.execute(
-            action.step,
-            action.node,
-            memory.context,
-            fresh.spec.rollback?.restoreDatabase === true,
-          );
-          facts = recordStep(memory.facts, action.step, action.node, outcome);
-          memory = {
-            ...memory,
-            facts: outcome.ok
-              ? { ...facts, stepsInPhase: (memory.facts.stepsInPhase ?? 0) + 1 }
-              : facts,
-          };
-          await saveMemory(db, name, memory);
-          await markStep(
-            db,
-            name,
-            label,
-            memory.context.phase,
-            action.node,
-            outcome.ok ? 'DONE' : 'FAILED',
-            outcome.ok
-              ? withDetail(action.reason, outcome.detail)
-              : (redact(outcome.message) as string),
-            this.deps.now(),
-          );
-          if (outcome.ok && outcome.detail) {
-            await this.#log(name, 'INFO', `${label}: done: ${outcome.detail}`);
-          }
-          if (!outcome.ok) {
-            await this.#log(
-              name,
-              outcome.kind === 'waiting' ? 'INFO' : 'WARNING',
-              `${label}: ${outcome.message}`,
-            );
-          }
-          await this.#publish(running, memory, runtime, describeAction(action), settings, false, {
-            ...(outcome.ok ? { completed: label } : {}),
-            observed,
-          });
-          if (!outcome.ok && outcome.kind !== 'terminal') {
-            this.deps.afterAction?.(name, action);
-            return { requeueAfterMs: WAIT_REQUEUE_MS * 2 };
-          }
-          break;
-        }
-      }
+      const acted = await this.#act(fresh, memory, runtime, settings, action, round.observed);
       this.deps.afterAction?.(name, action);
+      if ('outcome' in acted) return acted.outcome;
+      memory = acted.memory;
     }
     return { requeueAfterMs: 0 };
+  }
+
+  /** Reads the pair and folds its reachability into the journal. */
+  async #observe(
+    runtime: UpgradeRuntime,
+    memory: UpgradeMemory,
+  ): Promise<{ memory: UpgradeMemory; observed: PairObservation; nowMs: number }> {
+    const nowMs = this.deps.now().getTime();
+    // Configuration is compared once a CHECK_CONFIG step has run a sync
+    // round (and written its config_sync_record).
+    const observed = await runtime.observe({
+      compareConfig: memory.context.phase === 'VERIFY' && memory.facts.configChecked === true,
+    });
+    const facts = recordReachability(
+      memory.facts,
+      Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
+      nowMs,
+    );
+    return { memory: { ...memory, facts }, observed, nowMs };
+  }
+
+  /** Does what the planner asked: finish, wait, take a transition or run a step. */
+  async #act(
+    request: UpgradeRequest,
+    memory: UpgradeMemory,
+    runtime: UpgradeRuntime,
+    settings: UpgradeSettings,
+    action: Action,
+    observed: PairObservation,
+  ): Promise<{ outcome: ReconcileOutcome } | { memory: UpgradeMemory }> {
+    const { db } = this.deps;
+    const name = request.metadata.name;
+    switch (action.kind) {
+      case 'done':
+        await saveMemory(db, name, memory);
+        await this.#publish(request, memory, runtime, action.reason, settings, true, { observed });
+        await this.#dropRuntime(name);
+        return { outcome: {} };
+      case 'wait':
+        await saveMemory(db, name, memory);
+        await this.#publish(
+          request,
+          memory,
+          runtime,
+          waitMessage(action.reason, observed),
+          settings,
+          false,
+          { observed },
+        );
+        return { outcome: { requeueAfterMs: WAIT_REQUEUE_MS } };
+      case 'event':
+        return { memory: await this.#transition(request, memory, action) };
+      case 'step':
+        return this.#runStep(request, memory, runtime, settings, action, observed);
+    }
+  }
+
+  /**
+   * Runs one step and records it (progress row, journal, log, status). A
+   * failure the planner will retry comes back after the error policy's
+   * delay; a terminal one goes straight back to the planner.
+   */
+  async #runStep(
+    request: UpgradeRequest,
+    before: UpgradeMemory,
+    runtime: UpgradeRuntime,
+    settings: UpgradeSettings,
+    action: Extract<Action, { kind: 'step' }>,
+    observed: PairObservation,
+  ): Promise<{ outcome: ReconcileOutcome } | { memory: UpgradeMemory }> {
+    const { db } = this.deps;
+    const name = request.metadata.name;
+    const phase = before.context.phase;
+    const label = `${phase}/${stepLabel(action.step, action.node)}`;
+    await markStep(db, name, label, phase, action.node, 'RUNNING', action.reason, this.deps.now());
+    await this.#log(name, 'INFO', `${describeAction(action)}`);
+    // The status names the step while it runs (it may take minutes).
+    const running = await this.#publish(
+      request,
+      before,
+      runtime,
+      describeAction(action),
+      settings,
+      false,
+      { current: label, observed },
+    );
+    const outcome = await runtime.execute(
+      action.step,
+      action.node,
+      before.context,
+      request.spec.rollback?.restoreDatabase === true,
+    );
+    const facts = recordStep(before.facts, action.step, action.node, outcome);
+    const memory = {
+      ...before,
+      facts: outcome.ok ? { ...facts, stepsInPhase: (before.facts.stepsInPhase ?? 0) + 1 } : facts,
+    };
+    await saveMemory(db, name, memory);
+    await markStep(
+      db,
+      name,
+      label,
+      phase,
+      action.node,
+      outcome.ok ? 'DONE' : 'FAILED',
+      outcome.ok ? withDetail(action.reason, outcome.detail) : (redact(outcome.message) as string),
+      this.deps.now(),
+    );
+    if (outcome.ok && outcome.detail) {
+      await this.#log(name, 'INFO', `${label}: done: ${outcome.detail}`);
+    }
+    if (!outcome.ok) {
+      await this.#log(
+        name,
+        outcome.kind === 'waiting' ? 'INFO' : 'WARNING',
+        `${label}: ${outcome.message}`,
+      );
+    }
+    await this.#publish(running, memory, runtime, describeAction(action), settings, false, {
+      ...(outcome.ok ? { completed: label } : {}),
+      observed,
+    });
+    if (outcome.ok) return { memory };
+    // The planner decides whether this was the last try (it reads the same
+    // policy); when it was not, the policy says how long to wait first.
+    const d = decide(
+      outcome.kind,
+      memory.facts.lastError?.attempts ?? 1,
+      STEP_RETRY,
+      this.#random,
+      label,
+    );
+    if (d.do === 'give-up') return { memory };
+    return { outcome: { requeueAfterMs: d.afterMs } };
   }
 
   async #transition(
@@ -504,33 +627,99 @@ export class UpgradeReconciler {
     });
   }
 
-  /** The package or the pair cannot even be prepared: the upgrade fails before touching a node. */
+  /**
+   * The runtime could not be built (SSH to the nodes, the agents, the
+   * package). The error policy decides: a transient failure (an SSH hiccup
+   * at start) is retried with backoff; a terminal one (a package that does
+   * not verify, a version that does not fit), or the START_RETRY bound
+   * reached, ends the upgrade through the state machine: UNREACHABLE when
+   * a node could not be reached, else FAILED (task list 2.1.1). The status
+   * is finished only when the machine reached a terminal phase (never in
+   * the middle of a rollback) and keeps the progress it had.
+   */
   async #cannotStart(
     request: UpgradeRequest,
     memory: UpgradeMemory | null,
     err: unknown,
   ): Promise<ReconcileOutcome> {
     const name = request.metadata.name;
-    const message = `cannot prepare the upgrade: ${(err as Error).message}`;
+    const problem = err instanceof Error ? err.message : String(err);
+    const attempt = (this.#startFailures.get(name) ?? 0) + 1;
+    this.#startFailures.set(name, attempt);
+    // An error that does not say its kind (a package that does not verify,
+    // a version that does not fit) will not get better by trying again.
+    const kind = kindOf(err, 'terminal');
+    const d = decide(kind, attempt, START_RETRY, this.#random, 'preparing the upgrade');
+    if (d.do !== 'give-up') {
+      const message =
+        `cannot prepare the upgrade yet (attempt ${attempt} of ${START_RETRY.maxAttempts}): ` +
+        `${problem}; trying again in ${d.afterMs} ms`;
+      await this.#log(name, 'WARNING', message);
+      await this.#status(request, { message });
+      return { requeueAfterMs: d.afterMs };
+    }
+    this.#startFailures.delete(name);
+    const message =
+      kind === 'terminal'
+        ? `cannot prepare the upgrade: ${problem}`
+        : `cannot prepare the upgrade: ${d.cause}: ${problem}`;
+    const node = kind === 'transient' ? (err as { node?: unknown }).node : undefined;
+    const ctx = await this.#endBeforeStart(
+      name,
+      memory,
+      message,
+      typeof node === 'string' ? node : null,
+    );
+    await this.#log(name, 'ERROR', message);
+    await this.deps.source.recordEvent(name, 'Warning', 'CannotStart', message);
+    await this.#finishWithoutRuntime(request, ctx, message);
+    return isTerminal(ctx.phase) ? {} : { requeueAfterMs: START_RETRY.maxMs };
+  }
+
+  /**
+   * Takes the machine to its end without a runtime: START if it had not
+   * started, then NODE_UNREACHABLE (a node could not be reached) or
+   * STEP_FAILED / ROLLBACK_FAILED. Only legal transitions are taken, each
+   * committed with its history row.
+   */
+  async #endBeforeStart(
+    name: string,
+    memory: UpgradeMemory | null,
+    message: string,
+    unreachableNode: string | null,
+  ): Promise<UpgradeContext> {
     const at = this.deps.now();
     let ctx = memory?.context ?? initialContext({ masterNode: '?', backupNode: '?' });
     let facts = memory?.facts ?? emptyJournal(at.getTime());
-    for (const e of [
-      { type: 'START' } as const,
-      { type: 'STEP_FAILED', error: message } as const,
-    ]) {
+    const last: UpgradeEvent = unreachableNode
+      ? { type: 'NODE_UNREACHABLE', node: unreachableNode, error: message }
+      : ctx.phase === 'ROLLBACK'
+        ? { type: 'ROLLBACK_FAILED', error: message }
+        : { type: 'STEP_FAILED', error: message };
+    const events: UpgradeEvent[] = ctx.phase === 'IDLE' ? [{ type: 'START' }, last] : [last];
+    for (const e of events) {
       const r = upgradeMachine.transition(ctx, e, { at, actor: this.deps.actor });
       if (!r.ok) continue;
       ctx = r.context;
+      // Without a runtime there is nothing to tidy on the nodes.
       facts = { ...facts, tempFilesRemoved: true };
       await commitTransition(this.deps.db, name, r.record, { context: ctx, facts });
     }
-    await this.#log(name, 'ERROR', message);
-    await this.deps.source.recordEvent(name, 'Warning', 'CannotStart', message);
-    await this.deps.source.updateStatus(name, {
+    return ctx;
+  }
+
+  /** The status after #endBeforeStart: finished only in a terminal phase; progress as it was. */
+  async #finishWithoutRuntime(
+    request: UpgradeRequest,
+    ctx: UpgradeContext,
+    message: string,
+  ): Promise<void> {
+    const at = this.deps.now();
+    const finished = isTerminal(ctx.phase);
+    await this.deps.source.updateStatus(request.metadata.name, {
       phase: ctx.phase,
       observedGeneration: request.metadata.generation,
-      progress: 100,
+      progress: request.status?.progress ?? 0,
       completedSteps: request.status?.completedSteps ?? [],
       message,
       conditions: conditionsFor({
@@ -541,9 +730,8 @@ export class UpgradeReconciler {
         now: at.toISOString(),
         message,
       }),
-      finishedAt: at.toISOString(),
+      ...(finished ? { finishedAt: at.toISOString() } : {}),
     });
-    return {};
   }
 
   async #log(
@@ -590,6 +778,7 @@ export class UpgradeReconciler {
   async #dropRuntime(name: string): Promise<void> {
     const r = this.#runtimes.get(name);
     this.#runtimes.delete(name);
+    this.#startFailures.delete(name);
     if (r) await (await r.catch(() => null))?.close();
   }
 

@@ -66,6 +66,8 @@ export const CLEANUP_FINALIZER = 'pairshift.io/cleanup';
 
 export class ResourceConflictError extends Error {
   override readonly name = 'ResourceConflictError';
+  /** For the error policy: re-read and retry (a reconcile re-reads everything). */
+  readonly kind = 'conflict' as const;
 }
 
 export class ResourceNotFoundError extends Error {

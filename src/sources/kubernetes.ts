@@ -35,6 +35,7 @@ import {
   switchMap,
   takeUntil,
 } from 'rxjs';
+import { backoffDelay, decide, type Random, type RetrySettings } from '../core/error-policy.js';
 import { isTerminal } from '../core/phases.js';
 import {
   API_GROUP,
@@ -47,7 +48,6 @@ import {
   upgradeRequestStatusSchema,
 } from '../core/upgrade-request.js';
 import { type HAPair, parseHAPair } from '../inventory/hapair.js';
-import { backoffDelay } from '../reconciler/loop.js';
 import {
   type EventType,
   ResourceConflictError,
@@ -83,6 +83,8 @@ export interface KubernetesSourceOptions {
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** Status and finalizer writes tried this many times on 409 (default 5). */
   readonly conflictAttempts?: number;
+  /** Random source for the backoff's jitter (default Math.random). */
+  readonly random?: Random;
   /** Record an Event when updateStatus changes the phase (default true). */
   readonly transitionEvents?: boolean;
   /** Only the leader's names flow on changes$ (lease.ts). */
@@ -358,8 +360,18 @@ export class KubernetesSource implements ResourceSource {
   }
 
   #delay(): number {
+    return backoffDelay(this.#failures, this.#retrySettings(), this.#opts.random ?? Math.random);
+  }
+
+  /** The error policy's settings for this source: watches retry without end, writes a few times. */
+  #retrySettings(): RetrySettings {
     const b = this.#opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
-    return backoffDelay(this.#failures, b.baseMs, b.maxMs);
+    return {
+      baseMs: b.baseMs,
+      maxMs: b.maxMs,
+      jitter: 0.2,
+      maxAttempts: this.#opts.conflictAttempts ?? 5,
+    };
   }
 
   /** Re-watch after delay, re-listing first when asked (410, repeated failures). */
@@ -486,7 +498,6 @@ export class KubernetesSource implements ResourceSource {
     build: (raw: Raw) => Raw | null,
     send: (body: Raw) => Promise<unknown>,
   ): Promise<{ before: Raw; after: Raw } | null> {
-    const attempts = this.#opts.conflictAttempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       const raw = await this.#getRaw(UR_PLURAL, name);
       if (!raw)
@@ -508,13 +519,19 @@ export class KubernetesSource implements ResourceSource {
             cause: err,
           });
         }
-        if (attempt >= attempts) {
-          throw new ResourceConflictError(
-            `${what} of UpgradeRequest ${this.namespace}/${name}: still conflicting after ${attempts} attempts`,
-            { cause: err },
-          );
+        // The one error policy: a conflict is re-read and retried, a few times.
+        const d = decide(
+          'conflict',
+          attempt,
+          this.#retrySettings(),
+          this.#opts.random ?? Math.random,
+          `${what} of UpgradeRequest ${this.namespace}/${name}`,
+        );
+        if (d.do === 'give-up') {
+          throw new ResourceConflictError(`${d.cause}: still conflicting`, { cause: err });
         }
         this.#log.debug(`${what}: conflict, re-reading`, { name, attempt });
+        if (d.afterMs > 0) await new Promise((resolve) => setTimeout(resolve, d.afterMs));
       }
     }
   }

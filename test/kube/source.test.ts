@@ -269,6 +269,42 @@ test('status goes through /status with a merge patch; a 409 is retried after a r
   expect(cluster.server.object(UR, 'c')!.spec.cancel).toEqual({ reason: 'another writer' });
 });
 
+test("a conflict that keeps coming back is re-read each time: at once first, then after the error policy's backoff", async () => {
+  const s = makeSource({
+    conflictAttempts: 4,
+    backoff: { baseMs: 300, maxMs: 1000 },
+    random: () => 0, // no jitter: the delays are 0, 300, 600 ms
+  });
+  await s.start();
+  await s.createUpgradeRequest(upgradeRequest('busy2'));
+  for (let i = 0; i < 3; i++) {
+    cluster.server.beforeWrite((srv) => {
+      const o = srv.object(UR, 'busy2')!;
+      o.metadata.labels = { touched: String(i) };
+      srv.put(UR, o);
+    });
+  }
+  const mark = cluster.server.requests.length;
+  const started = Date.now();
+  await s.updateStatus('busy2', status('PREPARE', 1));
+  expect(Date.now() - started).toBeGreaterThanOrEqual(850);
+  const ours = cluster.server.requests
+    .slice(mark)
+    .filter((r) => /\/busy2(\/status)?$/.test(r.path))
+    .map((r) => `${r.method} ${r.status}`);
+  expect(ours).toEqual([
+    'GET 200',
+    'PATCH 409',
+    'GET 200',
+    'PATCH 409',
+    'GET 200',
+    'PATCH 409',
+    'GET 200',
+    'PATCH 200',
+  ]);
+  expect(cluster.server.object(UR, 'busy2')!.status.phase).toBe('PREPARE');
+});
+
 test('status conflicts without end give up with a ResourceConflictError; a bad status is refused before any request', async () => {
   const s = makeSource({ conflictAttempts: 3 });
   await s.start();

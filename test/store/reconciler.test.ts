@@ -6,6 +6,7 @@
 import { PassThrough } from 'node:stream';
 import { jest } from '@jest/globals';
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
+import { DriverError } from '../../src/drivers/errors.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
 import { UpgradeReconciler } from '../../src/reconciler/reconciler.js';
@@ -438,6 +439,121 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     const out = await reconciler(new SimRuntime()).reconcile('second');
     expect(out.requeueAfterMs).toBe(10_000);
     expect((await source.getUpgradeRequest('second'))?.status?.message).toMatch(/^waiting: /);
+  });
+
+  /** A runtime factory that fails with these errors first, then hands out rt. */
+  function flaky(rt: SimRuntime, failures: Error[]) {
+    const built: number[] = [];
+    const r = new UpgradeReconciler({
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async () => {
+        built.push(clock);
+        const err = failures.shift();
+        if (err) throw err;
+        return rt;
+      },
+      logger,
+      now,
+      actor: 'operator@test',
+      random: () => 0,
+    });
+    return { r, built };
+  }
+  const sshHiccup = () =>
+    new DriverError('cannot connect over SSH: read ECONNRESET', {
+      kind: 'transient',
+      node: 'node-b',
+    });
+
+  test('a transient SSH failure while the runtime is built is retried with backoff and the upgrade ends COMPLETE', async () => {
+    await request('hiccup', 'p-hiccup');
+    const rt = new SimRuntime();
+    const { r, built } = flaky(rt, [sshHiccup(), sshHiccup()]);
+    const first = await r.reconcile('hiccup');
+    expect(first.requeueAfterMs).toBe(2000);
+    const waiting = (await source.getUpgradeRequest('hiccup'))?.status;
+    expect(waiting?.phase).toBe('IDLE');
+    expect(waiting?.finishedAt).toBeUndefined();
+    expect(waiting?.message).toMatch(
+      /^cannot prepare the upgrade yet \(attempt 1 of 6\): node-b: cannot connect over SSH: read ECONNRESET; trying again in 2000 ms$/,
+    );
+    clock += first.requeueAfterMs!;
+    expect((await r.reconcile('hiccup')).requeueAfterMs).toBe(4000); // doubled
+    clock += 4000;
+    await runToEnd(r, 'hiccup');
+    expect(built).toHaveLength(3);
+    expect((await source.getUpgradeRequest('hiccup'))?.status?.phase).toBe('COMPLETE');
+    const history = (await listHistory(db, 1, 50, { upgradeId: 'hiccup' })).items.reverse();
+    expect(history.map((h) => h.to)).not.toContain('FAILED');
+  });
+
+  test('a pair that stays unreachable at start ends UNREACHABLE after the bound, naming the cause, with the progress it had', async () => {
+    await request('gone', 'p-gone');
+    const { r, built } = flaky(
+      new SimRuntime(),
+      Array.from({ length: 20 }, () => sshHiccup()),
+    );
+    await runToEnd(r, 'gone');
+    expect(built).toHaveLength(6);
+    const st = (await source.getUpgradeRequest('gone'))?.status;
+    expect(st?.phase).toBe('UNREACHABLE');
+    expect(st?.progress).toBe(0);
+    expect(st?.finishedAt).toBeDefined();
+    expect(st?.message).toMatch(
+      /^cannot prepare the upgrade: preparing the upgrade failed 6 times in a row \(at most 6\): node-b: cannot connect over SSH/,
+    );
+    const history = (await listHistory(db, 1, 50, { upgradeId: 'gone' })).items.reverse();
+    expect(history.map((h) => h.to)).toEqual(['IDLE', 'PREPARE', 'UNREACHABLE']);
+    expect(history[2]!.cause).toContain('node-b');
+    // A terminal error (the package does not verify) is not retried.
+    await request('bad-pkg', 'p-bad-pkg');
+    const bad = flaky(new SimRuntime(), [new Error('the package signature does not verify')]);
+    await runToEnd(bad.r, 'bad-pkg');
+    expect(bad.built).toHaveLength(1);
+    const failed = (await source.getUpgradeRequest('bad-pkg'))?.status;
+    expect([failed?.phase, failed?.progress]).toEqual(['FAILED', 0]);
+  });
+
+  test('a runtime that cannot be rebuilt in the middle of a rollback never finishes the status there', async () => {
+    await request('mid-rollback', 'p-mid-rollback');
+    const rt = new SimRuntime('2.0.0', true);
+    // The operator dies right after the machine entered ROLLBACK.
+    const doomed = new UpgradeReconciler({
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async () => rt,
+      logger,
+      now,
+      actor: 'operator@test',
+      afterAction: (_id, action) => {
+        if (action.kind === 'event' && action.event.type === 'STEP_FAILED') {
+          throw new Killed('killed on entering ROLLBACK');
+        }
+      },
+    });
+    await expect(runToEnd(doomed, 'mid-rollback')).rejects.toBeInstanceOf(Killed);
+    const inRollback = (await loadMemory(db, 'mid-rollback'))?.context.phase === 'ROLLBACK';
+    expect(inRollback).toBe(true);
+    const before = (await source.getUpgradeRequest('mid-rollback'))?.status;
+    const { r, built } = flaky(rt, [sshHiccup()]);
+    const out = await r.reconcile('mid-rollback');
+    expect(out.requeueAfterMs).toBe(2000);
+    const held = (await source.getUpgradeRequest('mid-rollback'))?.status;
+    // Nothing ended: the machine is still rolling back, the status not finished.
+    expect((await loadMemory(db, 'mid-rollback'))?.context.phase).toBe('ROLLBACK');
+    expect(held?.phase).toBe(before?.phase);
+    expect(held?.finishedAt).toBeUndefined();
+    expect(held?.progress).toBe(before?.progress);
+    expect(held?.progress).toBeLessThan(100);
+    clock += 2000;
+    await runToEnd(r, 'mid-rollback');
+    expect(built).toHaveLength(2);
+    const st = (await source.getUpgradeRequest('mid-rollback'))?.status;
+    expect(st?.phase).toBe('FAILED');
+    expect(st?.conditions.find((c) => c.type === 'RolledBack')?.status).toBe('True');
   });
 
   if (backendName !== 'postgres') return;

@@ -32,7 +32,10 @@ const report = (status: 'UP' | 'DOWN'): HealthReport => ({
 });
 
 /** Fake time: sleep moves the clock; the probe answers from a script. */
-function fakes(script: Array<'UP' | 'DOWN' | 'unreachable'>, probeMs = 20) {
+function fakes(
+  script: Array<'UP' | 'DOWN' | 'unreachable' | 'deadline' | 'says timed out'>,
+  probeMs = 20,
+) {
   let t = 1_000_000;
   const sleeps: number[] = [];
   const polledAt: number[] = [];
@@ -44,6 +47,11 @@ function fakes(script: Array<'UP' | 'DOWN' | 'unreachable'>, probeMs = 20) {
     t += probeMs;
     if (next === 'unreachable')
       throw new DriverError('connect ECONNREFUSED', { kind: 'transient' });
+    if (next === 'deadline')
+      throw new DriverError('no answer in time', { kind: 'transient', timedOut: true });
+    // A refusal whose text happens to say "timed out" is not a timeout.
+    if (next === 'says timed out')
+      throw new DriverError('agent said: upstream timed out', { kind: 'transient' });
     return report(next);
   };
   const records = new MemoryRecords();
@@ -141,6 +149,13 @@ describe('health driver: the task list policy', () => {
     ]);
     expect(f.records.healthChecks.every((h) => h.upgradeId === 'u1' && h.node === 'b')).toBe(true);
     expect(f.records.healthChecks[3]!.responseTimeMs).toBe(20);
+  });
+
+  it('records TIMEOUT for a poll whose deadline ran out (typed, not read from the message)', async () => {
+    const f = fakes(['deadline', 'says timed out', 'UP']);
+    await checkHealth('b', f.deps);
+    const polls = f.records.healthChecks.filter((h) => h.checkName === 'health');
+    expect(polls.map((h) => h.status)).toEqual(['TIMEOUT', 'DOWN', 'UP']);
   });
 });
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { VirtualTimeScheduler } from 'rxjs';
-import { backoffDelay, type LoopEvent, ReconcileLoop } from '../../src/reconciler/loop.js';
+import { type LoopEvent, ReconcileLoop } from '../../src/reconciler/loop.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 async function settle(n = 20) {
@@ -51,7 +51,13 @@ test('a failing key is retried with backoff and does not stop other keys', async
   const loop = new ReconcileLoop({
     concurrency: 2,
     scheduler,
-    backoff: { baseMs: 100, maxMs: 1000 },
+    backoff: { baseMs: 100, maxMs: 1000, jitter: 0.5 },
+    // The jitter takes 0, then half, then all of its share off the delay.
+    random: (() => {
+      const seq = [0, 0.5, 0.999_999];
+      let i = 0;
+      return () => seq[i++ % seq.length]!;
+    })(),
     reconcile: async (key) => {
       if (key === 'b') {
         bAttempts++;
@@ -70,7 +76,7 @@ test('a failing key is retried with backoff and does not stop other keys', async
   const failed = events
     .filter((e) => e.type === 'failed')
     .map((e) => (e.type === 'failed' ? e.retryInMs : 0));
-  expect(failed).toEqual([100, 200, 400]);
+  expect(failed).toEqual([100, 150, 200]);
   expect(bAttempts).toBe(4);
   expect(
     events
@@ -102,10 +108,45 @@ test('requeueAfter brings the key back without a trigger', async () => {
   loop.stop();
 });
 
-test('backoff doubles and is capped', () => {
-  expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, 500, 10_000))).toEqual([
-    500, 1000, 2000, 4000, 8000, 10_000, 10_000,
-  ]);
+test('the error policy decides: a terminal error is not retried, a conflict re-runs at once', async () => {
+  const scheduler = new VirtualTimeScheduler();
+  const events: LoopEvent[] = [];
+  const runs: string[] = [];
+  let conflicts = 0;
+  const typed = (kind: string) => Object.assign(new Error(kind), { kind });
+  const loop = new ReconcileLoop({
+    concurrency: 2,
+    scheduler,
+    backoff: { baseMs: 100, maxMs: 1000, jitter: 0 },
+    reconcile: async (key) => {
+      runs.push(key);
+      if (key === 'bad') throw typed('terminal');
+      if (key === 'busy' && ++conflicts < 3) throw typed('conflict');
+    },
+  });
+  loop.events$.subscribe((e) => events.push(e));
+  loop.trigger('bad');
+  loop.trigger('busy');
+  await settle();
+  for (let i = 0; i < 10; i++) {
+    scheduler.flush();
+    await settle();
+  }
+  expect(runs.filter((k) => k === 'bad')).toHaveLength(1);
+  const bad = events.find((e) => e.type === 'failed' && e.key === 'bad');
+  expect(bad).toMatchObject({ retryInMs: null, gaveUp: expect.stringMatching(/will not help/) });
+  // First conflict re-runs at once (the reconcile re-reads); a repeat backs off.
+  expect(
+    events
+      .filter((e) => e.type === 'failed' && e.key === 'busy')
+      .map((e) => (e as { retryInMs: number }).retryInMs),
+  ).toEqual([0, 100]);
+  expect(runs.filter((k) => k === 'busy')).toHaveLength(3);
+  // A later trigger still runs the key that was given up on.
+  loop.trigger('bad');
+  await settle();
+  expect(runs.filter((k) => k === 'bad')).toHaveLength(2);
+  loop.stop();
 });
 
 test('property: any interleaving keeps one run per key, bounded concurrency, and no lost trigger', async () => {

@@ -306,4 +306,27 @@ describe('plan() on single observations', () => {
     });
     expect(stuck('WAIT_REPLAY', 50).kind).not.toBe('event');
   });
+
+  test('the error policy decides a failed step: a conflict is re-observed and retried up to the bound, terminal ends at once', () => {
+    const observed = sim.observe();
+    const failed = (kind: 'conflict' | 'transient' | 'terminal', attempts: number) =>
+      plan({
+        ctx: { ...ctx, phase: 'UPGRADE_BACKUP', backupVerified: true },
+        request,
+        settings: BUILT_IN_DEFAULTS,
+        observed,
+        journal: {
+          ...emptyJournal(0),
+          lastError: { step: 'INSTALL_PACKAGE', node: 'node-b', kind, message: 'no', attempts },
+        },
+        nowMs: 1000,
+      });
+    const gaveUp = { kind: 'event', event: { type: 'STEP_FAILED' } };
+    expect(failed('conflict', 1).kind).not.toBe('event');
+    expect(failed('conflict', 4).kind).not.toBe('event');
+    expect(failed('conflict', 5)).toMatchObject(gaveUp);
+    expect(failed('transient', 4).kind).not.toBe('event');
+    expect(failed('transient', 5)).toMatchObject(gaveUp);
+    expect(failed('terminal', 1)).toMatchObject(gaveUp);
+  });
 });

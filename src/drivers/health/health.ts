@@ -21,7 +21,7 @@
 
 import type { HealthReport } from '../../agent/node/protocol.js';
 import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../../config/settings.js';
-import { DriverError } from '../errors.js';
+import { DriverError, isTimeout } from '../errors.js';
 import type { HealthStatus, RecordSink } from '../records.js';
 
 /** Gets one report from a node's agent within timeoutMs (or throws). */
@@ -150,11 +150,7 @@ async function record(
       });
     }
   }
-  const status: HealthStatus = o.report
-    ? o.report.status
-    : /timed out/i.test(o.error?.message ?? '')
-      ? 'TIMEOUT'
-      : 'DOWN';
+  const status: HealthStatus = o.report ? o.report.status : isTimeout(o.error) ? 'TIMEOUT' : 'DOWN';
   await deps.records.healthCheck({
     upgradeId,
     node,

@@ -76,6 +76,7 @@ export function httpHealthProbe(addressOf: (node: string) => { host: string; por
             timedOut ? `GET ${url} timed out after ${timeoutMs} ms` : `GET ${url}: ${err.message}`,
             {
               kind: 'transient',
+              timedOut,
               node,
               cause: err,
             },
@@ -107,6 +108,7 @@ export function sshHealthProbe(shell: NodeShell, agentArgv: readonly string[]) {
         `pairshift-agent refused: ${answer.error?.code}: ${answer.error?.message}`,
         {
           kind: answer.error?.code === 'timeout' ? 'transient' : 'terminal',
+          timedOut: answer.error?.code === 'timeout',
           node,
         },
       );

@@ -52,10 +52,15 @@ const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 function connectError(node: string, err: Error & { level?: string; code?: string }): DriverError {
   const msg = err.message;
   const unreachable = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET'];
-  const transient = unreachable.includes(err.code ?? '') || /timed out|handshake/i.test(msg);
+  // ssh2 marks its own deadlines (readyTimeout, keepalive) with level
+  // 'client-timeout' and a failed key exchange with 'handshake' (an sshd
+  // restarting mid-handshake): both are worth another try.
+  const timedOut = err.level === 'client-timeout' || err.code === 'ETIMEDOUT';
+  const transient = timedOut || unreachable.includes(err.code ?? '') || err.level === 'handshake';
   return new DriverError(`cannot connect over SSH: ${msg}`, {
     kind: err.level === 'client-authentication' ? 'terminal' : transient ? 'transient' : 'terminal',
     node,
+    timedOut,
     cause: err,
   });
 }
@@ -197,6 +202,7 @@ export class SshConnection {
       const timedOut = () =>
         new DriverError(`command timed out after ${timeoutMs} ms`, {
           kind: 'transient',
+          timedOut: true,
           node,
           command,
           stderrTail: tail(Buffer.concat(err).toString('utf8')),
