@@ -19,6 +19,22 @@ export const PHASES = [
 
 export type Phase = (typeof PHASES)[number];
 
+/**
+ * The phases an upgrade passes through when nothing goes wrong, in order
+ * (task list section 4). Written once so that tests and benches checking a
+ * whole run compare against the same path.
+ */
+export const HAPPY_PATH = [
+  'IDLE',
+  'PREPARE',
+  'BACKUP',
+  'UPGRADE_BACKUP',
+  'VIP_SWITCH',
+  'UPGRADE_MASTER',
+  'VERIFY',
+  'COMPLETE',
+] as const satisfies readonly Phase[];
+
 /** Phases an upgrade never leaves. */
 export const TERMINAL_PHASES: readonly Phase[] = [
   'COMPLETE',

@@ -6,6 +6,7 @@
 import { PassThrough } from 'node:stream';
 import { jest } from '@jest/globals';
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
+import { HAPPY_PATH } from '../../src/core/phases.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
 import { UpgradeReconciler } from '../../src/reconciler/reconciler.js';
@@ -156,16 +157,7 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     );
     expect(rt.sim.nodes.map((n) => n.installedVersion)).toEqual(['2.0.0', '2.0.0']);
     const history = await listHistory(db, 1, 50, { upgradeId: 'happy' });
-    expect(history.items.map((h) => h.to).reverse()).toEqual([
-      'IDLE',
-      'PREPARE',
-      'BACKUP',
-      'UPGRADE_BACKUP',
-      'VIP_SWITCH',
-      'UPGRADE_MASTER',
-      'VERIFY',
-      'COMPLETE',
-    ]);
+    expect(history.items.map((h) => h.to).reverse()).toEqual(HAPPY_PATH);
     const steps = await listSteps(db, 'happy');
     expect(steps.every((s) => s.status === 'DONE')).toBe(true);
     expect(steps.map((s) => s.step)).toContain('VIP_SWITCH/SWITCHOVER@node-b');
