@@ -4,10 +4,9 @@ import { jest } from '@jest/globals';
 import { emptyJournal, recordStep } from '../../src/core/journal.js';
 import { initialContext, upgradeMachine } from '../../src/core/machine.js';
 import { commitTransition, loadMemory, saveMemory } from '../../src/store/journal-store.js';
-import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
-import { createUpgradeTask, getUpgradeTask, PhaseConflictError } from '../../src/store/upgrades.js';
-import { backends } from './backends.js';
+import { getUpgradeTask, PhaseConflictError } from '../../src/store/upgrades.js';
+import { backends, createTestTask, migratedStore } from './backends.js';
 
 jest.setTimeout(120_000);
 
@@ -15,15 +14,8 @@ describe.each(backends)('upgrade memory on %s', (_name, makeBackend) => {
   const backend = makeBackend();
   let db: SqlClient;
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
-    await createUpgradeTask(db, {
-      upgradeId: 'm1',
-      pairName: 'p',
-      targetVersion: '2.0.0',
-      requestedBy: 't',
-    });
+    db = await migratedStore(backend);
+    await createTestTask(db, 'm1');
   });
   afterAll(() => backend.teardown());
 

@@ -12,12 +12,11 @@ import { createLogger } from '../../src/log/logger.js';
 import { UpgradeReconciler } from '../../src/reconciler/reconciler.js';
 import { StandaloneSource } from '../../src/sources/standalone.js';
 import { loadMemory } from '../../src/store/journal-store.js';
-import { migrate } from '../../src/store/migrate.js';
 import { listSteps } from '../../src/store/progress-store.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { getUpgradeTask, listHistory, listLogs } from '../../src/store/upgrades.js';
 import { SimRuntime } from '../support/sim-runtime.js';
-import { backends } from './backends.js';
+import { backends, migratedStore } from './backends.js';
 
 jest.setTimeout(180_000);
 
@@ -92,9 +91,7 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
   const logger = createLogger({ stream: new PassThrough(), format: 'json' });
 
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
+    db = await migratedStore(backend);
     source = new StandaloneSource({ db });
   });
   afterAll(async () => {

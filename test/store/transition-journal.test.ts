@@ -4,7 +4,6 @@ import { jest } from '@jest/globals';
 import { initialContext, type UpgradeContext, upgradeMachine } from '../../src/core/machine.js';
 import { HAPPY_PATH } from '../../src/core/phases.js';
 import { applyEvent, type PhaseChange, PhaseNotifier } from '../../src/core/transitions.js';
-import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { storeJournal } from '../../src/store/transition-journal.js';
 import {
@@ -14,7 +13,7 @@ import {
   PhaseConflictError,
 } from '../../src/store/upgrades.js';
 import { happyEvent } from '../support/machine-properties.js';
-import { backends } from './backends.js';
+import { backends, migratedStore } from './backends.js';
 
 jest.setTimeout(120_000);
 
@@ -25,9 +24,7 @@ describe.each(backends)('transitions journaled on %s', (_name, makeBackend) => {
   const now = () => new Date(Date.UTC(2026, 0, 1, 0, 0, clock++));
 
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
+    db = await migratedStore(backend);
   });
   afterAll(() => backend.teardown());
 
