@@ -421,29 +421,24 @@ function upgradeRoutes(app: express.Express, ctx: ApiContext): void {
       ),
     ],
   });
+  // A write on one upgrade: named, operator only, JSON body; its cached progress is dropped.
+  const actOnUpgrade = (
+    act: (rawId: unknown, body: unknown, caller: Caller) => Promise<{ upgrade_id: string }>,
+  ): RequestHandler[] => [
+    withId,
+    operatorOnly,
+    jsonBody,
+    wrap(async (req, res) => {
+      const out = await act(req.params.upgrade_id, req.body, locals(res).caller!);
+      invalidate(out.upgrade_id);
+      sendJson(res, 200, out);
+    }),
+  ];
   route(app, '/api/v1/upgrade/rollback/:upgrade_id', {
-    POST: [
-      withId,
-      operatorOnly,
-      jsonBody,
-      wrap(async (req, res) => {
-        const out = await api.rollback(req.params.upgrade_id, req.body, locals(res).caller!);
-        invalidate(out.upgrade_id);
-        sendJson(res, 200, out);
-      }),
-    ],
+    POST: actOnUpgrade((id, body, caller) => api.rollback(id, body, caller)),
   });
   route(app, '/api/v1/upgrade/cancel/:upgrade_id', {
-    POST: [
-      withId,
-      operatorOnly,
-      jsonBody,
-      wrap(async (req, res) => {
-        const out = await api.cancel(req.params.upgrade_id, req.body, locals(res).caller!);
-        invalidate(out.upgrade_id);
-        sendJson(res, 200, out);
-      }),
-    ],
+    POST: actOnUpgrade((id, body, caller) => api.cancel(id, body, caller)),
   });
   route(app, '/api/v1/upgrade/history', {
     GET: [wrap(async (req, res) => sendJson(res, 200, await api.history(req.query)))],
