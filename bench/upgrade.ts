@@ -15,6 +15,7 @@
 // bench compiles into .pairshift/bench-build, where links to lab/, migrations/,
 // dist/ and the lab app sources let src/ find its files as it does in place.
 import { writeFileSync } from 'node:fs';
+import { HAPPY_PATH } from '../src/core/phases.js';
 import {
   clientFigures,
   historyOf,
@@ -55,15 +56,8 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-const PHASES = [
-  'IDLE',
-  'PREPARE',
-  'BACKUP',
-  'UPGRADE_BACKUP',
-  'VIP_SWITCH',
-  'UPGRADE_MASTER',
-  'VERIFY',
-] as const;
+/** The phases a run is timed in: the happy path up to COMPLETE. */
+const PHASES = HAPPY_PATH.slice(0, -1);
 
 interface RunFigures {
   result: string;

@@ -152,14 +152,36 @@ const wrap =
     fn(req, res).catch(next);
   };
 
+/** What the layers and routes share: built once per app. */
+interface ApiContext {
+  readonly deps: ApiDeps;
+  readonly now: () => Date;
+  readonly requestLog: RequestLog;
+  readonly api: UpgradeApi;
+  readonly progress: ProgressView<ProgressResponse>;
+  /** Drops a cached progress answer; called after every write to an upgrade. */
+  readonly invalidate: (id: string) => void;
+  readonly feeds: { unsubscribe(): void }[];
+}
+
 export function createApiApp(deps: ApiDeps): ApiApp {
+  const ctx = apiContext(deps);
+  const app = bareApp(ctx);
+  // The order of these lines is the security policy (see the top of the file).
+  app.use(recordEveryRequest(ctx));
+  app.use(allowlistGate(deps.allow));
+  app.use(rateLimitGate(deps.limits?.rateLimit ?? DEFAULT_RATE_LIMIT, ctx.now));
+  publicRoutes(app, ctx);
+  app.use(tokenGate(deps.auth.tokens));
+  // Role, then body, are per route: see upgradeRoutes.
+  upgradeRoutes(app, ctx);
+  app.use(noSuchEndpoint);
+  app.use(problemResponder(deps.logger));
+  return app;
+}
+
+function apiContext(deps: ApiDeps): ApiContext {
   const now = deps.now ?? (() => new Date());
-  const allowlist = new AddressAllowlist(deps.allow);
-  const limiter = new RateLimiter(deps.limits?.rateLimit ?? DEFAULT_RATE_LIMIT, () =>
-    now().getTime(),
-  );
-  const authenticator = new TokenAuthenticator(deps.auth.tokens);
-  const requestLog = new RequestLog(deps.db, deps.logger);
   const api = new UpgradeApi({
     source: deps.source,
     db: deps.db,
@@ -175,27 +197,27 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   const invalidate = (id: string) => progress.invalidate(id);
   const feeds = [deps.source.changes$.subscribe(invalidate)];
   if (deps.progressChanges$) feeds.push(deps.progressChanges$.subscribe(invalidate));
-  const openapi = JSON.stringify(buildOpenApi());
-  const bodyLimit = deps.limits?.bodyBytes ?? DEFAULT_BODY_BYTES;
-  const jsonParser = express.json({
-    limit: bodyLimit,
-    strict: true,
-    inflate: false,
-    type: () => true,
-  });
+  const requestLog = new RequestLog(deps.db, deps.logger);
+  return { deps, now, requestLog, api, progress, invalidate, feeds };
+}
 
+/** Express with its defaults tightened, and the app's own flush and close. */
+function bareApp(ctx: ApiContext): ApiApp {
   const app = express() as ApiApp;
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.flushRequestLog = () => requestLog.flush();
+  app.flushRequestLog = () => ctx.requestLog.flush();
   app.close = async () => {
-    for (const f of feeds) f.unsubscribe();
-    await requestLog.flush();
+    for (const f of ctx.feeds) f.unsubscribe();
+    await ctx.requestLog.flush();
   };
+  return app;
+}
 
-  // 1. Every request is timed and recorded, whatever happens to it.
-  app.use((req, res, next) => {
+/** 1. Every request is timed and recorded, whatever happens to it. */
+function recordEveryRequest({ requestLog, now, deps }: ApiContext): RequestHandler {
+  return (req, res, next) => {
     const l = locals(res);
     l.requestId = randomUUID();
     l.startedAt = performance.now();
@@ -232,10 +254,13 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     res.once('finish', finish);
     res.once('close', finish);
     next();
-  });
+  };
+}
 
-  // 2. Allowlist on the socket's own address (no proxy headers are trusted).
-  app.use((req, _res, next) => {
+/** 2. Allowlist on the socket's own address (no proxy headers are trusted). */
+function allowlistGate(allow: readonly string[]): RequestHandler {
+  const allowlist = new AddressAllowlist(allow);
+  return (req, _res, next) => {
     if (allowlist.allows(req.socket?.remoteAddress)) return next();
     next(
       new ApiProblem(
@@ -243,10 +268,13 @@ export function createApiApp(deps: ApiDeps): ApiApp {
         `address ${req.socket?.remoteAddress ?? '(unknown)'} is not on the API allowlist`,
       ),
     );
-  });
+  };
+}
 
-  // 3. Rate limit per client address.
-  app.use((req, _res, next) => {
+/** 3. Rate limit per client address. */
+function rateLimitGate(rate: RateLimit, now: () => Date): RequestHandler {
+  const limiter = new RateLimiter(rate, () => now().getTime());
+  return (req, _res, next) => {
     const r = limiter.take(req.socket?.remoteAddress ?? 'unknown');
     if (r.ok) return next();
     next(
@@ -258,9 +286,12 @@ export function createApiApp(deps: ApiDeps): ApiApp {
         },
       ),
     );
-  });
+  };
+}
 
-  // Public: the operator's health and the API description.
+/** Public: the operator's health and the API description. */
+function publicRoutes(app: express.Express, { deps, now }: ApiContext): void {
+  const openapi = JSON.stringify(buildOpenApi());
   route(app, '/health', {
     GET: [
       wrap(async (_req, res) => {
@@ -277,11 +308,13 @@ export function createApiApp(deps: ApiDeps): ApiApp {
       },
     ],
   });
+}
 
-  // 4. Everything else needs a bearer token.
-  app.use((req, _res, next) => {
-    const header = req.headers.authorization;
-    const b = TokenAuthenticator.bearer(header);
+/** 4. Everything after it needs a bearer token. */
+function tokenGate(tokens: readonly ApiToken[]): RequestHandler {
+  const authenticator = new TokenAuthenticator(tokens);
+  return (req, res, next) => {
+    const b = TokenAuthenticator.bearer(req.headers.authorization);
     if ('missing' in b) {
       return next(
         new ApiProblem('PS-1101', 'send a bearer token: Authorization: Bearer <token>', {
@@ -299,23 +332,32 @@ export function createApiApp(deps: ApiDeps): ApiApp {
         }),
       );
     }
-    locals(_res).caller = caller;
+    locals(res).caller = caller;
     next();
-  });
-
-  const operatorOnly: RequestHandler = (req, res, next) => {
-    const c = locals(res).caller!;
-    if (c.role === 'operator') return next();
-    next(
-      new ApiProblem(
-        'PS-1201',
-        `token ${c.name} has the viewer role; ${req.method} needs the operator role`,
-      ),
-    );
   };
+}
 
-  // A JSON body, if any: anything else is 415 before a byte is read.
-  const jsonBody: RequestHandler = (req, res, next) => {
+/** 5. A write needs the operator role. */
+const operatorOnly: RequestHandler = (req, res, next) => {
+  const c = locals(res).caller!;
+  if (c.role === 'operator') return next();
+  next(
+    new ApiProblem(
+      'PS-1201',
+      `token ${c.name} has the viewer role; ${req.method} needs the operator role`,
+    ),
+  );
+};
+
+/** 6. A JSON body, if any, up to the limit: anything else is 415 before a byte is read. */
+function jsonBodyReader(bodyBytes: number): RequestHandler {
+  const jsonParser = express.json({
+    limit: bodyBytes,
+    strict: true,
+    inflate: false,
+    type: () => true,
+  });
+  return (req, res, next) => {
     const hasBody =
       req.headers['transfer-encoding'] !== undefined ||
       (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
@@ -330,18 +372,17 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     }
     jsonParser(req, res, next);
   };
+}
 
-  const withId: RequestHandler = (req, res, next) => {
-    const id = req.params.upgrade_id;
-    if (typeof id === 'string' && id.length <= 253) locals(res).upgradeId = id;
-    next();
-  };
-
-  // Trigger takes a JSON reference to a package on the operator host, or
-  // (when uploads are configured) the package itself as multipart/form-data.
-  const triggerBody: RequestHandler = (req, res, next) => {
+/**
+ * 6 on trigger: a JSON reference to a package on the operator host, or (when
+ * uploads are configured) the package itself as multipart/form-data, which
+ * the trigger handler streams itself.
+ */
+function triggerBodyReader(upload: UploadSettings | undefined, jsonBody: RequestHandler) {
+  const reader: RequestHandler = (req, res, next) => {
     if (!req.is('multipart/form-data')) return jsonBody(req, res, next);
-    if (!deps.upload) {
+    if (!upload) {
       return next(
         new ApiProblem(
           'PS-1602',
@@ -351,56 +392,25 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     }
     next();
   };
+  return reader;
+}
 
+/** Names the upgrade in the request log before anything can fail. */
+const withId: RequestHandler = (req, res, next) => {
+  const id = req.params.upgrade_id;
+  if (typeof id === 'string' && id.length <= 253) locals(res).upgradeId = id;
+  next();
+};
+
+/** The compatibility endpoints; each write lists its role and body layers in order. */
+function upgradeRoutes(app: express.Express, ctx: ApiContext): void {
+  const { api, progress, invalidate } = ctx;
+  const jsonBody = jsonBodyReader(ctx.deps.limits?.bodyBytes ?? DEFAULT_BODY_BYTES);
   route(app, '/api/v1/upgrade/trigger', {
     POST: [
       operatorOnly,
-      triggerBody,
-      wrap(async (req, res) => {
-        if (deps.upload && req.is('multipart/form-data')) {
-          const received = await receivePackage(req, {
-            workDir: deps.upload.workDir,
-            trustedKeys: deps.upload.trustedKeys,
-            maxBytes: deps.upload.maxBytes,
-            installedVersion: (pair) => installedVersion(deps.source, pair),
-          });
-          let out: Awaited<ReturnType<UpgradeApi['trigger']>>;
-          try {
-            out = await api.trigger(
-              {
-                pair: received.pair,
-                package: {
-                  path: received.packagePath,
-                  version: received.version,
-                  signature_path: received.sigPath,
-                },
-                ...(received.reason ? { reason: received.reason } : {}),
-                ...(received.options !== undefined ? { options: received.options } : {}),
-              },
-              locals(res).caller!,
-            );
-          } catch (e) {
-            await received.cleanup();
-            throw e;
-          }
-          locals(res).upgradeId = out.upgrade_id;
-          invalidate(out.upgrade_id);
-          res.setHeader('Location', out.status_url);
-          sendJson(res, 201, out);
-          return;
-        }
-        if (req.body === undefined) {
-          throw new ApiProblem(
-            'PS-1001',
-            'send a JSON body: {"pair": "...", "package": {"path": "/...", "version": "X.Y.Z"}}',
-          );
-        }
-        const out = await api.trigger(req.body, locals(res).caller!);
-        locals(res).upgradeId = out.upgrade_id;
-        invalidate(out.upgrade_id);
-        res.setHeader('Location', out.status_url);
-        sendJson(res, 201, out);
-      }),
+      triggerBodyReader(ctx.deps.upload, jsonBody),
+      wrap((req, res) => trigger(ctx, req, res)),
     ],
   });
   route(app, '/api/v1/upgrade/progress/:upgrade_id', {
@@ -411,29 +421,24 @@ export function createApiApp(deps: ApiDeps): ApiApp {
       ),
     ],
   });
+  // A write on one upgrade: named, operator only, JSON body; its cached progress is dropped.
+  const actOnUpgrade = (
+    act: (rawId: unknown, body: unknown, caller: Caller) => Promise<{ upgrade_id: string }>,
+  ): RequestHandler[] => [
+    withId,
+    operatorOnly,
+    jsonBody,
+    wrap(async (req, res) => {
+      const out = await act(req.params.upgrade_id, req.body, locals(res).caller!);
+      invalidate(out.upgrade_id);
+      sendJson(res, 200, out);
+    }),
+  ];
   route(app, '/api/v1/upgrade/rollback/:upgrade_id', {
-    POST: [
-      withId,
-      operatorOnly,
-      jsonBody,
-      wrap(async (req, res) => {
-        const out = await api.rollback(req.params.upgrade_id, req.body, locals(res).caller!);
-        invalidate(out.upgrade_id);
-        sendJson(res, 200, out);
-      }),
-    ],
+    POST: actOnUpgrade((id, body, caller) => api.rollback(id, body, caller)),
   });
   route(app, '/api/v1/upgrade/cancel/:upgrade_id', {
-    POST: [
-      withId,
-      operatorOnly,
-      jsonBody,
-      wrap(async (req, res) => {
-        const out = await api.cancel(req.params.upgrade_id, req.body, locals(res).caller!);
-        invalidate(out.upgrade_id);
-        sendJson(res, 200, out);
-      }),
-    ],
+    POST: actOnUpgrade((id, body, caller) => api.cancel(id, body, caller)),
   });
   route(app, '/api/v1/upgrade/history', {
     GET: [wrap(async (req, res) => sendJson(res, 200, await api.history(req.query)))],
@@ -446,24 +451,89 @@ export function createApiApp(deps: ApiDeps): ApiApp {
       ),
     ],
   });
+}
 
-  app.use((req, _res, next) => {
-    next(
-      new ApiProblem(
-        'PS-1301',
-        `there is no endpoint ${req.method} ${pathOf(req).slice(0, 200)}; see /api/v1/openapi.json`,
-      ),
-    );
+type TriggerAnswer = Awaited<ReturnType<UpgradeApi['trigger']>>;
+
+/** POST trigger: an uploaded package or a JSON reference becomes an UpgradeRequest. */
+async function trigger(ctx: ApiContext, req: Request, res: Response): Promise<void> {
+  const upload = ctx.deps.upload;
+  const out =
+    upload && req.is('multipart/form-data')
+      ? await triggerWithUpload(ctx, upload, req, res)
+      : await triggerWithJson(ctx, req, res);
+  locals(res).upgradeId = out.upgrade_id;
+  ctx.invalidate(out.upgrade_id);
+  res.setHeader('Location', out.status_url);
+  sendJson(res, 201, out);
+}
+
+async function triggerWithUpload(
+  { api, deps }: ApiContext,
+  upload: UploadSettings,
+  req: Request,
+  res: Response,
+): Promise<TriggerAnswer> {
+  const received = await receivePackage(req, {
+    workDir: upload.workDir,
+    trustedKeys: upload.trustedKeys,
+    maxBytes: upload.maxBytes,
+    installedVersion: (pair) => installedVersion(deps.source, pair),
   });
+  try {
+    return await api.trigger(
+      {
+        pair: received.pair,
+        package: {
+          path: received.packagePath,
+          version: received.version,
+          signature_path: received.sigPath,
+        },
+        ...(received.reason ? { reason: received.reason } : {}),
+        ...(received.options !== undefined ? { options: received.options } : {}),
+      },
+      locals(res).caller!,
+    );
+  } catch (e) {
+    // No UpgradeRequest refers to a refused trigger's upload: the janitor
+    // would keep it for a day as a possible upload in progress.
+    await received.cleanup();
+    throw e;
+  }
+}
 
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+async function triggerWithJson(
+  { api }: ApiContext,
+  req: Request,
+  res: Response,
+): Promise<TriggerAnswer> {
+  if (req.body === undefined) {
+    throw new ApiProblem(
+      'PS-1001',
+      'send a JSON body: {"pair": "...", "package": {"path": "/...", "version": "X.Y.Z"}}',
+    );
+  }
+  return api.trigger(req.body, locals(res).caller!);
+}
+
+const noSuchEndpoint: RequestHandler = (req, _res, next) => {
+  next(
+    new ApiProblem(
+      'PS-1301',
+      `there is no endpoint ${req.method} ${pathOf(req).slice(0, 200)}; see /api/v1/openapi.json`,
+    ),
+  );
+};
+
+/** Every error leaves as problem+json; one already half sent cuts the connection. */
+function problemResponder(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) {
       req.socket?.destroy();
       return;
     }
-    sendProblem(req, res, asProblem(err, req, res, deps.logger));
-  });
-  return app;
+    sendProblem(req, res, asProblem(err, req, res, logger));
+  };
 }
 
 /** Any error as an ApiProblem; unexpected ones are logged with their stack here and only here. */

@@ -1,7 +1,14 @@
-// The thirteen phases of an upgrade (task list 2.1.1). This list is the single
-// source of truth: the state machine, the CHECK constraints in migrations/ and
-// the CRD enum are all checked against it by tests.
-export const PHASES = [
+// The thirteen phases of an upgrade (task list 2.1.1): the happy path, then
+// rollback and the other ends. PHASES is the single source of truth: the state
+// machine, the CHECK constraints in migrations/ and the CRD enum are all
+// checked against it by tests.
+
+/**
+ * The phases an upgrade passes through when nothing goes wrong, in order
+ * (task list section 4). Written once so that tests and benches checking a
+ * whole run compare against the same path.
+ */
+export const HAPPY_PATH = [
   'IDLE',
   'PREPARE',
   'BACKUP',
@@ -10,6 +17,10 @@ export const PHASES = [
   'UPGRADE_MASTER',
   'VERIFY',
   'COMPLETE',
+] as const;
+
+export const PHASES = [
+  ...HAPPY_PATH,
   'ROLLBACK',
   'CANCELLED',
   'FAILED',

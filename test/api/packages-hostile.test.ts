@@ -23,6 +23,7 @@ import {
   type TrustedKey,
 } from '../../src/packages/signing.js';
 import { BLOCK } from '../../src/packages/tar.js';
+import { END, padded, rawHeader } from '../support/raw-tar.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -100,41 +101,6 @@ afterEach(() => {
 });
 
 // ------------------------------------------------------------- archives
-
-function rawHeader(f: {
-  name: string;
-  type?: string;
-  size?: number;
-  sizeField?: string;
-  mode?: number;
-  linkname?: string;
-  prefix?: string;
-}): Buffer {
-  const h = Buffer.alloc(BLOCK);
-  h.write(f.name, 0, 100, 'latin1');
-  h.write(`${(f.mode ?? 0o644).toString(8).padStart(7, '0')}\0`, 100, 'latin1');
-  h.write('0000000\0', 108, 'latin1');
-  h.write('0000000\0', 116, 'latin1');
-  h.write(f.sizeField ?? `${(f.size ?? 0).toString(8).padStart(11, '0')}\0`, 124, 'latin1');
-  h.write('00000000000\0', 136, 'latin1');
-  h.write(f.type ?? '0', 156, 'latin1');
-  h.write(f.linkname ?? '', 157, 100, 'latin1');
-  h.write('ustar\0', 257, 'latin1');
-  h.write('00', 263, 'latin1');
-  h.write(f.prefix ?? '', 345, 155, 'latin1');
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return h;
-}
-
-function padded(data: Buffer): Buffer {
-  const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
-  return Buffer.concat([data, Buffer.alloc(pad)]);
-}
-
-const END = Buffer.alloc(2 * BLOCK);
 
 interface File {
   path: string;

@@ -17,26 +17,12 @@ import { StandaloneSource } from '../../src/sources/standalone.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
+import { hapairYaml } from '../support/manifests.js';
+
+export { hapairYaml };
 
 export const OPERATOR_TOKEN = 'op-secret-token-0123456789abcdef';
 export const VIEWER_TOKEN = 'viewer-secret-token-0123456789ab';
-
-const FP = 'SHA256:Q1b9c2m0yNnYQm9m8R5m2zj9y7t8H1o6hXq3x4K5v6w';
-export const hapairYaml = (name: string) => `apiVersion: pairshift.io/v1alpha1
-kind: HAPair
-metadata: {name: ${name}}
-spec:
-  vip: {address: 198.18.0.100, prefixLength: 24, interface: eth0}
-  ssh: {user: root, port: 22, privateKeyPath: /keys/id}
-  nodes:
-    - {name: a, address: 198.18.0.11, ssh: {hostKey: {fingerprint: "${FP}"}}}
-    - {name: b, address: 198.18.0.12, ssh: {hostKey: {fingerprint: "${FP}"}}}
-  keepalived: {configPath: /etc/keepalived/keepalived.conf, instance: VI_1, start: s, stop: s, status: s, reload: s}
-  services: [{name: java, port: 8080, start: s, stop: s, status: s}]
-  database: {port: 5432, name: app, user: app, superuser: postgres, replicationUser: rep, osUser: postgres, dataDir: /d, binDir: /b, start: s, stop: s, status: s}
-  rsync: {source: /etc/app/, direction: vip-holder-to-peer, periodSeconds: 2, pause: p, resume: r, status: s}
-  paths: {appDir: /opt/app, appJar: /opt/app/app.jar, configDir: /etc/app, rootKey: /etc/app/root.key, backupDir: /var/backups/app}
-`;
 
 export interface Harness {
   db: SqlClient;

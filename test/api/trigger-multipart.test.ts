@@ -14,7 +14,7 @@ import {
   signArchive,
   type TrustedKey,
 } from '../../src/packages/signing.js';
-import { signedTestPackage } from './signed-package.js';
+import { signedTestPackage } from '../support/signed-package.js';
 import { client, type Harness, OpenApiChecker, startHarness, VIEWER_TOKEN } from './support.js';
 
 jest.setTimeout(60_000);

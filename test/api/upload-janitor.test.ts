@@ -29,7 +29,7 @@ import { StandaloneSource } from '../../src/sources/standalone.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
-import { signedTestPackage } from './signed-package.js';
+import { signedTestPackage } from '../support/signed-package.js';
 import { hapairYaml, OPERATOR_TOKEN } from './support.js';
 
 jest.setTimeout(60_000);

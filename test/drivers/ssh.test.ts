@@ -3,7 +3,6 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { jest } from '@jest/globals';
 import fc from 'fast-check';
-import { DriverError } from '../../src/drivers/errors.js';
 import {
   SshConnection,
   type SshEndpoint,
@@ -11,6 +10,7 @@ import {
 } from '../../src/drivers/ssh/connection.js';
 import { authorizedKeyLine } from '../../src/drivers/ssh/host-key.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
+import { failureOf } from '../support/driver-failure.js';
 import { freePort } from '../support/pg-cluster.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
@@ -34,16 +34,6 @@ const endpoint = (over: Partial<SshEndpoint> = {}): SshEndpoint => ({
   hostKeyFingerprints: [sshd.hostFingerprint],
   ...over,
 });
-
-async function failureOf(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DriverError) return err;
-    throw err;
-  }
-  throw new Error('expected a DriverError');
-}
 
 beforeAll(async () => {
   sshd = await startSshd();

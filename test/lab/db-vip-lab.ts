@@ -73,6 +73,20 @@ export class CountingShell {
 
 export { sleep };
 
+/**
+ * A pool whose pin for node is the other node's host key: every connection
+ * to node must be refused before a command runs. The caller closes it.
+ */
+export async function poolWithWrongHostKey(pair: HAPair, node: string): Promise<SshPool> {
+  const other = pair.spec.nodes.find((n) => n.name !== node)!;
+  const endpoints = await sshEndpoints(pair);
+  return new SshPool(
+    endpoints.map((e) =>
+      e.node === node ? { ...e, hostKeyFingerprints: [other.ssh.hostKey.fingerprint] } : e,
+    ),
+  );
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: the prober's JSON report
 export type ProbeJson = any;
 

@@ -16,13 +16,18 @@ import {
   waitForReplay,
 } from '../../src/drivers/database/observe.js';
 import { querySql } from '../../src/drivers/database/psql.js';
-import { DriverError } from '../../src/drivers/errors.js';
 import { KeepalivedDriver } from '../../src/drivers/keepalived/driver.js';
 import { MemoryRecords } from '../../src/drivers/records.js';
-import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
-import { type NodeShell, SshPool } from '../../src/drivers/ssh/pool.js';
+import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import { switchover } from '../../src/drivers/switchover/switchover.js';
-import { CountingShell, probeWhile, startTestLab, type TestLab } from './db-vip-lab.js';
+import { failureOf } from '../support/driver-failure.js';
+import {
+  CountingShell,
+  poolWithWrongHostKey,
+  probeWhile,
+  startTestLab,
+  type TestLab,
+} from './db-vip-lab.js';
 
 jest.setTimeout(300_000);
 
@@ -42,16 +47,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await lab?.down();
 });
-
-async function failureOf(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DriverError) return err;
-    throw err;
-  }
-  throw new Error('expected a DriverError');
-}
 
 const sql = async (node: string, q: string) =>
   (await querySql(ctx.shell, ctx.pair, ctx.flavour, node, q)).map((r) => r.join('|'));
@@ -213,14 +208,7 @@ describe('refusals that leave the pair serving', () => {
   });
 
   it('refuses a node whose host key is not the pinned one, before acting', async () => {
-    const endpoints = await sshEndpoints(lab.pair);
-    const wrong = new SshPool(
-      endpoints.map((e) =>
-        e.node === 'a'
-          ? { ...e, hostKeyFingerprints: [lab.pair.spec.nodes[1]!.ssh.hostKey.fingerprint] }
-          : e,
-      ),
-    );
+    const wrong = await poolWithWrongHostKey(lab.pair, 'a');
     try {
       const e = await failureOf(
         switchover(

@@ -4,13 +4,13 @@
 // it breaks: keepalived stopped on the target, a wrong host key, a node that
 // does not answer.
 import { jest } from '@jest/globals';
-import { DriverError } from '../../src/drivers/errors.js';
 import { KeepalivedDriver } from '../../src/drivers/keepalived/driver.js';
 import type { VipMoveMethod } from '../../src/drivers/keepalived/vip-plan.js';
 import { MemoryRecords } from '../../src/drivers/records.js';
 import { sshEndpoints } from '../../src/drivers/ssh/endpoints.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
-import { CountingShell, startTestLab, type TestLab } from './db-vip-lab.js';
+import { failureOf } from '../support/driver-failure.js';
+import { CountingShell, poolWithWrongHostKey, startTestLab, type TestLab } from './db-vip-lab.js';
 
 jest.setTimeout(180_000);
 
@@ -40,16 +40,6 @@ const writesIn = (shell: CountingShell) =>
 const isReadOnlySh = (argv: readonly string[]) =>
   argv[0] === 'sh' &&
   (argv[2] === lab.pair.spec.keepalived.status || (argv[2] ?? '').startsWith('cat "$1"'));
-
-async function failureOf(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DriverError) return err;
-    throw err;
-  }
-  throw new Error('expected a DriverError');
-}
 
 describe('keepalived driver on lab d1b', () => {
   it('observes the VIP on a from inside and from outside both nodes', async () => {
@@ -175,14 +165,7 @@ describe('keepalived driver on lab d1b', () => {
   });
 
   it('refuses a node whose host key is not the pinned one, and names an unreachable node', async () => {
-    const endpoints = await sshEndpoints(lab.pair);
-    const wrongKey = new SshPool(
-      endpoints.map((e) =>
-        e.node === 'b'
-          ? { ...e, hostKeyFingerprints: [lab.pair.spec.nodes[0]!.ssh.hostKey.fingerprint] }
-          : e,
-      ),
-    );
+    const wrongKey = await poolWithWrongHostKey(lab.pair, 'b');
     try {
       const e = await failureOf(driver(wrongKey).ensureVipOn('b'));
       expect(e.kind).toBe('terminal');
@@ -191,6 +174,7 @@ describe('keepalived driver on lab d1b', () => {
       await wrongKey.close();
     }
     // an address in the lab's /24 that nobody holds: connect times out
+    const endpoints = await sshEndpoints(lab.pair);
     const unreachable = new SshPool(
       endpoints.map((e) =>
         e.node === 'b' ? { ...e, host: lab.pair.spec.vip.address.replace(/\.\d+$/, '.13') } : e,

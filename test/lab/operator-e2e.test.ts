@@ -10,6 +10,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
+import { HAPPY_PATH } from '../../src/core/phases.js';
 import type { UpgradeRequestSpec } from '../../src/core/upgrade-request.js';
 import type { LabPackage } from '../../src/lab/app/releases.js';
 import { LAB_AGENT_ROOT } from '../../src/reconciler/agents.js';
@@ -190,16 +191,7 @@ describe('the operator upgrades lab e1', () => {
     expect(r.status.phase).toBe('COMPLETE');
     expect(r.status.progress).toBe(100);
     expect(condition(r, 'Ready')).toBe('True');
-    expect(r.history.map((h) => h.to)).toEqual([
-      'IDLE',
-      'PREPARE',
-      'BACKUP',
-      'UPGRADE_BACKUP',
-      'VIP_SWITCH',
-      'UPGRADE_MASTER',
-      'VERIFY',
-      'COMPLETE',
-    ]);
+    expect(r.history.map((h) => h.to)).toEqual(HAPPY_PATH);
     // the pair, read from the nodes
     expect(r.pair.versions).toEqual({ a: '2.0.0', b: '2.0.0' });
     expectServing(r, '2.0.0');

@@ -8,7 +8,7 @@
 // finish COMPLETE with no acknowledged write lost and no completed step's
 // side effect repeated. Needs root and what docs/lab.md lists.
 import { jest } from '@jest/globals';
-import { isTerminal, type Phase } from '../../src/core/phases.js';
+import { HAPPY_PATH, isTerminal, type Phase } from '../../src/core/phases.js';
 import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { listLogs } from '../../src/store/upgrades.js';
@@ -94,16 +94,7 @@ describe('the operator killed with SIGKILL after every recorded action', () => {
       const st = (await statusOf(db))!;
       expect(st.phase).toBe('COMPLETE');
       const history = await historyOf(db, NAME);
-      expect(history.map((h) => h.to)).toEqual([
-        'IDLE',
-        'PREPARE',
-        'BACKUP',
-        'UPGRADE_BACKUP',
-        'VIP_SWITCH',
-        'UPGRADE_MASTER',
-        'VERIFY',
-        'COMPLETE',
-      ]);
+      expect(history.map((h) => h.to)).toEqual(HAPPY_PATH);
       // every step reached DONE
       const steps = await stepsOf(db, NAME);
       expect(steps.filter((s) => s.status !== 'DONE')).toEqual([]);

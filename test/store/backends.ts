@@ -4,9 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
 import { openPostgres } from '../../src/store/postgres.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
+import { createUpgradeTask } from '../../src/store/upgrades.js';
 import { type PgCluster, startPgCluster } from '../support/pg-cluster.js';
 
 export interface TestBackend {
@@ -76,6 +78,24 @@ export const backends: [string, () => TestBackend][] = [
   ['postgres', postgresBackend],
   ['pglite', pgliteBackend],
 ];
+
+/** Starts the backend and hands out a fresh database with every migration applied. */
+export async function migratedStore(backend: TestBackend): Promise<SqlClient> {
+  await backend.setup();
+  const db = await backend.fresh();
+  await migrate(db);
+  return db;
+}
+
+/** An IDLE task of pair p, to 2.0.0, for tests that need a row to write against. */
+export async function createTestTask(db: SqlClient, upgradeId: string): Promise<void> {
+  await createUpgradeTask(db, {
+    upgradeId,
+    pairName: 'p',
+    targetVersion: '2.0.0',
+    requestedBy: 't',
+  });
+}
 
 /** Resolves to the error a statement failed with; fails the test if it succeeded. */
 export async function failure(

@@ -4,7 +4,6 @@ import { jest } from '@jest/globals';
 import { emptyJournal, recordStep } from '../../src/core/journal.js';
 import { initialContext, type UpgradeContext, upgradeMachine } from '../../src/core/machine.js';
 import { commitTransition, loadMemory, saveMemory } from '../../src/store/journal-store.js';
-import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import {
   createUpgradeTask,
@@ -13,7 +12,7 @@ import {
   PhaseConflictError,
 } from '../../src/store/upgrades.js';
 import { happyEvent } from '../support/machine-properties.js';
-import { backends } from './backends.js';
+import { backends, createTestTask, migratedStore } from './backends.js';
 
 jest.setTimeout(120_000);
 
@@ -21,15 +20,8 @@ describe.each(backends)('upgrade memory on %s', (_name, makeBackend) => {
   const backend = makeBackend();
   let db: SqlClient;
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
-    await createUpgradeTask(db, {
-      upgradeId: 'm1',
-      pairName: 'p',
-      targetVersion: '2.0.0',
-      requestedBy: 't',
-    });
+    db = await migratedStore(backend);
+    await createTestTask(db, 'm1');
   });
   afterAll(() => backend.teardown());
 

@@ -6,19 +6,19 @@
 import { PassThrough } from 'node:stream';
 import { jest } from '@jest/globals';
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
+import { HAPPY_PATH } from '../../src/core/phases.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
 import { UpgradeReconciler } from '../../src/reconciler/reconciler.js';
 import { StandaloneSource } from '../../src/sources/standalone.js';
 import { loadMemory } from '../../src/store/journal-store.js';
-import { migrate } from '../../src/store/migrate.js';
 import { listSteps } from '../../src/store/progress-store.js';
 import { storeRecords } from '../../src/store/records.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { getUpgradeTask, listHistory, listLogs } from '../../src/store/upgrades.js';
 import { SimRuntime } from '../support/sim-runtime.js';
-import { backends } from './backends.js';
+import { backends, migratedStore } from './backends.js';
 
 jest.setTimeout(180_000);
 
@@ -93,9 +93,7 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
   const logger = createLogger({ stream: new PassThrough(), format: 'json' });
 
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
+    db = await migratedStore(backend);
     source = new StandaloneSource({ db });
   });
   afterAll(async () => {
@@ -158,16 +156,7 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     );
     expect(rt.sim.nodes.map((n) => n.installedVersion)).toEqual(['2.0.0', '2.0.0']);
     const history = await listHistory(db, 1, 50, { upgradeId: 'happy' });
-    expect(history.items.map((h) => h.to).reverse()).toEqual([
-      'IDLE',
-      'PREPARE',
-      'BACKUP',
-      'UPGRADE_BACKUP',
-      'VIP_SWITCH',
-      'UPGRADE_MASTER',
-      'VERIFY',
-      'COMPLETE',
-    ]);
+    expect(history.items.map((h) => h.to).reverse()).toEqual(HAPPY_PATH);
     const steps = await listSteps(db, 'happy');
     expect(steps.every((s) => s.status === 'DONE')).toBe(true);
     expect(steps.map((s) => s.step)).toContain('VIP_SWITCH/SWITCHOVER@node-b');

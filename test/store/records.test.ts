@@ -1,11 +1,9 @@
 // The drivers' record writers on both stores: every table of task list
 // 1.1.4-1.1.8 takes a well-formed record and the constraints still bite.
 import { jest } from '@jest/globals';
-import { migrate } from '../../src/store/migrate.js';
 import { storeRecords } from '../../src/store/records.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
-import { createUpgradeTask } from '../../src/store/upgrades.js';
-import { backends, failure } from './backends.js';
+import { backends, createTestTask, failure, migratedStore } from './backends.js';
 
 jest.setTimeout(120_000);
 
@@ -14,15 +12,8 @@ describe.each(backends)('record writers on %s', (_name, makeBackend) => {
   let db: SqlClient;
 
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
-    await createUpgradeTask(db, {
-      upgradeId: 'u1',
-      pairName: 'p',
-      targetVersion: '2.0.0',
-      requestedBy: 't',
-    });
+    db = await migratedStore(backend);
+    await createTestTask(db, 'u1');
   });
   afterAll(() => backend.teardown());
 

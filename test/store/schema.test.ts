@@ -4,10 +4,9 @@
 
 import { jest } from '@jest/globals';
 import { PHASES, TERMINAL_PHASES } from '../../src/core/phases.js';
-import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import { loadUpgradeConfig } from '../../src/store/upgrades.js';
-import { backends, failure } from './backends.js';
+import { backends, failure, migratedStore } from './backends.js';
 
 jest.setTimeout(120_000);
 
@@ -51,9 +50,7 @@ describe.each(backends)('schema on %s', (_name, makeBackend) => {
   }
 
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
+    db = await migratedStore(backend);
   });
   afterAll(() => backend.teardown());
 

@@ -7,28 +7,12 @@ import { jest } from '@jest/globals';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { ResourceConflictError } from '../../src/reconciler/source.js';
 import { StandaloneSource } from '../../src/sources/standalone.js';
-import { migrate } from '../../src/store/migrate.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
-import { backends } from './backends.js';
+import { hapairYaml } from '../support/manifests.js';
+import { backends, migratedStore } from './backends.js';
 
 jest.setTimeout(120_000);
 
-const FP = 'SHA256:Q1b9c2m0yNnYQm9m8R5m2zj9y7t8H1o6hXq3x4K5v6w';
-const hapair = (name: string) => `apiVersion: pairshift.io/v1alpha1
-kind: HAPair
-metadata: {name: ${name}}
-spec:
-  vip: {address: 198.18.0.100, prefixLength: 24, interface: eth0}
-  ssh: {user: root, port: 22, privateKeyPath: /keys/id}
-  nodes:
-    - {name: a, address: 198.18.0.11, ssh: {hostKey: {fingerprint: "${FP}"}}}
-    - {name: b, address: 198.18.0.12, ssh: {hostKey: {fingerprint: "${FP}"}}}
-  keepalived: {configPath: /etc/keepalived/keepalived.conf, instance: VI_1, start: s, stop: s, status: s, reload: s}
-  services: [{name: java, port: 8080, start: s, stop: s, status: s}]
-  database: {port: 5432, name: app, user: app, superuser: postgres, replicationUser: rep, osUser: postgres, dataDir: /d, binDir: /b, start: s, stop: s, status: s}
-  rsync: {source: /etc/app/, direction: vip-holder-to-peer, periodSeconds: 2, pause: p, resume: r, status: s}
-  paths: {appDir: /opt/app, appJar: /opt/app/app.jar, configDir: /etc/app, rootKey: /etc/app/root.key, backupDir: /var/backups/app}
-`;
 const upgrade = (name: string, version: string) => `apiVersion: pairshift.io/v1alpha1
 kind: UpgradeRequest
 metadata: {name: ${name}}
@@ -45,11 +29,9 @@ describe.each(backends)('standalone source on %s', (_name, makeBackend) => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
+    db = await migratedStore(backend);
     dir = mkdtempSync(join(tmpdir(), 'pairshift-manifests-'));
-    writeFileSync(join(dir, 'pair.yaml'), hapair('lab'));
+    writeFileSync(join(dir, 'pair.yaml'), hapairYaml('lab'));
     writeFileSync(join(dir, 'up.yaml'), upgrade('to-v2', '2.0.0'));
     source = new StandaloneSource({
       db,

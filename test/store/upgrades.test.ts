@@ -14,7 +14,7 @@ import {
   UpgradeExistsError,
   UpgradeNotFoundError,
 } from '../../src/store/upgrades.js';
-import { backends } from './backends.js';
+import { backends, migratedStore } from './backends.js';
 
 jest.setTimeout(120_000);
 
@@ -36,9 +36,7 @@ describe.each(backends)('upgrade repository on %s', (_name, makeBackend) => {
     });
 
   beforeAll(async () => {
-    await backend.setup();
-    db = await backend.fresh();
-    await migrate(db);
+    db = await migratedStore(backend);
   });
   afterAll(() => backend.teardown());
 

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import express from 'express';
 import { loadTrustedKey } from '../../src/packages/signing.js';
-import { signedTestPackage } from '../api/signed-package.js';
 import { type Harness, OPERATOR_TOKEN, startHarness, VIEWER_TOKEN } from '../api/support.js';
 import { runCli } from '../support/run-cli.js';
+import { signedTestPackage } from '../support/signed-package.js';
 
 jest.setTimeout(60_000);
 

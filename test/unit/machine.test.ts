@@ -8,7 +8,13 @@ import {
   type UpgradeEvent,
   upgradeMachine,
 } from '../../src/core/machine.js';
-import { isTerminal, PHASES, type Phase, TERMINAL_PHASES } from '../../src/core/phases.js';
+import {
+  HAPPY_PATH,
+  isTerminal,
+  PHASES,
+  type Phase,
+  TERMINAL_PHASES,
+} from '../../src/core/phases.js';
 import { happyEvent, NODES, PROPERTIES, runArb } from '../support/machine-properties.js';
 
 const meta = { at: new Date('2026-03-01T10:00:00Z'), actor: 'reconciler' };
@@ -138,16 +144,7 @@ describe('upgrade state machine: examples', () => {
       ctx = r.context;
       visited.push(ctx.phase);
     }
-    expect(visited).toEqual([
-      'IDLE',
-      'PREPARE',
-      'BACKUP',
-      'UPGRADE_BACKUP',
-      'VIP_SWITCH',
-      'UPGRADE_MASTER',
-      'VERIFY',
-      'COMPLETE',
-    ]);
+    expect(visited).toEqual(HAPPY_PATH);
   });
 
   test('a refusal says what was refused and why, and is not an exception', () => {

@@ -15,6 +15,7 @@ import {
   type TarWriteEntry,
   writeTar,
 } from '../../src/packages/tar.js';
+import { END, padded, rawHeader } from '../support/raw-tar.js';
 
 async function collect(gen: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -51,46 +52,6 @@ async function readAll(
   }
   return out;
 }
-
-/** A header with arbitrary fields, bypassing the writer's checks (for hostile archives). */
-function rawHeader(f: {
-  name: string;
-  type?: string;
-  size?: number;
-  sizeField?: string;
-  mode?: number;
-  linkname?: string;
-  prefix?: string;
-  magic?: string;
-  version?: string;
-  badChecksum?: boolean;
-}): Buffer {
-  const h = Buffer.alloc(BLOCK);
-  h.write(f.name, 0, 100, 'latin1');
-  h.write(`${(f.mode ?? 0o644).toString(8).padStart(7, '0')}\0`, 100, 'latin1');
-  h.write('0000000\0', 108, 'latin1');
-  h.write('0000000\0', 116, 'latin1');
-  h.write(f.sizeField ?? `${(f.size ?? 0).toString(8).padStart(11, '0')}\0`, 124, 'latin1');
-  h.write('00000000000\0', 136, 'latin1');
-  h.write(f.type ?? '0', 156, 'latin1');
-  h.write(f.linkname ?? '', 157, 100, 'latin1');
-  h.write(f.magic ?? 'ustar\0', 257, 'latin1');
-  h.write(f.version ?? '00', 263, 'latin1');
-  h.write(f.prefix ?? '', 345, 155, 'latin1');
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  if (f.badChecksum) sum += 1;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return h;
-}
-
-function body(data: Buffer): Buffer {
-  const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
-  return Buffer.concat([data, Buffer.alloc(pad)]);
-}
-
-const END = Buffer.alloc(2 * BLOCK);
 
 async function refusal(archive: Buffer, limits: Partial<TarLimits> = {}): Promise<TarFormatError> {
   try {
@@ -344,9 +305,9 @@ describe('the reader refuses hostile archives', () => {
       () =>
         Buffer.concat([
           rawHeader({ name: 'a', size: 600 }),
-          body(Buffer.alloc(600)),
+          padded(Buffer.alloc(600)),
           rawHeader({ name: 'b', size: 600 }),
-          body(Buffer.alloc(600)),
+          padded(Buffer.alloc(600)),
           END,
         ]),
       'archive-too-large',
@@ -375,7 +336,7 @@ describe('the reader refuses hostile archives', () => {
     ],
     [
       'an archive without its end marker',
-      () => Buffer.concat([rawHeader({ name: 'a', size: 3 }), body(Buffer.from('abc'))]),
+      () => Buffer.concat([rawHeader({ name: 'a', size: 3 }), padded(Buffer.from('abc'))]),
       'truncated',
       /no end-of-archive marker/,
     ],

@@ -15,7 +15,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
-  buildPackage,
   checkPackageContents,
   compareVersions,
   generateSigningKeyPair,
@@ -28,7 +27,13 @@ import {
   verifyPackage,
   writeTar,
 } from '../../src/packages/index.js';
-import { MANIFEST_FORMAT, serializeManifest } from '../../src/packages/manifest.js';
+import { MANIFEST_FORMAT } from '../../src/packages/manifest.js';
+import {
+  buildSignedPackage,
+  type HandEntry,
+  manifestFor,
+  signedHandArchive,
+} from '../support/signed-package.js';
 
 let dir: string;
 let trusted: TrustedKey;
@@ -58,59 +63,13 @@ beforeEach(async () => {
 
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function buildSigned(out = join(dir, 'app-2.0.0.tar.gz')): Promise<string> {
-  await buildPackage({
-    version: '2.0.0',
-    upgradesFrom: ['1.0.0'],
-    jarPath: join(dir, 'app.jar'),
-    pythonPath: join(dir, 'worker.py'),
-    configDir: join(dir, 'config'),
-    migrationsDir: join(dir, 'migrations'),
-    outPath: out,
-  });
-  await signArchive(out, await loadPrivateKey(privateKeyPath));
-  return out;
+function buildSigned(out = join(dir, 'app-2.0.0.tar.gz')): Promise<string> {
+  return buildSignedPackage(dir, privateKeyPath, out);
 }
 
 /** A hand-made, validly signed archive (for contents the builder would never write). */
-async function signedArchive(
-  entries: Array<{ path: string; data: Buffer; mode?: number }>,
-): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const p of writeTar(
-    entries.map((e) => ({
-      path: e.path,
-      mode: e.mode ?? 0o644,
-      size: e.data.length,
-      content: e.data,
-    })),
-  )) {
-    parts.push(p);
-  }
-  const out = join(dir, 'hand.tar.gz');
-  writeFileSync(out, gzipSync(Buffer.concat(parts)));
-  await signArchive(out, await loadPrivateKey(privateKeyPath));
-  return out;
-}
-
-function manifestFor(files: Array<{ path: string; data: Buffer; mode?: number }>, extra = {}) {
-  return serializeManifest(
-    parseManifest({
-      format: MANIFEST_FORMAT,
-      name: 'app',
-      version: '2.0.0',
-      upgradesFrom: ['1.0.0'],
-      files: files.map((f) => ({
-        path: f.path,
-        sha256: createHash('sha256').update(f.data).digest('hex'),
-        size: f.data.length,
-        mode: f.mode ?? 0o644,
-      })),
-      migrations: [],
-      createdAt: new Date(0).toISOString(),
-      ...extra,
-    }),
-  );
+function signedArchive(entries: HandEntry[]): Promise<string> {
+  return signedHandArchive(dir, privateKeyPath, entries);
 }
 
 describe('package build, sign and verify', () => {

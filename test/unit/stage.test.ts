@@ -14,20 +14,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import {
-  buildPackage,
   generateSigningKeyPair,
-  loadPrivateKey,
   loadTrustedKey,
-  parseManifest,
-  signArchive,
   type TrustedKey,
   verifyPackage,
-  writeTar,
 } from '../../src/packages/index.js';
-import { MANIFEST_FORMAT, serializeManifest } from '../../src/packages/manifest.js';
 import { payloadKind, placeInside, stagePackage } from '../../src/packages/stage.js';
+import { buildSignedPackage, manifestFor, signedHandArchive } from '../support/signed-package.js';
 
 let dir: string;
 let work: string;
@@ -56,18 +50,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 async function buildSigned(name = 'app-2.0.0.tar.gz', jarByte = 7): Promise<string> {
   writeFileSync(join(dir, 'app.jar'), Buffer.alloc(200_000, jarByte));
-  const out = join(dir, name);
-  await buildPackage({
-    version: '2.0.0',
-    upgradesFrom: ['1.0.0'],
-    jarPath: join(dir, 'app.jar'),
-    pythonPath: join(dir, 'worker.py'),
-    configDir: join(dir, 'config'),
-    migrationsDir: join(dir, 'migrations'),
-    outPath: out,
-  });
-  await signArchive(out, await loadPrivateKey(privateKeyPath));
-  return out;
+  return buildSignedPackage(dir, privateKeyPath, join(dir, name));
 }
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -158,35 +141,10 @@ describe('stagePackage', () => {
       { path: 'payload/app.jar', data: jar },
       { path: 'payload/extra.bin', data: extra },
     ];
-    const manifest = serializeManifest(
-      parseManifest({
-        format: MANIFEST_FORMAT,
-        name: 'app',
-        version: '2.0.0',
-        upgradesFrom: ['1.0.0'],
-        files: files.map((f) => ({
-          path: f.path,
-          sha256: sha(f.data),
-          size: f.data.length,
-          mode: 0o644,
-        })),
-        migrations: [],
-        createdAt: new Date(0).toISOString(),
-      }),
-    );
-    const parts: Buffer[] = [];
-    for await (const p of writeTar(
-      [{ path: 'manifest.json', data: manifest }, ...files].map((e) => ({
-        path: e.path,
-        mode: 0o644,
-        size: e.data.length,
-        content: e.data,
-      })),
-    ))
-      parts.push(p);
-    const path = join(dir, 'hand.tar.gz');
-    writeFileSync(path, gzipSync(Buffer.concat(parts)));
-    await signArchive(path, await loadPrivateKey(privateKeyPath));
+    const path = await signedHandArchive(dir, privateKeyPath, [
+      { path: 'manifest.json', data: manifestFor(files) },
+      ...files,
+    ]);
     await expect(stagePackage({ path, trustedKeys: [trusted], workDir: work })).rejects.toThrow(
       /payload\/extra.bin: pairshift does not know where/,
     );
