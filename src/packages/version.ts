@@ -2,13 +2,13 @@
 // build suffixes, no leading zeros, so that comparing and ordering them is
 // unambiguous for the operator ("is this package newer than what runs?").
 
+import { VERSION_PATTERN as VERSION_RE } from '../core/text.js';
+
 export interface Version {
   major: number;
   minor: number;
   patch: number;
 }
-
-const VERSION_RE = /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$/;
 
 export function isVersion(text: string): boolean {
   return VERSION_RE.test(text);

@@ -1,0 +1,100 @@
+// Issue 11: what runs after the gates. Strings the store cannot hold are
+// refused at the edge with a 400 naming the field; the JSON trigger takes
+// only versions a package may carry; page numbers are whole decimals.
+import { jest } from '@jest/globals';
+import { client, type Harness, OpenApiChecker, startHarness } from './support.js';
+
+jest.setTimeout(60_000);
+
+const checker = new OpenApiChecker();
+let h: Harness;
+let call: ReturnType<typeof client>;
+
+beforeAll(async () => {
+  h = await startHarness({ pairs: ['lab', 'lab2', 'lab3', 'lab4'] });
+  call = client(h.api.url, checker);
+});
+afterAll(async () => {
+  await h.close();
+});
+
+const PKG = { path: '/srv/pkgs/app-2.0.0.tar.gz', version: '2.0.0' };
+/** What PostgreSQL cannot keep: NUL, and each kind of unpaired UTF-16 surrogate. */
+const UNSTORABLE = ['a\u0000b', 'a\uD800b', 'a\uDC00b', '\uDBFF', 'x\u0001y'];
+
+describe('strings the store cannot hold: 400 naming the field, never a 500', () => {
+  const triggerFields: [string, (bad: string) => object][] = [
+    ['pair', (bad) => ({ pair: bad, package: PKG })],
+    ['package.path', (bad) => ({ pair: 'lab', package: { ...PKG, path: `/srv/${bad}` } })],
+    [
+      'package.signature_path',
+      (bad) => ({ pair: 'lab', package: { ...PKG, signature_path: `/srv/${bad}.sig` } }),
+    ],
+    ['reason', (bad) => ({ pair: 'lab', package: PKG, reason: bad })],
+  ];
+  test.each(
+    triggerFields.flatMap(([field, body]) => UNSTORABLE.map((bad) => [field, bad, body] as const)),
+  )('trigger %s = %j', async (field, bad, body) => {
+    const r = await call('POST', '/api/v1/upgrade/trigger', { body: body(bad) });
+    expect(r.status).toBe(400);
+    expect(r.body.detail).toContain(`: ${field}: `);
+    expect(r.body.errors[0].field).toBe(field);
+  });
+
+  test.each(['cancel', 'rollback'])('%s reason', async (action) => {
+    const t = await call('POST', '/api/v1/upgrade/trigger', {
+      body: { pair: action === 'cancel' ? 'lab2' : 'lab3', package: PKG },
+    });
+    expect(t.status).toBe(201);
+    for (const bad of UNSTORABLE) {
+      const r = await call('POST', `/api/v1/upgrade/${action}/${t.body.upgrade_id}`, {
+        body: { reason: bad },
+      });
+      expect(r.status).toBe(400);
+      expect(r.body.errors[0].field).toBe('reason');
+    }
+  });
+
+  test('a reason of 1001 characters is refused, text with a paired surrogate and a newline is kept', async () => {
+    const long = await call('POST', '/api/v1/upgrade/trigger', {
+      body: { pair: 'lab4', package: PKG, reason: 'x'.repeat(1001) },
+    });
+    expect(long.status).toBe(400);
+    const ok = await call('POST', '/api/v1/upgrade/trigger', {
+      body: { pair: 'lab4', package: PKG, reason: 'window 🚀\nsecond line' },
+    });
+    expect(ok.status).toBe(201);
+  });
+});
+
+describe('one version rule', () => {
+  test.each([
+    '02.0.0',
+    '2.00.0',
+    `${'9'.repeat(20_000)}.0.0`,
+    '1234567890.0.0',
+    '2.0',
+    '2.0.0-rc1',
+  ])('trigger refuses version #%#', async (version) => {
+    const r = await call('POST', '/api/v1/upgrade/trigger', {
+      body: { pair: 'lab', package: { ...PKG, version } },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.errors[0].field).toBe('package.version');
+  });
+});
+
+describe('whole decimal page numbers only', () => {
+  test.each(['page=1e2', 'page_size=0x1F4', 'page=1.0', 'page= 1', 'page=+1', 'page_size=1e1'])(
+    '%s is refused',
+    async (q) => {
+      const r = await call('GET', `/api/v1/upgrade/history?${q}`);
+      expect(r.status).toBe(400);
+    },
+  );
+  test('page=2&page_size=10 is served', async () => {
+    const r = await call('GET', '/api/v1/upgrade/history?page=2&page_size=10');
+    expect(r.status).toBe(200);
+    expect([r.body.page, r.body.page_size]).toEqual([2, 10]);
+  });
+});
