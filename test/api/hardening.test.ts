@@ -2,7 +2,14 @@
 // refused at the edge with a 400 naming the field; the JSON trigger takes
 // only versions a package may carry; page numbers are whole decimals.
 import { jest } from '@jest/globals';
-import { client, type Harness, OpenApiChecker, startHarness } from './support.js';
+import {
+  client,
+  type Harness,
+  OPERATOR_TOKEN,
+  OpenApiChecker,
+  startHarness,
+  VIEWER_TOKEN,
+} from './support.js';
 
 jest.setTimeout(60_000);
 
@@ -96,5 +103,38 @@ describe('whole decimal page numbers only', () => {
     const r = await call('GET', '/api/v1/upgrade/history?page=2&page_size=10');
     expect(r.status).toBe(200);
     expect([r.body.page, r.body.page_size]).toEqual([2, 10]);
+  });
+});
+
+describe('the request log keeps no token, in any column, raw or encoded', () => {
+  const hex = (s: string) =>
+    [...Buffer.from(s)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+  test('a token as an id, percent-encoded in the path, as a JSON key and in the query', async () => {
+    const t = OPERATOR_TOKEN;
+    await call('GET', `/api/v1/upgrade/progress/${t}`);
+    await call('GET', `/api/v1/upgrade/progress/${hex(t)}`);
+    await call('GET', `/api/v1/upgrade/logs/${encodeURIComponent(VIEWER_TOKEN)}?x=${hex(t)}`);
+    await call('POST', `/api/v1/upgrade/cancel/upg-20260101-00000000`, {
+      body: { [t]: 'x', reason: `why ${t}` },
+    });
+    await call('POST', '/api/v1/upgrade/trigger', {
+      body: { pair: 'lab', package: PKG, [`k-${VIEWER_TOKEN}`]: 1 },
+    });
+    await call('GET', `/api/v1/upgrade/history?${hex(t)}=1&upgrade_id=${t}`);
+    await h.api.flushRequestLog();
+    const rows = await h.db.query<Record<string, unknown>>(
+      'SELECT path, upgrade_id, token_name, request_summary, response_summary FROM api_request_log',
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(6);
+    const text = JSON.stringify(rows);
+    for (const secret of [OPERATOR_TOKEN, VIEWER_TOKEN]) {
+      expect(text).not.toContain(secret);
+      expect(text.toLowerCase()).not.toContain(hex(secret).toLowerCase());
+      expect(decodeURIComponent(text)).not.toContain(secret);
+    }
+    expect(rows.some((r) => r.upgrade_id === 'upg-20260101-00000000')).toBe(true);
+    expect(
+      rows.filter((r) => r.upgrade_id !== null && r.upgrade_id !== 'upg-20260101-00000000'),
+    ).toEqual([]);
   });
 });
