@@ -12,6 +12,7 @@ import express, {
   type Response,
 } from 'express';
 import type { Observable } from 'rxjs';
+import { protectedPaths } from '../inventory/hapair.js';
 import type { Logger } from '../log/logger.js';
 import type { TrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
@@ -363,6 +364,10 @@ export function createApiApp(deps: ApiDeps): ApiApp {
             trustedKeys: deps.upload.trustedKeys,
             maxBytes: deps.upload.maxBytes,
             installedVersion: (pair) => installedVersion(deps.source, pair),
+            protection: async (name) => {
+              const pair = await deps.source.getHAPair(name);
+              return pair && { configDir: pair.spec.paths.configDir, paths: protectedPaths(pair) };
+            },
           });
           let out: Awaited<ReturnType<UpgradeApi['trigger']>>;
           try {

@@ -12,7 +12,12 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Request } from 'express';
 import type { TrustedKey } from '../packages/signing.js';
-import { STAGE_LIMITS, type StagedPackage, stagePackage } from '../packages/stage.js';
+import {
+  type PairProtection,
+  STAGE_LIMITS,
+  type StagedPackage,
+  stagePackage,
+} from '../packages/stage.js';
 import type { TarLimits } from '../packages/tar.js';
 import { verifyPackage } from '../packages/verify.js';
 import { compareVersions } from '../packages/version.js';
@@ -30,6 +35,8 @@ export interface ReceiveOptions {
   maxBytes: number;
   /** The version the pair runs now, or null when unknown (then no version check). */
   installedVersion?: (pair: string) => Promise<string | null>;
+  /** What the pair declares that a package may never overwrite (null: the pair is unknown). */
+  protection?: (pair: string) => Promise<PairProtection | null>;
   /** Bounds for the unpacked package; default: STAGE_LIMITS with the total capped (see below). */
   limits?: Partial<TarLimits>;
 }
@@ -286,6 +293,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
     const collected = await collectParts(req, dir, opts.maxBytes);
     const { pair, reason, options } = requireParts(collected);
     const installed = opts.installedVersion ? await opts.installedVersion(pair) : null;
+    const protect = (await opts.protection?.(pair)) ?? undefined;
     const packagePath = collected.files.get('package')!;
     const sigPath = collected.files.get('signature')!;
     let staged: StagedPackage;
@@ -296,6 +304,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
         trustedKeys: opts.trustedKeys,
         workDir: dir,
         limits: uploadLimits(opts.maxBytes, opts.limits),
+        ...(protect ? { protect } : {}),
         // Version checks right after the signature and contents are judged,
         // before anything is extracted.
         verify: async (v) => {
