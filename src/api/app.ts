@@ -573,6 +573,13 @@ async function installedVersion(source: ResourceSource, pair: string): Promise<s
   return done.at(-1)?.spec.package.version ?? null;
 }
 
+/** Text for /health: absolute paths and URLs replaced, so an anonymous caller learns no layout. */
+function withoutPaths(text: string): string {
+  return text
+    .replace(/[a-z][a-z0-9+.-]*:\/\/\S+/gi, '(url)')
+    .replace(/(^|[\s('"=:])\/[^\s'")]*/g, '$1(path)');
+}
+
 async function health(deps: ApiDeps, now: () => Date) {
   const checks: {
     name: 'store' | 'source' | 'reconciler';
@@ -588,7 +595,7 @@ async function health(deps: ApiDeps, now: () => Date) {
     checks.push({
       name: 'store',
       status: 'DOWN',
-      message: `store not reachable: ${e instanceof Error ? e.message.slice(0, 200) : String(e)}`,
+      message: `store not reachable: ${withoutPaths(e instanceof Error ? e.message.slice(0, 200) : String(e))}`,
       duration_ms: Math.round(performance.now() - t0),
     });
   }
@@ -598,9 +605,10 @@ async function health(deps: ApiDeps, now: () => Date) {
   checks.push({
     name: 'source',
     status: sourceUp ? 'UP' : 'DOWN',
+    // /health answers without a token: it says why, never where (no folders, no URLs).
     message: sourceUp
-      ? deps.source.description
-      : `${deps.source.description}: ${source.problem ?? 'not running'}`,
+      ? 'following resources'
+      : `not following resources: ${withoutPaths(source.problem ?? 'not running')}`,
     duration_ms: 0,
   });
   checks.push({

@@ -138,3 +138,14 @@ describe('the request log keeps no token, in any column, raw or encoded', () => 
     ).toEqual([]);
   });
 });
+
+test('/health without a token says healthy or not and why, without paths', async () => {
+  const r = await call('GET', '/health', { token: null });
+  expect(r.status).toBe(200);
+  expect(r.text).not.toMatch(/\/(tmp|var|etc|home)\b|manifests in|pglite|postgres:\/\//i);
+  expect(r.body.checks.map((c: { name: string; status: string }) => c.status)).toEqual([
+    'UP',
+    'UP',
+    'UP',
+  ]);
+});
