@@ -14,6 +14,7 @@ import express, {
 import type { Observable } from 'rxjs';
 import { protectedPaths } from '../inventory/hapair.js';
 import type { Logger } from '../log/logger.js';
+import { secrets } from '../log/redact.js';
 import type { TrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
 import type { SqlClient } from '../store/sql-client.js';
@@ -31,7 +32,7 @@ import {
   DEFAULT_PROGRESS_MAX_ENTRIES,
   ProgressView,
 } from './progress-view.js';
-import { RequestLog } from './request-log.js';
+import { maskClientText, RequestLog } from './request-log.js';
 import type { ProgressResponse } from './schemas.js';
 import {
   AddressAllowlist,
@@ -118,15 +119,17 @@ function sendJson(res: Response, status: number, body: unknown, type = 'applicat
 
 function sendProblem(req: Request, res: Response, p: ApiProblem): void {
   for (const [k, v] of Object.entries(p.extra.headers ?? {})) res.setHeader(k, v);
-  sendJson(res, p.status, toProblem(p, pathOf(req)), PROBLEM_MEDIA_TYPE);
+  // A problem may quote what the client sent (an unknown field's name): no token in it.
+  const problem = JSON.parse(secrets.maskText(JSON.stringify(toProblem(p, pathOf(req)))));
+  sendJson(res, p.status, problem, PROBLEM_MEDIA_TYPE);
 }
 
-/** The request path without the query, never empty. */
+/** The request path without the query, never empty; a token in it is masked (problems echo it). */
 function pathOf(req: Request): string {
   const url = req.originalUrl || req.url || '/';
   const q = url.indexOf('?');
   const p = q >= 0 ? url.slice(0, q) : url;
-  return p.startsWith('/') ? p : `/${p}`;
+  return maskClientText(p.startsWith('/') ? p : `/${p}`);
 }
 
 /** Body-parser's error types, mapped to our codes. */
