@@ -150,3 +150,20 @@ test('/health without a token says healthy or not and why, without paths', async
     'UP',
   ]);
 });
+
+test('a request without Host gets a problem+json 400, not node bare one', async () => {
+  const { connect } = await import('node:net');
+  const port = Number(new URL(h.api.url).port);
+  const text = await new Promise<string>((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', reject);
+    sock.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    sock.write('GET /health HTTP/1.1\r\n\r\n');
+  });
+  expect(text).toMatch(/^HTTP\/1\.1 400 /);
+  expect(text).toMatch(/content-type: application\/problem\+json/i);
+  expect(text).toMatch(/connection: close/i);
+  expect(text).toContain('needs a Host header');
+});
