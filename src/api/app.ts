@@ -12,7 +12,9 @@ import express, {
   type Response,
 } from 'express';
 import type { Observable } from 'rxjs';
+import { protectedPaths } from '../inventory/hapair.js';
 import type { Logger } from '../log/logger.js';
+import { secrets } from '../log/redact.js';
 import type { TrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
 import type { SqlClient } from '../store/sql-client.js';
@@ -30,7 +32,7 @@ import {
   DEFAULT_PROGRESS_MAX_ENTRIES,
   ProgressView,
 } from './progress-view.js';
-import { RequestLog } from './request-log.js';
+import { maskClientText, RequestLog } from './request-log.js';
 import type { ProgressResponse } from './schemas.js';
 import {
   AddressAllowlist,
@@ -117,15 +119,17 @@ function sendJson(res: Response, status: number, body: unknown, type = 'applicat
 
 function sendProblem(req: Request, res: Response, p: ApiProblem): void {
   for (const [k, v] of Object.entries(p.extra.headers ?? {})) res.setHeader(k, v);
-  sendJson(res, p.status, toProblem(p, pathOf(req)), PROBLEM_MEDIA_TYPE);
+  // A problem may quote what the client sent (an unknown field's name): no token in it.
+  const problem = JSON.parse(secrets.maskText(JSON.stringify(toProblem(p, pathOf(req)))));
+  sendJson(res, p.status, problem, PROBLEM_MEDIA_TYPE);
 }
 
-/** The request path without the query, never empty. */
+/** The request path without the query, never empty; a token in it is masked (problems echo it). */
 function pathOf(req: Request): string {
   const url = req.originalUrl || req.url || '/';
   const q = url.indexOf('?');
   const p = q >= 0 ? url.slice(0, q) : url;
-  return p.startsWith('/') ? p : `/${p}`;
+  return maskClientText(p.startsWith('/') ? p : `/${p}`);
 }
 
 /** Body-parser's error types, mapped to our codes. */
@@ -479,6 +483,10 @@ async function triggerWithUpload(
     trustedKeys: upload.trustedKeys,
     maxBytes: upload.maxBytes,
     installedVersion: (pair) => installedVersion(deps.source, pair),
+    protection: async (name) => {
+      const pair = await deps.source.getHAPair(name);
+      return pair && { configDir: pair.spec.paths.configDir, paths: protectedPaths(pair) };
+    },
   });
   try {
     return await api.trigger(
@@ -638,6 +646,13 @@ async function installedVersion(source: ResourceSource, pair: string): Promise<s
   return done.at(-1)?.spec.package.version ?? null;
 }
 
+/** Text for /health: absolute paths and URLs replaced, so an anonymous caller learns no layout. */
+function withoutPaths(text: string): string {
+  return text
+    .replace(/[a-z][a-z0-9+.-]*:\/\/\S+/gi, '(url)')
+    .replace(/(^|[\s('"=:])\/[^\s'")]*/g, '$1(path)');
+}
+
 async function health(deps: ApiDeps, now: () => Date) {
   const checks: {
     name: 'store' | 'source' | 'reconciler';
@@ -653,7 +668,7 @@ async function health(deps: ApiDeps, now: () => Date) {
     checks.push({
       name: 'store',
       status: 'DOWN',
-      message: `store not reachable: ${e instanceof Error ? e.message.slice(0, 200) : String(e)}`,
+      message: `store not reachable: ${withoutPaths(e instanceof Error ? e.message.slice(0, 200) : String(e))}`,
       duration_ms: Math.round(performance.now() - t0),
     });
   }
@@ -663,9 +678,10 @@ async function health(deps: ApiDeps, now: () => Date) {
   checks.push({
     name: 'source',
     status: sourceUp ? 'UP' : 'DOWN',
+    // /health answers without a token: it says why, never where (no folders, no URLs).
     message: sourceUp
-      ? deps.source.description
-      : `${deps.source.description}: ${source.problem ?? 'not running'}`,
+      ? 'following resources'
+      : `not following resources: ${withoutPaths(source.problem ?? 'not running')}`,
     duration_ms: 0,
   });
   checks.push({

@@ -6,8 +6,9 @@
 // server log and never fails or delays the request it describes; a batch
 // that fails is retried row by row so one bad row loses only itself.
 import type { Logger } from '../log/logger.js';
-import { redact } from '../log/redact.js';
+import { redact, secrets } from '../log/redact.js';
 import type { SqlExecutor } from '../store/sql-client.js';
+import { UPGRADE_ID_PATTERN } from './schemas.js';
 
 /** An HTTP method token (RFC 9110 tchar), as the table's CHECK constraint accepts it. */
 const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
@@ -42,12 +43,58 @@ export interface RequestRecord {
   readonly response: unknown;
 }
 
+/** Decodes %XX escapes that decode; leaves the rest as it was (a bad escape is kept). */
+function percentDecoded(text: string): string {
+  if (!text.includes('%')) return text;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text.replace(/(%[0-9A-Fa-f]{2})+/g, (run) => {
+      try {
+        return decodeURIComponent(run);
+      } catch {
+        return run;
+      }
+    });
+  }
+}
+
+/**
+ * A client's text with every secret masked, raw and percent-decoded: a token
+ * sent as %6F%70... is a token too. When decoding reveals a secret, the
+ * decoded, masked form is kept (the raw form would still carry the secret).
+ */
+export function maskClientText(text: string): string {
+  const raw = secrets.maskText(text);
+  const decoded = percentDecoded(raw);
+  if (decoded === raw) return raw;
+  const masked = secrets.maskText(decoded);
+  return masked === decoded ? raw : masked;
+}
+
+/** Keys and values of anything a client sent, masked (then redact() for secret-named fields). */
+function maskDeep(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return maskClientText(value);
+  if (value === null || typeof value !== 'object' || depth > 8 || Buffer.isBuffer(value))
+    return value;
+  if (Array.isArray(value)) return value.map((v) => maskDeep(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[maskClientText(k)] = maskDeep(v, depth + 1);
+  return out;
+}
+
+/** The upgrade id column holds an id only: text that parses as one and carries no secret. */
+function storedUpgradeId(raw: string | undefined): string | null {
+  if (raw === undefined || raw.length > 253 || !UPGRADE_ID_PATTERN.test(raw)) return null;
+  return secrets.maskText(raw) === raw ? raw : null;
+}
+
 /** A bounded, redacted JSON text of anything. */
 export function summarize(value: unknown): string | null {
   if (value === undefined) return null;
   let text: string;
   try {
-    text = JSON.stringify(redact(value)) ?? 'null';
+    text = JSON.stringify(redact(maskDeep(value))) ?? 'null';
   } catch {
     text = '"[unserializable]"';
   }
@@ -181,7 +228,7 @@ function toRow(r: RequestRecord): Row {
   // (and the constraint) should that ever change.
   const method = METHOD_TOKEN.test(r.method) ? r.method : 'UNKNOWN';
   const rawPath = r.path.startsWith('/') ? r.path : `/${r.path}`;
-  const path = redact(rawPath.slice(0, 2048)) as string;
+  const path = maskClientText(rawPath.slice(0, 2048));
   const status = r.status >= 100 && r.status <= 599 ? r.status : 500;
   const request = summarize({
     ...(r.query && Object.keys(r.query as object).length > 0 ? { query: r.query } : {}),
@@ -199,7 +246,7 @@ function toRow(r: RequestRecord): Row {
       status,
       Math.max(0, Math.round(r.durationMs)),
       r.clientIp ?? null,
-      r.upgradeId ?? null,
+      storedUpgradeId(r.upgradeId),
       r.tokenName?.slice(0, 200) ?? null,
       request === '{}' ? null : request,
       summarize(r.response),

@@ -142,16 +142,20 @@ export const progressResponseSchema = z
   .register(apiRegistry, { id: 'ProgressResponse' });
 export type ProgressResponse = z.output<typeof progressResponseSchema>;
 
-const pageNumber = z.coerce
-  .number({ error: 'expected a whole number from 1' })
-  .int({ error: 'expected a whole number from 1' })
-  .min(1, { error: 'expected a whole number from 1' })
-  .max(1_000_000, { error: 'expected a whole number up to 1000000' });
-const pageSize = z.coerce
-  .number({ error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` })
-  .int({ error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` })
-  .min(1, { error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` })
-  .max(MAX_PAGE_SIZE, { error: `expected a whole number from 1 to ${MAX_PAGE_SIZE}` });
+/**
+ * A query number: whole decimal digits only, as the client typed them (no
+ * exponent, hex, sign, space or fraction, which Number() would accept).
+ */
+function wholeNumber(max: number) {
+  const error = `expected a whole number from 1 to ${max}`;
+  return z
+    .string({ error })
+    .regex(/^[1-9][0-9]{0,6}$/, { error })
+    .transform(Number)
+    .pipe(z.number().max(max, { error }));
+}
+const pageNumber = wholeNumber(1_000_000);
+const pageSize = wholeNumber(MAX_PAGE_SIZE);
 
 export const historyQuerySchema = z
   .object({

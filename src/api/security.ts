@@ -3,6 +3,7 @@
 // on purpose: each piece is a few lines that the tests exercise directly.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
+import { secrets } from '../log/redact.js';
 
 export type Role = 'viewer' | 'operator';
 
@@ -32,6 +33,8 @@ export class TokenAuthenticator {
     for (const t of tokens) {
       if (t.token.length < 16)
         throw new Error(`API token ${t.name}: too short (at least 16 characters)`);
+      // Masked wherever a client echoes it (paths, ids, bodies, keys), however the tokens came.
+      secrets.add(t.token);
     }
     this.#tokens = tokens.map((t) => ({
       digest: digest(t.token),

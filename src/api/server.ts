@@ -28,8 +28,23 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
   const { host, port } = parseListen(listen);
   const app = createApiApp(deps);
   const server = createServer(
-    { maxHeaderSize: 16 * 1024, requestTimeout: 60_000, headersTimeout: 10_000 },
-    app,
+    {
+      maxHeaderSize: 16 * 1024,
+      requestTimeout: 60_000,
+      headersTimeout: 10_000,
+      // node's own answer to a missing Host is a bare 400; ours is a problem.
+      requireHostHeader: false,
+    },
+    (req, res) => {
+      if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && !req.headers.host) {
+        const p = new ApiProblem('PS-1001', 'an HTTP/1.1 request needs a Host header');
+        res.shouldKeepAlive = false;
+        res.writeHead(400, { 'Content-Type': PROBLEM_MEDIA_TYPE, Connection: 'close' });
+        res.end(JSON.stringify(toProblem(p, '/')));
+        return;
+      }
+      app(req, res);
+    },
   );
   server.keepAliveTimeout = 5_000;
   // Every socket, including ones node handed over raw (CONNECT, parse

@@ -16,7 +16,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Request } from 'express';
 import type { TrustedKey } from '../packages/signing.js';
-import { checkStageable, STAGE_LIMITS } from '../packages/stage.js';
+import { checkStageable, type PairProtection, STAGE_LIMITS } from '../packages/stage.js';
 import type { TarLimits } from '../packages/tar.js';
 import { checkPackageContents, type VerifiedPackage, verifyPackage } from '../packages/verify.js';
 import { upgradePathProblem } from '../packages/version.js';
@@ -34,6 +34,8 @@ export interface ReceiveOptions {
   maxBytes: number;
   /** The version the pair runs now, or null when unknown (then no version check). */
   installedVersion?: (pair: string) => Promise<string | null>;
+  /** What the pair declares that a package may never overwrite (null: the pair is unknown). */
+  protection?: (pair: string) => Promise<PairProtection | null>;
   /** Bounds for the unpacked package; default: STAGE_LIMITS with the total capped (see below). */
   limits?: Partial<TarLimits>;
 }
@@ -306,6 +308,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
     const collected = await collectParts(req, dir, opts.maxBytes);
     const { pair, reason, options } = requireParts(collected);
     const installed = opts.installedVersion ? await opts.installedVersion(pair) : null;
+    const protect = (await opts.protection?.(pair)) ?? undefined;
     const packagePath = collected.files.get('package')!;
     const sigPath = collected.files.get('signature')!;
     const limits = uploadLimits(opts.maxBytes, opts.limits);
@@ -318,7 +321,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
         limits,
       });
       manifest = verified.manifest;
-      checkStageable(verified.manifest);
+      checkStageable(verified.manifest, protect);
       checkVersion(manifest, installed, pair);
       // Under a v2 signature only the manifest was read: judge every entry
       // now too (no extraction), so a package that staging would refuse is

@@ -22,18 +22,26 @@ export interface CommandContext {
   applied: string[];
 }
 
+/**
+ * Which store: flag > environment > file (config has the environment
+ * applied). A folder on the command line means the embedded store, whatever
+ * the file or $PAIRSHIFT_DATABASE_URL say.
+ */
+export function storeChoice(
+  opts: ContextOptions,
+  config: ConfigFile,
+): { databaseUrl: string | undefined; dataDir: string | undefined } {
+  return opts.dataDir
+    ? { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir }
+    : {
+        databaseUrl: opts.databaseUrl ?? config.store?.databaseUrl,
+        dataDir: config.store?.dataDir,
+      };
+}
+
 export async function openContext(opts: ContextOptions): Promise<CommandContext> {
   const config = applyEnv(opts.config ? await loadConfigFile(opts.config) : {}, process.env);
-  // A folder on the command line means the embedded store, whatever the file
-  // or $PAIRSHIFT_DATABASE_URL say.
-  const db = await openStore(
-    opts.dataDir
-      ? { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir }
-      : {
-          databaseUrl: opts.databaseUrl ?? config.store?.databaseUrl,
-          dataDir: config.store?.dataDir,
-        },
-  ).catch((err: unknown) => {
+  const db = await openStore(storeChoice(opts, config)).catch((err: unknown) => {
     throw new Error('cannot open the store', { cause: err });
   });
   try {

@@ -9,6 +9,7 @@ import { filter, merge } from 'rxjs';
 import { type RunningApi, startApiServer } from '../api/server.js';
 import { loadApiTokens } from '../api/tokens.js';
 import { UploadJanitor } from '../api/upload-janitor.js';
+import type { ConfigFile } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
@@ -18,7 +19,7 @@ import { LeaseElector } from '../sources/lease.js';
 import { StandaloneSource } from '../sources/standalone.js';
 import { openContext } from './context.js';
 
-interface OperatorCliOptions {
+export interface OperatorCliOptions {
   config?: string;
   databaseUrl?: string;
   dataDir?: string;
@@ -30,6 +31,43 @@ interface OperatorCliOptions {
   kubeconfig?: string;
   namespace?: string;
   listen?: string;
+}
+
+export const DEFAULT_WORK_DIR = '/var/lib/pairshift/work';
+export const DEFAULT_CONCURRENCY = 4;
+
+/** The operator's settings that have a flag, resolved. */
+export interface OperatorSettings {
+  /** Packages are staged here, and uploads land here (upload_* folders). */
+  readonly workDir: string;
+  readonly manifestsDir: string | undefined;
+  readonly concurrency: number;
+  readonly listen: string | undefined;
+  readonly keyPaths: readonly string[];
+}
+
+/**
+ * Flag > environment > file > default, for every setting with a flag. The
+ * configuration comes with the environment already applied (applyEnv), so
+ * a flag given wins and otherwise the configuration's value, then the
+ * default. Repeated --trusted-key flags replace packages.trustedKeys.
+ */
+export function resolveOperatorSettings(
+  flags: Omit<OperatorCliOptions, 'trustedKey'> & { trustedKey?: string[] },
+  config: ConfigFile,
+): OperatorSettings {
+  const manifestsDir = flags.manifests ?? config.operator?.manifestsDir;
+  const concurrency = flags.concurrency ?? config.operator?.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!/^\d+$/.test(String(concurrency)) || Number(concurrency) < 1 || Number(concurrency) > 64) {
+    throw new Error(`--concurrency: expected a whole number from 1 to 64, got "${concurrency}"`);
+  }
+  return {
+    workDir: resolve(flags.workDir ?? config.packages?.workDir ?? DEFAULT_WORK_DIR),
+    manifestsDir: manifestsDir ? resolve(manifestsDir) : undefined,
+    concurrency: Number(concurrency),
+    listen: flags.listen ?? config.api?.listen,
+    keyPaths: flags.trustedKey?.length ? flags.trustedKey : (config.packages?.trustedKeys ?? []),
+  };
 }
 
 export function registerOperatorCommands(program: Command): void {
@@ -46,8 +84,10 @@ export function registerOperatorCommands(program: Command): void {
       (v: string, acc: string[]) => [...acc, v],
       [],
     )
-    .option('--work-dir <dir>', 'where packages are staged', '/var/lib/pairshift/work')
-    .option('--concurrency <n>', 'upgrades reconciled at once')
+    // No commander defaults: a default here would hide the file's value
+    // (resolveOperatorSettings applies them after flag, environment, file).
+    .option('--work-dir <dir>', `where packages are staged (default ${DEFAULT_WORK_DIR})`)
+    .option('--concurrency <n>', `upgrades reconciled at once (default ${DEFAULT_CONCURRENCY})`)
     .option('--kubernetes', 'watch HAPair and UpgradeRequest custom resources instead of a folder')
     .option(
       '--kubeconfig <file>',
@@ -63,11 +103,18 @@ export function registerOperatorCommands(program: Command): void {
     )
     .action(async (o: OperatorCliOptions) => {
       const ctx = await openContext(o);
+      let resolved: OperatorSettings;
+      try {
+        resolved = resolveOperatorSettings(o, ctx.config);
+      } catch (err) {
+        await ctx.db.close();
+        throw err;
+      }
+      const { workDir, keyPaths } = resolved;
       const logger = createLogger({
         level: ctx.config.log?.level ?? 'info',
         format: ctx.config.log?.format ?? 'auto',
       });
-      const keyPaths = [...(ctx.config.packages?.trustedKeys ?? []), ...o.trustedKey];
       if (keyPaths.length === 0) {
         await ctx.db.close();
         throw new Error(
@@ -93,17 +140,12 @@ export function registerOperatorCommands(program: Command): void {
         });
         await elector.start();
       } else {
-        const manifestsDir = o.manifests ?? ctx.config.operator?.manifestsDir;
         source = new StandaloneSource({
           db: ctx.db,
-          manifestsDir: manifestsDir ? resolve(manifestsDir) : undefined,
+          manifestsDir: resolved.manifestsDir,
           onProblem: (m) => logger.warn(m),
         });
       }
-      // Packages are staged here, and uploads land here (upload_* folders).
-      const workDir = resolve(
-        o.workDir ?? ctx.config.packages?.workDir ?? '/var/lib/pairshift/work',
-      );
       const op = await startOperator({
         db: ctx.db,
         source,
@@ -111,7 +153,7 @@ export function registerOperatorCommands(program: Command): void {
         logger,
         trustedKeys,
         workDir,
-        concurrency: Number(o.concurrency ?? ctx.config.operator?.concurrency ?? 4),
+        concurrency: resolved.concurrency,
         ...(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS
           ? { killAfterActions: Number(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS) }
           : {}),
@@ -130,7 +172,7 @@ export function registerOperatorCommands(program: Command): void {
       janitor.start();
       let api: RunningApi | null = null;
       let running = true;
-      const listen = o.listen ?? ctx.config.api?.listen;
+      const listen = resolved.listen;
       if (listen) {
         const apiConfig = ctx.config.api ?? {};
         const tokens = await loadApiTokens(apiConfig.tokens ?? [], (m) => logger.warn(m));

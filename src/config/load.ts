@@ -109,6 +109,7 @@ export function applyEnv(config: ConfigFile, env: NodeJS.ProcessEnv): ConfigFile
     const v = env[name];
     if (v !== undefined && v !== '') set(v);
   }
+  Object.assign(out, operatorEnv(out, env));
   const logOverlay: Record<string, string> = {};
   if (env.PAIRSHIFT_LOG_LEVEL) logOverlay.level = env.PAIRSHIFT_LOG_LEVEL;
   if (env.PAIRSHIFT_LOG_FORMAT) logOverlay.format = env.PAIRSHIFT_LOG_FORMAT;
@@ -126,6 +127,32 @@ export function applyEnv(config: ConfigFile, env: NodeJS.ProcessEnv): ConfigFile
     throw firstIssue('env', upgrade.error, (p) => envVarFor(p as keyof UpgradeSettings));
   }
   out.upgrade = { ...out.upgrade, ...upgrade.data };
+  return out;
+}
+
+/**
+ * The operator's own settings that have a command-line flag also have a
+ * variable, so every one of them resolves flag > environment > file >
+ * default (src/cli/operator.ts applies the flag and the default).
+ */
+const OPERATOR_ENV: readonly [string, 'packages' | 'operator' | 'api', string][] = [
+  ['PAIRSHIFT_WORK_DIR', 'packages', 'workDir'],
+  ['PAIRSHIFT_MANIFESTS_DIR', 'operator', 'manifestsDir'],
+  ['PAIRSHIFT_CONCURRENCY', 'operator', 'concurrency'],
+  ['PAIRSHIFT_API_LISTEN', 'api', 'listen'],
+];
+
+function operatorEnv(config: ConfigFile, env: NodeJS.ProcessEnv): Partial<ConfigFile> {
+  const out: Partial<ConfigFile> = {};
+  for (const [name, section, field] of OPERATOR_ENV) {
+    const text = env[name];
+    if (text === undefined || text === '') continue;
+    const value = field === 'concurrency' && /^\d+$/.test(text.trim()) ? Number(text) : text;
+    const parsed = configFileSchema.shape[section].safeParse({ [field]: value });
+    if (!parsed.success) throw firstIssue('env', parsed.error, () => name);
+    const merged = { ...(out[section] ?? config[section]), ...parsed.data };
+    (out as Record<string, unknown>)[section] = merged;
+  }
   return out;
 }
 

@@ -35,6 +35,27 @@ export interface PlanInput {
   readonly nowMs: number;
 }
 
+/** What the user wrote on the resource that ends an upgrade. */
+export interface UserStop {
+  readonly cancel: string | null;
+  readonly rollback: string | null;
+  readonly deleted: boolean;
+}
+
+/**
+ * Why an upgrade that has not started (no memory yet, or IDLE) ends now, or
+ * null to go on. Read before any gate (approval, a missing pair, the one
+ * active upgrade per pair, building the runtime): a gate that holds an
+ * unstarted upgrade must not also hold its cancel, or the pair stays blocked
+ * by an upgrade nobody wants. Nothing ran, so a rollback is a cancel too.
+ */
+export function stopBeforeStart(s: UserStop): string | null {
+  if (s.cancel !== null) return s.cancel;
+  if (s.rollback !== null) return `rollback requested before any node changed: ${s.rollback}`;
+  if (s.deleted) return 'the UpgradeRequest was deleted';
+  return null;
+}
+
 /** Attempts at one step failing transiently before it counts as failed. */
 export const MAX_TRANSIENT_ATTEMPTS = 5;
 /** Attempts at one step that keeps answering "not yet" (each already waited its own deadline). */

@@ -6,6 +6,7 @@
 // (src/sources/crd.ts) and the REST API validates with it.
 import { z } from 'zod';
 import { PHASES } from './phases.js';
+import { unstorable } from './text.js';
 import { VERSION_RE } from './version.js';
 
 export const API_GROUP = 'pairshift.io';
@@ -17,25 +18,48 @@ const duration = z
 
 // The same rule as packages' and the upload's (src/core/version.ts): a
 // version a package could never carry is refused when the request is made.
-const version = z
+const version = z.string().max(32).regex(VERSION_RE, {
+  error: 'expected a version MAJOR.MINOR.PATCH without leading zeros, each part at most 9 digits',
+});
+
+/** Text the store can keep (src/core/text.ts), at most max characters. */
+function storable(max: number, multiline = false) {
+  return z
+    .string()
+    .max(max)
+    .superRefine((s, ctx) => {
+      const why = unstorable(s, multiline);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    });
+}
+
+/** An absolute path on the operator's host. */
+const absolutePath = storable(4096).regex(/^\//, { error: 'expected an absolute path' });
+
+/** Kubernetes object names (RFC 1123 subdomain), as HAPairs are named. */
+const objectName = z
   .string()
-  .regex(VERSION_RE, { error: 'expected a version MAJOR.MINOR.PATCH, without leading zeros' });
+  .min(1)
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
+    error: 'expected a name of lower-case letters, digits, "-" and "."',
+  });
 
 const request = z.object({
-  reason: z.string().min(1).max(1000),
-  requestedBy: z.string().max(200).optional(),
-  requestedAt: z.string().optional(),
+  reason: storable(1000, true).min(1),
+  requestedBy: storable(200).optional(),
+  requestedAt: storable(64).optional(),
 });
 
 export const upgradeRequestSpecSchema = z
   .object({
-    pairRef: z.object({ name: z.string().min(1).max(253) }).strict(),
+    pairRef: z.object({ name: objectName }).strict(),
     package: z
       .object({
         /** Where the signed package is on the operator's host. */
-        path: z.string().regex(/^\//, { error: 'expected an absolute path' }),
+        path: absolutePath,
         version,
-        signaturePath: z.string().regex(/^\//, { error: 'expected an absolute path' }).optional(),
+        signaturePath: absolutePath.optional(),
       })
       .strict(),
     /** The version the pair runs now; observed from the nodes when absent. */

@@ -5,6 +5,7 @@
 // status...) are shell command lines the pair's owner declares: systemd units
 // in production, the lab's own scripts in the lab.
 import { readFile } from 'node:fs/promises';
+import { posix } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { normaliseFingerprint } from './fingerprint.js';
@@ -166,4 +167,37 @@ export function nodeNamed(pair: HAPair, name: string): HAPairNode {
 export function peerOf(pair: HAPair, name: string): HAPairNode {
   nodeNamed(pair, name);
   return pair.spec.nodes.find((x) => x.name !== name)!;
+}
+
+/** A path the pair declares, which no package file may overwrite, and what it is. */
+export interface ProtectedPath {
+  readonly path: string;
+  readonly what: string;
+}
+
+/**
+ * What a package may never write onto: the root key above all (under
+ * whatever name the pair gives it), and the other places the pair declares
+ * for its own state. Config payload files land in paths.configDir, so any of
+ * these inside it could otherwise be replaced by a trusted package.
+ */
+export function protectedPaths(pair: HAPair): ProtectedPath[] {
+  const s = pair.spec;
+  return [
+    { path: s.paths.rootKey, what: 'the root key (paths.rootKey)' },
+    { path: s.paths.backupDir, what: 'the backup folder (paths.backupDir)' },
+    ...(s.paths.logDir ? [{ path: s.paths.logDir, what: 'the log folder (paths.logDir)' }] : []),
+    { path: s.keepalived.configPath, what: 'the keepalived configuration (keepalived.configPath)' },
+    { path: s.database.dataDir, what: 'the database folder (database.dataDir)' },
+    { path: s.paths.appJar, what: 'the jar (paths.appJar), which only payload/app.jar replaces' },
+  ].map((p) => ({ ...p, path: posix.normalize(p.path).replace(/(.)\/+$/, '$1') }));
+}
+
+/** The protected path a target is, or lies inside, or null when it may be written. */
+export function protectedTarget(
+  target: string,
+  protect: readonly ProtectedPath[],
+): ProtectedPath | null {
+  const t = posix.normalize(target);
+  return protect.find((p) => t === p.path || t.startsWith(`${p.path}/`)) ?? null;
 }

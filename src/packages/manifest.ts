@@ -62,6 +62,17 @@ function semanticProblems(m: PackageManifest): string[] {
     if (paths.has(f.path)) problems.push(`files lists ${f.path} twice`);
     paths.add(f.path);
   }
+  // A file that is also another file's folder (a and a/b) cannot be
+  // extracted: an unsafe layout, refused wherever a manifest is read (build,
+  // sign, verify, upload) rather than failing later in staging.
+  for (const p of paths) {
+    const parts = p.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const folder = parts.slice(0, i).join('/');
+      if (paths.has(folder))
+        problems.push(`unsafe layout: ${folder} is a file and also the folder of ${p}`);
+    }
+  }
   const migrationNames = new Set<string>();
   for (const name of m.migrations) {
     if (migrationNames.has(name)) problems.push(`migrations lists ${name} twice`);

@@ -27,7 +27,7 @@ export const SIGNATURE_FORMAT_V2 = 'pairshift-signature/v2';
 export const PRIVATE_KEY_FILE = 'package-signing.key';
 export const PUBLIC_KEY_FILE = 'package-signing.pub';
 /** A signature file is a few hundred bytes; larger input is refused unread. */
-const MAX_SIGNATURE_BYTES = 64 * 1024;
+export const MAX_SIGNATURE_BYTES = 64 * 1024;
 
 /** A refused signature; `code` is stable (malformed, untrusted, mismatch, invalid). */
 export class SignatureError extends Error {

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { createGunzip } from 'node:zlib';
+import { type ProtectedPath, protectedTarget } from '../inventory/hapair.js';
 import { ManifestChecker } from './contents.js';
 import {
   type FileDigest,
@@ -70,6 +71,12 @@ export interface StageOptions {
   readonly workDir: string;
   /** Bounds for the tar reader (entries, entry size, total size). */
   readonly limits?: Partial<TarLimits>;
+  /**
+   * The pair this package is for: its config folder and what it declares
+   * that no package file may overwrite (protectedPaths in inventory/hapair.ts,
+   * the root key under whatever name the pair gives it).
+   */
+  readonly protect?: PairProtection;
   /** The verifier; replaceable only so tests can simulate a file swapped after verification. */
   readonly verify?: (opts: {
     archivePath: string;
@@ -103,12 +110,35 @@ export function payloadKind(archivePath: string): { kind: PayloadKind; target?: 
   return `${archivePath}: pairshift does not know where this payload file goes (expected payload/app.jar, payload/worker.py or payload/config/...)`;
 }
 
+export interface PairProtection {
+  readonly configDir: string;
+  readonly paths: readonly ProtectedPath[];
+}
+
+/** Why a config payload file may not go where it would land on the pair's nodes, or null. */
+export function overwritesProtected(
+  archivePath: string,
+  protect: PairProtection | undefined,
+): string | null {
+  const k = payloadKind(archivePath);
+  if (!protect || typeof k === 'string' || k.kind !== 'config' || k.target === undefined)
+    return null;
+  const hit = protectedTarget(`${protect.configDir}/${k.target}`, protect.paths);
+  return hit
+    ? `${archivePath}: would overwrite ${hit.what} on the nodes; a package may never carry it`
+    : null;
+}
+
 /**
  * Refuses a manifest whose files the operator could not install (unknown
- * payload paths, a root key, no jar, oversized migrations). Staging checks
- * it; the upload checks it too, so such a package is refused at upload.
+ * payload paths, a file the pair declares protected such as its root key
+ * under whatever name, no jar, oversized migrations). Staging checks it;
+ * the upload checks it too, so such a package is refused at upload.
  */
-export function checkStageable(manifest: PackageManifest): void {
+export function checkStageable(
+  manifest: PackageManifest,
+  protect?: PairProtection | undefined,
+): void {
   const problems: string[] = [];
   for (const f of manifest.files) {
     if (f.path.startsWith('migrations/')) {
@@ -118,6 +148,8 @@ export function checkStageable(manifest: PackageManifest): void {
     }
     const k = payloadKind(f.path);
     if (typeof k === 'string') problems.push(k);
+    const hit = overwritesProtected(f.path, protect);
+    if (hit) problems.push(hit);
   }
   if (!manifest.files.some((f) => f.path === 'payload/app.jar'))
     problems.push('the package carries no payload/app.jar');
@@ -208,7 +240,7 @@ export async function stagePackage(opts: StageOptions): Promise<StagedPackage> {
     limits,
   });
   const manifest = verified.manifest;
-  checkStageable(manifest);
+  checkStageable(manifest, opts.protect);
 
   let dir: string;
   try {

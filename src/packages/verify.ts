@@ -4,7 +4,8 @@
 // byte and inflates only the manifest; under a v1 signature it also feeds
 // the decompressor and checks every entry against the manifest.
 import { createHash } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { ManifestChecker } from './contents.js';
 import { type FileDigest, hashFile, READ_CHUNK } from './hash.js';
@@ -14,6 +15,7 @@ import { ParallelSha256 } from './parallel-hash.js';
 import {
   checkSignature,
   checkSignatureClaims,
+  MAX_SIGNATURE_BYTES,
   parseSignatureFile,
   SIGNATURE_FORMAT_V2,
   SignatureError,
@@ -220,6 +222,35 @@ async function hashWithManifest(
  * v1 signatures (older packages): one pass that hashes the archive and
  * checks every entry against the manifest (slower: it inflates everything).
  */
+/**
+ * A signature file's bytes, at most one byte past the limit (so a larger one
+ * is refused by parseSignatureFile without being read to its end). Only a
+ * regular file: a FIFO or a device could be read until memory runs out, and
+ * it is opened without blocking so a FIFO nobody writes cannot hang us.
+ */
+export async function readSignatureBytes(sigPath: string): Promise<Buffer> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(sigPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new Error(`cannot read the signature ${sigPath}`, { cause: err });
+  }
+  try {
+    if (!(await fh.stat()).isFile())
+      throw new SignatureError('malformed', `signature ${sigPath} is not a regular file`);
+    const buf = Buffer.alloc(MAX_SIGNATURE_BYTES + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackage> {
   const sigPath = opts.sigPath ?? `${opts.archivePath}.sig`;
   try {
@@ -227,12 +258,7 @@ export async function verifyPackage(opts: VerifyOptions): Promise<VerifiedPackag
   } catch (err) {
     throw new Error(`cannot read package ${opts.archivePath}`, { cause: err });
   }
-  let sigBytes: Buffer;
-  try {
-    sigBytes = await readFile(sigPath);
-  } catch (err) {
-    throw new Error(`cannot read the signature ${sigPath}`, { cause: err });
-  }
+  const sigBytes = await readSignatureBytes(sigPath);
   const sig = parseSignatureFile(sigBytes, sigPath);
   if (opts.trustedKeys.length === 0)
     throw new Error('no trusted keys given; cannot verify the signature');

@@ -9,6 +9,7 @@
 // outcome goes to the journal (journal.ts recordStep). Dry run: every driver
 // is called with dryRun, so it observes and reports what it would change and
 // changes nothing; the staged package is kept.
+import { posix } from 'node:path';
 import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../config/settings.js';
 import type { Step } from '../core/actions.js';
 import type { StepOutcome } from '../core/journal.js';
@@ -42,7 +43,7 @@ import {
 } from '../drivers/services/services.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
 import { switchover } from '../drivers/switchover/switchover.js';
-import type { HAPair } from '../inventory/hapair.js';
+import { type HAPair, protectedPaths } from '../inventory/hapair.js';
 import type { StagedPackage, StagedPayload } from '../packages/stage.js';
 
 /** Everything a step needs, built once per upgrade. */
@@ -409,6 +410,10 @@ async function installPackage({ deps, action, ctx, dryRun }: StepEnv): Promise<s
         target: payloadTarget(pair, p),
         previousVersion: ctx.fromVersion,
         dryRun,
+        // The jar's own payload replaces paths.appJar; nothing else may.
+        protect: protectedPaths(pair).filter(
+          (x) => p.kind === 'config' || x.path !== posix.normalize(pair.spec.paths.appJar),
+        ),
       },
     );
     if (r.kept && p.kind === 'config' && !dryRun) {

@@ -27,7 +27,7 @@ import {
 } from '../core/machine.js';
 import type { PairObservation } from '../core/observed.js';
 import { isTerminal } from '../core/phases.js';
-import { plan, STEP_RETRY } from '../core/planner.js';
+import { plan, STEP_RETRY, stopBeforeStart } from '../core/planner.js';
 import { estimatedCompletion, progressPercent, stepLabel } from '../core/status.js';
 import type { UpgradeRequest, UpgradeRequestStatus } from '../core/upgrade-request.js';
 import type { HAPair } from '../inventory/hapair.js';
@@ -152,6 +152,9 @@ export class UpgradeReconciler {
       await this.#dropRuntime(name);
       return {};
     }
+    // Cancel, rollback or deletion of an upgrade that has not started ends
+    // it before any gate (approval included).
+    if (await this.#stopBeforeStart(request)) return {};
     const admitted = await this.#admit(request);
     if ('outcome' in admitted) return admitted.outcome;
     const { pair, settings } = admitted;
@@ -612,6 +615,77 @@ export class UpgradeReconciler {
     };
     await this.deps.source.updateStatus(request.metadata.name, status);
     return { ...request, status };
+  }
+
+  /**
+   * A cancel, rollback or deletion of an upgrade that has not started ends
+   * it CANCELLED here, before any gate (approval included) and without a
+   * runtime: nothing on the nodes changed, so no node is needed. True when
+   * it ended (a deletion then goes on to release its finalizer).
+   */
+  async #stopBeforeStart(request: UpgradeRequest): Promise<boolean> {
+    const reason = stopBeforeStart({
+      cancel: request.spec.cancel?.reason ?? null,
+      rollback: request.spec.rollback?.reason ?? null,
+      deleted: request.metadata.deletionTimestamp !== undefined,
+    });
+    if (reason === null) return false;
+    const { db, source } = this.deps;
+    const name = request.metadata.name;
+    const deleted = request.metadata.deletionTimestamp !== undefined;
+    const [memory, task] = await Promise.all([loadMemory(db, name), getUpgradeTask(db, name)]);
+    if (!task && !memory && request.status?.finishedAt !== undefined) return !deleted;
+    const phase = task?.phase ?? memory?.context.phase ?? 'IDLE';
+    if (phase !== 'IDLE') {
+      // Started: the planner reads the request at its next safe point. Ended
+      // and published: nothing to do, unless a deletion waits for its finalizer.
+      return isTerminal(phase) && request.status?.finishedAt !== undefined && !deleted;
+    }
+    const at = this.deps.now();
+    const r = upgradeMachine.transition(
+      memory?.context ?? initialContext({ masterNode: '?', backupNode: '?' }),
+      { type: 'CANCEL_REQUESTED', reason },
+      { at, actor: this.deps.actor },
+    );
+    if (!r.ok) return false;
+    // No task row: the request never got past a gate, so no row holds the pair.
+    if (task) {
+      const facts = memory?.facts ?? emptyJournal(at.getTime());
+      await commitTransition(db, name, r.record, {
+        context: r.context,
+        facts: {
+          ...facts,
+          requestsSent: [...facts.requestsSent, 'cancel'],
+          tempFilesRemoved: true,
+        },
+      });
+      await this.#log(name, 'INFO', `IDLE -> CANCELLED: ${reason}`);
+    }
+    await source.recordEvent(name, 'Normal', 'CANCELLED', reason);
+    if (deleted) {
+      await this.#dropRuntime(name);
+      await source.removeFinalizer?.(name);
+      return true;
+    }
+    const message = `ended before it started: ${reason}`;
+    await source.updateStatus(name, {
+      phase: r.context.phase,
+      observedGeneration: request.metadata.generation,
+      progress: 100,
+      completedSteps: request.status?.completedSteps ?? [],
+      message,
+      conditions: conditionsFor({
+        phase: r.context.phase,
+        rolledBack: false,
+        generation: request.metadata.generation,
+        previous: request.status?.conditions ?? [],
+        now: at.toISOString(),
+        message,
+      }),
+      finishedAt: at.toISOString(),
+    });
+    await this.#dropRuntime(name);
+    return true;
   }
 
   async #status(request: UpgradeRequest, patch: { message: string }): Promise<void> {

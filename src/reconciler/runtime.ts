@@ -10,7 +10,7 @@ import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
 import type { RecordSink } from '../drivers/records.js';
 import { sshEndpoints } from '../drivers/ssh/endpoints.js';
 import { SshPool } from '../drivers/ssh/pool.js';
-import type { HAPair } from '../inventory/hapair.js';
+import { type HAPair, protectedPaths } from '../inventory/hapair.js';
 import { upgradePathProblem } from '../packages/index.js';
 import type { TrustedKey } from '../packages/signing.js';
 import { type StagedPackage, stagePackage } from '../packages/stage.js';
@@ -43,6 +43,7 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
     ...(request.spec.package.signaturePath ? { sigPath: request.spec.package.signaturePath } : {}),
     trustedKeys: o.trustedKeys,
     workDir: o.workDir,
+    protect: { configDir: pair.spec.paths.configDir, paths: protectedPaths(pair) },
   });
   const shell = new SshPool(await sshEndpoints(pair));
   let prober: Prober | null = null;

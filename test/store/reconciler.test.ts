@@ -16,7 +16,12 @@ import { loadMemory } from '../../src/store/journal-store.js';
 import { listSteps } from '../../src/store/progress-store.js';
 import { storeRecords } from '../../src/store/records.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
-import { getUpgradeTask, listHistory, listLogs } from '../../src/store/upgrades.js';
+import {
+  createUpgradeTask,
+  getUpgradeTask,
+  listHistory,
+  listLogs,
+} from '../../src/store/upgrades.js';
 import { SimRuntime } from '../support/sim-runtime.js';
 import { backends, migratedStore } from './backends.js';
 
@@ -360,6 +365,50 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     const logs = await listLogs(db, 'cancel-me', { page: 1, pageSize: 500 });
     expect(logs.items.some((l) => l.message.includes('REMOVE_TEMP_FILES'))).toBe(true);
     expect(logs.items.some((l) => l.message.includes('refused'))).toBe(false);
+  });
+
+  test('cancel before approval ends CANCELLED without a runtime and frees the pair', async () => {
+    // As the API triggers: the task row first (it holds the pair), then the resource.
+    const task = (id: string) => ({
+      upgradeId: id,
+      pairName: 'p-unapproved',
+      targetVersion: '2.0.0',
+      requestedBy: 'api:test',
+      packagePath: '/pkgs/app-2.0.0.tar.gz',
+      autoRollback: true,
+      at: now(),
+    });
+    await createUpgradeTask(db, task('unapproved'));
+    await request('unapproved', 'p-unapproved', { options: { approved: false } });
+    let built = 0;
+    const r = new UpgradeReconciler({
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async () => {
+        built++;
+        return new SimRuntime();
+      },
+      logger,
+      now,
+      actor: 'operator@test',
+    });
+    expect(await r.reconcile('unapproved')).toEqual({});
+    expect((await source.getUpgradeRequest('unapproved'))?.status?.message).toMatch(/approval/);
+    await source.patchSpec('unapproved', { cancel: { reason: 'not this week' } });
+    expect(await r.reconcile('unapproved')).toEqual({});
+    const req = await source.getUpgradeRequest('unapproved');
+    expect(req?.status?.phase).toBe('CANCELLED');
+    expect(req?.status?.finishedAt).toBeDefined();
+    expect(req?.status?.message).toContain('not this week');
+    expect((await getUpgradeTask(db, 'unapproved'))?.phase).toBe('CANCELLED');
+    const history = (await listHistory(db, 1, 50, { upgradeId: 'unapproved' })).items;
+    expect(history.map((h) => h.to).reverse()).toEqual(['IDLE', 'CANCELLED']);
+    expect(built).toBe(0);
+    // Reconciling again changes nothing; the pair takes a new upgrade.
+    expect(await r.reconcile('unapproved')).toEqual({});
+    expect((await source.getUpgradeRequest('unapproved'))?.status?.phase).toBe('CANCELLED');
+    await expect(createUpgradeTask(db, task('after-unapproved'))).resolves.toBeDefined();
   });
 
   test('a dry run plans and reports, executes nothing and ends CANCELLED; the pair is free after', async () => {

@@ -401,6 +401,8 @@ describe('executeStep', () => {
           return {};
         },
       ],
+      // The node-side guard: no target resolves onto a path the pair protects.
+      ['readlink -m', () => ({})],
       ['openssl dgst -sha256', (_n, argv) => ({ stdout: `${shaOf(argv.at(-1)!)}\n` })],
       ['cat > "$1"', () => ({})],
       [
@@ -420,6 +422,11 @@ describe('executeStep', () => {
     expect(r).toMatchObject({ ok: true });
     expect(installed).toEqual(['/etc/app/r.properties', '/opt/app/worker.py', '/opt/app/app.jar']);
     expect(locked.value).toBe(true);
+    const guards = shell.log.filter((l) => l.line.includes('readlink -m'));
+    expect(guards).toHaveLength(3);
+    // Every file is checked against the root key; only the jar may replace paths.appJar.
+    expect(guards.every((g) => g.line.includes('/etc/app/root.key'))).toBe(true);
+    expect(guards.filter((g) => g.line.includes('/opt/app/app.jar')).length).toBe(2);
   });
 });
 

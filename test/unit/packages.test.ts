@@ -364,6 +364,15 @@ describe('manifest rules', () => {
       /files live under payload\/ or migrations\//,
     ],
     [{ extra: 1 }, /Unrecognized key/],
+    [
+      {
+        files: [
+          { path: 'payload/config/a', sha256: 'a'.repeat(64), size: 1, mode: 0o644 },
+          { path: 'payload/config/a/b', sha256: 'b'.repeat(64), size: 1, mode: 0o644 },
+        ],
+      },
+      /unsafe layout: payload\/config\/a is a file and also the folder of payload\/config\/a\/b/,
+    ],
   ])('refuses %j', (change, message) => {
     expect(() => parseManifest({ ...base, ...change })).toThrow(message);
   });

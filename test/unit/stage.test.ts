@@ -174,3 +174,41 @@ describe('stagePackage', () => {
     expect(payloadKind('payload/config/a/b.conf')).toEqual({ kind: 'config', target: 'a/b.conf' });
   });
 });
+
+describe("the pair's own paths (issue 11.1)", () => {
+  const protect = (rootKey: string) => ({
+    configDir: '/etc/app',
+    paths: [
+      { path: rootKey, what: 'the root key (paths.rootKey)' },
+      { path: '/etc/app/backups', what: 'the backup folder (paths.backupDir)' },
+    ],
+  });
+  it.each([
+    ['master.key', '/etc/app/master.key'],
+    ['keys/k.bin', '/etc/app/keys/k.bin'],
+    ['keys/k.bin', '/etc/app/keys'],
+    ['backups/x', '/etc/app/root.key'],
+  ])('refuses payload/config/%s when the pair protects %s', async (file, rootKey) => {
+    const target = join(dir, 'config', file);
+    mkdirSync(join(target, '..'), { recursive: true });
+    writeFileSync(target, 'not a key\n');
+    const path = await buildSigned();
+    await expect(
+      stagePackage({ path, trustedKeys: [trusted], workDir: work, protect: protect(rootKey) }),
+    ).rejects.toThrow(`payload/config/${file}: would overwrite the`);
+    workIsEmpty();
+  });
+
+  it('stages the same package for a pair whose root key has another name', async () => {
+    writeFileSync(join(dir, 'config', 'master.key'), 'not a key\n');
+    const path = await buildSigned();
+    const staged = await stagePackage({
+      path,
+      trustedKeys: [trusted],
+      workDir: work,
+      protect: protect('/etc/app/root.key'),
+    });
+    expect(staged.payload.some((p) => p.target === 'master.key')).toBe(true);
+    await staged.cleanup();
+  });
+});

@@ -8,7 +8,7 @@
 // Ensure-style: the same sha256 already installed changes nothing.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, posix } from 'node:path';
 import { SHA256_SCRIPT } from '../backup/remote.js';
 import { DriverError, whileDoing } from '../errors.js';
 import type { NodeShell } from '../ssh/pool.js';
@@ -29,6 +29,12 @@ export interface InstallOptions {
   readonly previousVersion?: string;
   readonly dryRun?: boolean;
   readonly timeoutMs?: number;
+  /**
+   * Paths the pair declares that this file must never replace (the root key
+   * above all): refused here and again on the node, where symbolic links are
+   * resolved, before a byte is sent.
+   */
+  readonly protect?: readonly { path: string; what: string }[];
 }
 
 export interface InstallOutcome {
@@ -57,6 +63,17 @@ export function keptName(
   }
   return `${target}.${label}`;
 }
+
+/**
+ * $1 target, then the protected paths: exits 3 naming the protected path
+ * the target resolves to or into (links followed, missing parts allowed).
+ */
+const GUARD_SCRIPT = `t=$(readlink -m -- "$1") || exit 4
+shift
+for p in "$@"; do
+  q=$(readlink -m -- "$p") || q=$p
+  case "$t" in "$q"|"$q"/*) printf '%s' "$p"; exit 3;; esac
+done`;
 
 /** $1 temp file: stdin into it, owner-only until it is renamed into place. */
 const RECEIVE_SCRIPT = `set -e
@@ -97,6 +114,7 @@ export async function ensureFileInstalled(
           kind: 'terminal',
           node,
         });
+      await refuseProtected(ctx.shell, node, target, opts.protect ?? []);
       const installed = (await exec(SHA256_SCRIPT, [target])).stdout.trim();
       const base = { node, target, dryRun, sha256: want };
       if (installed === want) return { ...base, state: 'unchanged' as const, kept: null };
@@ -154,6 +172,29 @@ export async function ensureFileInstalled(
     },
     { kind: 'terminal', node },
   );
+}
+
+async function refuseProtected(
+  shell: NodeShell,
+  node: string,
+  target: string,
+  protect: readonly { path: string; what: string }[],
+): Promise<void> {
+  if (protect.length === 0) return;
+  const t = posix.normalize(target);
+  const refuse = (p: { what: string }) =>
+    new DriverError(`refusing to write ${target}: it is ${p.what}`, { kind: 'terminal', node });
+  const here = protect.find((p) => t === p.path || t.startsWith(`${p.path}/`));
+  if (here) throw refuse(here);
+  const r = await shell.exec(
+    node,
+    ['sh', '-c', GUARD_SCRIPT, 'sh', target, ...protect.map((p) => p.path)],
+    { timeoutMs: 30_000, okExitCodes: [3] },
+  );
+  if (r.exitCode === 3) {
+    const hit = protect.find((p) => p.path === r.stdout) ?? { what: r.stdout };
+    throw refuse(hit);
+  }
 }
 
 /** Where a package's payload files go on a node. */
