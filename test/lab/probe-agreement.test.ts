@@ -79,6 +79,11 @@ describe("the operator's VIP probe", () => {
           `(whole run: ${report.http.outages.length} outage(s), total ${report.http.totalOutageMs} ms, ` +
           `${report.skippedSlots} skipped slots, ${report.http.late} late); tolerance ${tolerance} ms`,
       );
+      // Each outage the client saw, for a reader comparing with the operator's
+      // (the operator logs its own list as "VIP probe stopped").
+      console.log(
+        `pq: client outages: ${report.http.outages.map((o: { durationMs: number; from: string }) => `${o.durationMs} ms from ${o.from}`).join(', ')}`,
+      );
       expect(final.status!.phase).toBe('COMPLETE');
       // The VIP really moved, so there is something to agree on.
       expect(client.longestMs).toBeGreaterThan(0);
