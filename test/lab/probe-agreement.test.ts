@@ -62,7 +62,10 @@ describe("the operator's VIP probe", () => {
     const name = 'pq-agree';
     const prober = lab.startClientProber(50, OPERATOR_PROBE.httpTimeoutMs);
     try {
-      await sleep(1500); // the client sees the pair serving before the upgrade starts
+      // The client's first seconds can show an outage of its own making (in
+      // two runs a 300 to 650 ms one, 503s included, while the operator's
+      // probe was not yet running or saw nothing): let them pass first.
+      await sleep(5000);
       lab.writeRequest(name, lab.packages.v2);
       const final = await op!.waitTerminal(name, 240_000);
       const report = await prober.stop();
@@ -82,7 +85,7 @@ describe("the operator's VIP probe", () => {
       // Each outage the client saw, for a reader comparing with the operator's
       // (the operator logs its own list as "VIP probe stopped").
       console.log(
-        `pq: client outages: ${report.http.outages.map((o: { durationMs: number; from: string }) => `${o.durationMs} ms from ${o.from}`).join(', ')}`,
+        `pq: client outages: ${report.http.outages.map((o: { durationMs: number; from: string }) => `${o.durationMs} ms from ${o.from}`).join(', ')}; reasons ${JSON.stringify(report.http.reasons)}`,
       );
       expect(final.status!.phase).toBe('COMPLETE');
       // The VIP really moved, so there is something to agree on.
