@@ -9,6 +9,7 @@ import { parseHealthUrl, probeHttp } from './http-probe.js';
 import { runFixedRate } from './schedule.js';
 import {
   computeOutages,
+  judgeProbe,
   type LatencySummary,
   type OutageSummary,
   type OutageWindow,
@@ -55,6 +56,12 @@ export interface ReportedOutage extends OutageWindow {
 
 export interface KindReport extends Omit<OutageSummary, 'outages'> {
   outages: ReportedOutage[];
+  /**
+   * Probes whose result the prober handled too long after their deadline to
+   * judge (its own event loop was busy): counted in probes, not in ok or
+   * failed, and left out of the outages, like skipped slots.
+   */
+  late: number;
   /** How many probes ended each way ('ok', 'timeout', 'ECONNREFUSED', ...). */
   reasons: Record<string, number>;
   /** Start-to-answer time of the successful probes (absent when none). */
@@ -98,6 +105,8 @@ interface ProbeRecord {
   latencyMs: number;
   up: boolean;
   reason: string;
+  /** Handled too long after its deadline to say anything (see judgeProbe). */
+  late?: true;
 }
 interface DbRecord extends ProbeRecord {
   seq: number;
@@ -286,14 +295,18 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
 }
 
 /**
- * Up means answered within the timeout of the probe's start. The timeout
- * timers can fire late on a loaded machine and let a late answer through;
- * such a probe still counts as down for the timeline (an acknowledged write
- * stays acknowledged for the loss check).
+ * Up means answered within the timeout of the probe's start. An answer
+ * handled just after the deadline counts as down ("but late"); one handled
+ * long after it, or a timeout that fired long after it, only tells that the
+ * prober was busy, and is left out of the timeline (judgeProbe). Either way
+ * an acknowledged write stays acknowledged for the loss check.
  */
 function answeredInTime(r: ProbeRecord, timeoutMs: number): ProbeRecord {
-  if (!r.up || r.latencyMs <= timeoutMs) return r;
-  return { ...r, up: false, reason: `${r.reason} but late` };
+  const judged = judgeProbe(r, timeoutMs);
+  if (judged === 'late')
+    return { ...r, up: false, late: true, reason: `${r.reason}, handled late` };
+  if (judged === 'down' && r.up) return { ...r, up: false, reason: `${r.reason} but late` };
+  return r;
 }
 
 function kindReport(
@@ -301,12 +314,17 @@ function kindReport(
   endMs: number,
   wall: (ms: number) => string,
 ): KindReport {
-  const summary = computeOutages(records, endMs);
+  const summary = computeOutages(
+    records.filter((r) => !r.late),
+    endMs,
+  );
   const reasons: Record<string, number> = {};
   for (const r of records) reasons[r.reason] = (reasons[r.reason] ?? 0) + 1;
   const latency = summarizeLatency(records.filter((r) => r.up).map((r) => r.latencyMs));
   return {
     ...summary,
+    probes: records.length,
+    late: records.length - summary.probes,
     longestOutageMs: round(summary.longestOutageMs),
     totalOutageMs: round(summary.totalOutageMs),
     observedMs: round(summary.observedMs),

@@ -54,7 +54,9 @@ export function formatReport(r: ProbeReport): string {
 
 function kindLines(kind: string, k: KindReport): string[] {
   const lines = [
-    `${kind}: ${k.probes} probes, ${k.ok} ok, ${k.failed} failed; ` +
+    `${kind}: ${k.probes} probes, ${k.ok} ok, ${k.failed} failed` +
+      (k.late ? `, ${k.late} handled too late to judge (prober busy)` : '') +
+      '; ' +
       `longest outage ${ms(k.longestOutageMs)}, total ${ms(k.totalOutageMs)} in ${k.outages.length} outage(s)`,
   ];
   for (const w of k.outages.slice(0, MAX_LISTED)) {

@@ -92,6 +92,30 @@ function window(startMs: number, endMs: number, downProbes: number, open: boolea
   return { startMs, endMs, durationMs: endMs - startMs, downProbes, open };
 }
 
+/**
+ * How long after its deadline a probe's result may be handled and still
+ * count. A probe's timeout timer fires at the deadline when the prober's
+ * event loop is free; a result handled later than this means the loop was
+ * busy elsewhere (a GC pause, a loaded machine, the operator's own work when
+ * the probe shared its thread), and the answer may have sat in the socket
+ * all along. Such a probe is evidence about the prober, like a skipped slot.
+ */
+export const LATE_AFTER_DEADLINE_MS = 100;
+
+/**
+ * What one finished probe says about the service: up (answered within the
+ * timeout), down (an error, a timeout that fired on time, or an answer
+ * handled just after the deadline), or late (handled so long after the
+ * deadline that it says nothing either way; left out of the outages).
+ */
+export function judgeProbe(
+  r: { up: boolean; latencyMs: number },
+  timeoutMs: number,
+): 'up' | 'down' | 'late' {
+  if (r.latencyMs > timeoutMs + LATE_AFTER_DEADLINE_MS) return 'late';
+  return r.up && r.latencyMs <= timeoutMs ? 'up' : 'down';
+}
+
 export interface LatencySummary {
   p50: number;
   p99: number;

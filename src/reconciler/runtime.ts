@@ -14,7 +14,8 @@ import { type HAPair, protectedPaths } from '../inventory/hapair.js';
 import { upgradePathProblem } from '../packages/index.js';
 import type { TrustedKey } from '../packages/signing.js';
 import { type StagedPackage, stagePackage } from '../packages/stage.js';
-import { type Prober, startProber } from '../prober/prober.js';
+import { startProberOffThread } from '../prober/off-thread.js';
+import type { Prober } from '../prober/prober.js';
 import { ensureAgents } from './agents.js';
 import { executeStep } from './execute.js';
 import { type ObserveDeps, observePair } from './observe.js';
@@ -34,6 +35,9 @@ export interface PairRuntimeOptions {
   readonly probeVip?: boolean;
   readonly dryRun?: boolean;
 }
+
+/** How the operator probes the VIP (a client prober with these settings counts the same way). */
+export const OPERATOR_PROBE = { rateHz: 20, httpTimeoutMs: 300 } as const;
 
 export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeRuntime> {
   const { pair, request, settings } = o;
@@ -71,10 +75,15 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
     if (problem) throw new Error(`the pair runs ${fromVersion}: ${problem.message}`);
     const web = pair.spec.services.find((s) => s.healthPath) ?? pair.spec.services[0]!;
     if (o.probeVip !== false) {
-      prober = await startProber({
-        httpUrl: `http://${pair.spec.vip.address}:${web.port}${web.healthPath ?? '/health'}`,
-        rateHz: 20,
-      });
+      // In a worker thread: on this thread's busy event loop the probe's own
+      // delays were counted as outage (docs/prober.md, "The operator's probe").
+      prober = await startProberOffThread(
+        {
+          httpUrl: `http://${pair.spec.vip.address}:${web.port}${web.healthPath ?? '/health'}`,
+          ...OPERATOR_PROBE,
+        },
+        (why) => o.log?.(`VIP probe: ${why}`),
+      );
     }
     let final: { httpLongestMs: number; httpTotalMs: number } | null = null;
     const executor = {
@@ -110,6 +119,11 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
         if (finish && prober) {
           const report = await prober.stop();
           prober = null;
+          o.log?.('VIP probe stopped', {
+            outages: report.http?.outages.map((w) => `${w.durationMs} ms from ${w.from}`),
+            skippedSlots: report.skippedSlots,
+            late: report.http?.late,
+          });
           // No HTTP report, no figure: never a 0 that nothing measured.
           final = report.http
             ? {

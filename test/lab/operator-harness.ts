@@ -274,7 +274,7 @@ export class OperatorLab {
   }
 
   /** The prober CLI from the client namespace through the VIP: HTTP /health and numbered writes. */
-  startClientProber(rateHz = 50): ClientProber {
+  startClientProber(rateHz = 50, httpTimeoutMs = 1000): ClientProber {
     const vip = this.pair.spec.vip.address;
     const dbUrl = (host: string) => `postgres://${this.pair.spec.database.user}@${host}:5432/app`;
     const [cmd, ...args] = execArgv(this.name, 'client', [
@@ -291,7 +291,7 @@ export class OperatorLab {
       '--rate-hz',
       String(rateHz),
       '--http-timeout-ms',
-      '1000',
+      String(httpTimeoutMs),
       '--duration',
       '3600',
       '--output',

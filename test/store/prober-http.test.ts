@@ -114,7 +114,11 @@ describe('prober, HTTP', () => {
       logAccuracy('http hang', http.longestOutageMs, okAt - hangAt);
       expect(http.outages).toHaveLength(1);
       expect(Math.abs(http.longestOutageMs - (okAt - hangAt))).toBeLessThanOrEqual(TOLERANCE_MS);
-      expect(http.reasons.timeout).toBeGreaterThanOrEqual(Math.floor(600 / PERIOD_MS) - 3);
+      // (a timeout the loaded prober handled late is reported 'timeout, handled late')
+      const timeouts = Object.entries(http.reasons)
+        .filter(([reason]) => reason.startsWith('timeout'))
+        .reduce((n, [, count]) => n + count, 0);
+      expect(timeouts).toBeGreaterThanOrEqual(Math.floor(600 / PERIOD_MS) - 3);
       // Enough probes may run at once that a hang never starves the schedule.
       expect(http.reasons['too many probes in flight']).toBeUndefined();
     } finally {

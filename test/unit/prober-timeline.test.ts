@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { dueSlot } from '../../src/prober/schedule.js';
-import { computeOutages, type ProbeSample, summarizeLatency } from '../../src/prober/timeline.js';
+import {
+  computeOutages,
+  judgeProbe,
+  LATE_AFTER_DEADLINE_MS,
+  type ProbeSample,
+  summarizeLatency,
+} from '../../src/prober/timeline.js';
 
 // Probes at jittered start times, strictly after one another, and an end at
 // or after the last start.
@@ -244,5 +250,27 @@ describe('summarizeLatency', () => {
   it('worked example and the empty case', () => {
     expect(summarizeLatency([5, 1, 3, 2, 4])).toEqual({ p50: 3, p99: 5, max: 5 });
     expect(summarizeLatency([])).toBeUndefined();
+  });
+});
+
+describe('judgeProbe', () => {
+  const T = 300;
+  it('an answer in time is up, an error or a timeout that fired on time is down', () => {
+    expect(judgeProbe({ up: true, latencyMs: 5 }, T)).toBe('up');
+    expect(judgeProbe({ up: true, latencyMs: T }, T)).toBe('up');
+    expect(judgeProbe({ up: false, latencyMs: 2 }, T)).toBe('down');
+    expect(judgeProbe({ up: false, latencyMs: T + 3 }, T)).toBe('down');
+  });
+  it('an answer handled just after the deadline is down', () => {
+    expect(judgeProbe({ up: true, latencyMs: T + 1 }, T)).toBe('down');
+    expect(judgeProbe({ up: true, latencyMs: T + LATE_AFTER_DEADLINE_MS }, T)).toBe('down');
+  });
+  it('a result handled long after the deadline says nothing (the prober was busy)', () => {
+    fc.assert(
+      fc.property(fc.boolean(), fc.double({ min: 0.01, max: 60_000, noNaN: true }), (up, over) => {
+        const latencyMs = T + LATE_AFTER_DEADLINE_MS + over;
+        expect(judgeProbe({ up, latencyMs }, T)).toBe('late');
+      }),
+    );
   });
 });
