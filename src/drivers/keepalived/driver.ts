@@ -400,7 +400,7 @@ export class KeepalivedDriver {
             ? err
             : new DriverError((err as Error).message, { kind: 'transient', cause: err });
         lastError = e;
-        const timedOut = /did not answer from/.test(e.problem);
+        const timedOut = e.timedOut;
         if (moving)
           await this.#record({
             upgradeId: opts.upgradeId,
@@ -521,6 +521,7 @@ export class KeepalivedDriver {
       {
         kind: 'transient',
         node: target,
+        timedOut: true,
       },
     );
   }
