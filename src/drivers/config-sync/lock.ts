@@ -61,7 +61,14 @@ export function lockedFromMountOptions(text: string): Locked {
 }
 
 const OBSERVE: Record<LockMethod, string> = {
-  immutable: `find "$1" -xdev \\( -type f -o -type d \\) -exec lsattr -d -- {} +`,
+  // A file that vanishes between find and lsattr (the sync job or the app
+  // replacing a file) is no longer there to lock: its "No such file"
+  // complaint is dropped; any other complaint still fails the observation.
+  immutable: `[ -d "$1" ] || { echo "$1: not a folder" >&2; exit 1; }
+exec 3>&1
+err=$(find "$1" -xdev \\( -type f -o -type d \\) -exec lsattr -d -- {} + 2>&1 >&3)
+rest=$(printf '%s\\n' "$err" | grep -v -e 'No such file or directory' -e '^$')
+[ -z "$rest" ] || { printf '%s\\n' "$rest" >&2; exit 1; }`,
   'readonly-mount': `findmnt -n -o OPTIONS --mountpoint "$1" || true`,
 };
 const LOCK: Record<LockMethod, string> = {
