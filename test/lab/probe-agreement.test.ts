@@ -95,10 +95,10 @@ describe("the operator's VIP probe", () => {
       // in the CI run of 2026-12-05 the longest agreed (operator 699.7 ms,
       // client 707 ms) but the client also saw a 372 ms outage of 503s early
       // in the upgrade that the operator's probe did not, so the totals
-      // differed by 379 ms. The likely cause is the window: the operator's
-      // probe starts only once its runtime is built (after staging and the
-      // agents), while status.startedAt may come earlier. Until the probe
-      // starts before anything else, the difference is logged, not asserted.
+      // differed by 379 ms. The cause is not established (not the window:
+      // startedAt is the START transition, taken after the runtime and its
+      // probe are running). Until it is, the difference is logged, not
+      // asserted.
       console.log(`pq: total difference ${Math.abs(d.httpTotalMs - client.totalMs)} ms`);
     } finally {
       prober.kill();
