@@ -119,9 +119,23 @@ function sendJson(res: Response, status: number, body: unknown, type = 'applicat
 
 function sendProblem(req: Request, res: Response, p: ApiProblem): void {
   for (const [k, v] of Object.entries(p.extra.headers ?? {})) res.setHeader(k, v);
+  // Refused before its body was read (403, 413, 415, 429 on an upload...):
+  // the unread body would be taken as the next request, so the connection
+  // ends with this answer.
+  if (hasUnreadBody(req)) {
+    res.setHeader('Connection', 'close');
+    res.shouldKeepAlive = false;
+  }
   // A problem may quote what the client sent (an unknown field's name): no token in it.
   const problem = JSON.parse(secrets.maskText(JSON.stringify(toProblem(p, pathOf(req)))));
   sendJson(res, p.status, problem, PROBLEM_MEDIA_TYPE);
+}
+
+function hasUnreadBody(req: Request): boolean {
+  const declared =
+    req.headers['transfer-encoding'] !== undefined ||
+    Number(req.headers['content-length'] ?? 0) > 0;
+  return declared && !req.complete;
 }
 
 /** The request path without the query, never empty; a token in it is masked (problems echo it). */
@@ -337,6 +351,11 @@ function tokenGate(tokens: readonly ApiToken[]): RequestHandler {
       );
     }
     locals(res).caller = caller;
+    // A client that asked to be told before it sends its body (Expect:
+    // 100-continue) hears "go on" only now, once its token is good.
+    if (req.headers.expect?.toLowerCase() === '100-continue' && !res.headersSent) {
+      res.writeContinue();
+    }
     next();
   };
 }

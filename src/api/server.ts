@@ -47,6 +47,9 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
     },
   );
   server.keepAliveTimeout = 5_000;
+  // No automatic 100 Continue: the token gate sends it once the token is
+  // good, so a refused client never starts sending its body (app.ts).
+  server.on('checkContinue', (req, res) => server.emit('request', req, res));
   // Every socket, including ones node handed over raw (CONNECT, parse
   // errors), so stop() leaves nothing open.
   const sockets = new Set<Duplex>();
