@@ -24,6 +24,9 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
+/** Header fields a request may carry; at the limit it is refused (431). */
+const MAX_HEADERS = 100;
+
 export async function startApiServer(listen: string, deps: ApiDeps): Promise<RunningApi> {
   const { host, port } = parseListen(listen);
   const app = createApiApp(deps);
@@ -43,9 +46,23 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
         res.end(JSON.stringify(toProblem(p, '/')));
         return;
       }
+      // node keeps the first maxHeadersCount headers and drops the rest
+      // without a word; a request that reached the limit is refused whole
+      // rather than judged on part of what it said.
+      if (req.rawHeaders.length / 2 >= MAX_HEADERS) {
+        const p = new ApiProblem(
+          'PS-1702',
+          `the request has ${MAX_HEADERS} or more header fields; send fewer`,
+        );
+        res.shouldKeepAlive = false;
+        res.writeHead(p.status, { 'Content-Type': PROBLEM_MEDIA_TYPE, Connection: 'close' });
+        res.end(JSON.stringify(toProblem(p, '/')));
+        return;
+      }
       app(req, res);
     },
   );
+  server.maxHeadersCount = MAX_HEADERS;
   server.keepAliveTimeout = 5_000;
   // No automatic 100 Continue: the token gate sends it once the token is
   // good, so a refused client never starts sending its body (app.ts).

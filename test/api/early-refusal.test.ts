@@ -89,4 +89,20 @@ describe('refusals before the body', () => {
     // The body was read and judged: whatever the verdict, it is a final answer after the 100.
     expect(r.received).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 [2-5]\d\d /);
   });
+
+  it('a request with 100 or more header fields is refused whole (431 problem), not judged on the first ones node kept', async () => {
+    let many = 'GET /health HTTP/1.1\r\nHost: test\r\n';
+    for (let i = 0; i < 150; i++) many += `x-filler-${i}: 1\r\n`;
+    const r = await sendHead(`${many}\r\n`, 5000);
+    expect(r.received).toMatch(/^HTTP\/1\.1 431 /);
+    expect(r.received).toMatch(/application\/problem\+json/);
+    expect(r.received).toMatch(/header fields/);
+    expect(r.closedByServer).toBe(true);
+    // A normal request on a new connection is still answered.
+    const ok = await sendHead(
+      'GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n',
+      5000,
+    );
+    expect(ok.received).toMatch(/^HTTP\/1\.1 (200|503) /);
+  });
 });
