@@ -51,6 +51,18 @@ beforeAll(async () => {
         trustedKeys,
         maxBytes: MAX_BYTES,
         installedVersion: async (p) => installed[p] ?? null,
+        // pair-a keeps its root key under another name than root.key, and its
+        // backups inside the config folder: both may never come in a package.
+        protection: async (p) =>
+          p === 'pair-a'
+            ? {
+                configDir: '/etc/app',
+                paths: [
+                  { path: '/etc/app/master.key', what: 'the root key (paths.rootKey)' },
+                  { path: '/etc/app/backups', what: 'the backup folder (paths.backupDir)' },
+                ],
+              }
+            : null,
       });
       const files = readdirSync(got.dir, { recursive: true }).map(String).sort();
       const inside =
@@ -439,6 +451,24 @@ describe('package upload: hostile archives (signed by a trusted key)', () => {
       () =>
         goodTar({
           extraListed: [{ path: 'payload/config/root.key', data: Buffer.from('secret') }],
+        }),
+      'package-not-installable',
+      undefined,
+    ],
+    [
+      "the pair's root key under its own name (paths.rootKey: /etc/app/master.key)",
+      () =>
+        goodTar({
+          extraListed: [{ path: 'payload/config/master.key', data: Buffer.from('secret') }],
+        }),
+      'package-not-installable',
+      undefined,
+    ],
+    [
+      'a file inside a folder the pair declares (paths.backupDir under the config folder)',
+      () =>
+        goodTar({
+          extraListed: [{ path: 'payload/config/backups/set-1/jar', data: Buffer.from('x') }],
         }),
       'package-not-installable',
       undefined,
