@@ -387,6 +387,11 @@ function rollback(input: PlanInput): Action {
         `stop ${candidate.name} to restore ${request.fromVersion}`,
       );
     }
+    // VERIFY resumed the sync job; left running, it copies the VIP holder's
+    // new configuration over the folder being restored (CI saw a restore of
+    // /etc/app fail its own check on a release.properties pushed meanwhile).
+    if (observed.nodes.some((n) => n.reachable && !n.rsyncPaused))
+      return step('PAUSE_RSYNC', null, 'no config copies while a configuration is restored');
     return step(
       'RESTORE',
       candidate.name,

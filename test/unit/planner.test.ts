@@ -243,6 +243,33 @@ describe('plan() on single observations', () => {
   const sim = new SimPair(FROM);
   const request = { fromVersion: FROM, targetVersion: TO };
 
+  test('a rollback pauses the sync job again before it restores a configuration (VERIFY had resumed it)', () => {
+    const observed = sim.observe();
+    // node-b changed to the target, stopped, off the VIP: next is its restore.
+    const changedB = {
+      ...observed.nodes[1],
+      installedVersion: TO,
+      servicesRunning: false,
+    };
+    const rollbackPlan = (rsyncPaused: boolean) =>
+      plan({
+        ctx: { ...ctx, phase: 'ROLLBACK', backupVerified: true },
+        request,
+        settings: BUILT_IN_DEFAULTS,
+        observed: {
+          ...observed,
+          nodes: [
+            { ...observed.nodes[0], rsyncPaused },
+            { ...changedB, rsyncPaused },
+          ] as const,
+        },
+        journal: emptyJournal(0),
+        nowMs: 1000,
+      });
+    expect(rollbackPlan(false)).toMatchObject({ kind: 'step', step: 'PAUSE_RSYNC' });
+    expect(rollbackPlan(true)).toMatchObject({ kind: 'step', step: 'RESTORE', node: 'node-b' });
+  });
+
   test('preflight waits out a slow round before failing', () => {
     const observed = sim.observe();
     const slow = {
