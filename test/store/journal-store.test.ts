@@ -3,6 +3,7 @@
 import { jest } from '@jest/globals';
 import { emptyJournal, recordStep } from '../../src/core/journal.js';
 import { initialContext, type UpgradeContext, upgradeMachine } from '../../src/core/machine.js';
+import { HAPPY_PATH } from '../../src/core/phases.js';
 import { commitTransition, loadMemory, saveMemory } from '../../src/store/journal-store.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
 import {
@@ -73,15 +74,7 @@ describe.each(backends)('upgrade memory on %s', (_name, makeBackend) => {
     // The first row is the task's creation (null -> IDLE), then each transition.
     const [created, ...oldestFirst] = [...history.items].reverse();
     expect(created).toMatchObject({ from: null, to: 'IDLE', actor: 'alice' });
-    expect(oldestFirst.map((h) => h.to)).toEqual([
-      'PREPARE',
-      'BACKUP',
-      'UPGRADE_BACKUP',
-      'VIP_SWITCH',
-      'UPGRADE_MASTER',
-      'VERIFY',
-      'COMPLETE',
-    ]);
+    expect(oldestFirst.map((h) => h.to)).toEqual(HAPPY_PATH.slice(1));
     expect(oldestFirst.every((h) => h.actor === 'reconciler' && h.cause.length > 0)).toBe(true);
     expect(oldestFirst.map((h) => ({ to: h.to, at: h.at.getTime() }))).toEqual(records);
     const task = await getUpgradeTask(db, 'u-happy');
