@@ -33,6 +33,24 @@ export type Action =
     }
   /** Nothing to do until the world changes or the time comes. */
   | { readonly kind: 'wait'; readonly untilMs: number | null; readonly reason: string }
+  /**
+   * The operator cannot go on safely without help, or until the pair changes
+   * by itself (split brain, a component it must not or cannot bring back).
+   * Nothing is done on the nodes; the status says Stalled=True with the
+   * cause, what the operator did and what a person must do, and the next
+   * round looks again, so the upgrade resumes on its own once the cause is
+   * gone.
+   */
+  | {
+      readonly kind: 'halt';
+      /** What is wrong, naming the node and component ("both a and b hold the VIP"). */
+      readonly cause: string;
+      /** What the operator did about it ("stopped acting before SWITCHOVER on b"). */
+      readonly did: string;
+      /** What a person must do ("restore VRRP between the nodes, or cancel"). */
+      readonly todo: string;
+      readonly reason: string;
+    }
   /** The upgrade is finished and tidied up. */
   | { readonly kind: 'done'; readonly reason: string };
 
@@ -55,6 +73,14 @@ export const wait = (reason: string, untilMs: number | null = null): Action => (
   reason,
 });
 
+export const halt = (cause: string, did: string, todo: string): Action => ({
+  kind: 'halt',
+  cause,
+  did,
+  todo,
+  reason: `halted: ${cause}; ${did}; ${todo}`,
+});
+
 export function describeAction(a: Action): string {
   switch (a.kind) {
     case 'event':
@@ -63,6 +89,8 @@ export function describeAction(a: Action): string {
       return `${a.step}${a.node ? ` on ${a.node}` : ''}: ${a.reason}`;
     case 'wait':
       return `wait: ${a.reason}`;
+    case 'halt':
+      return a.reason;
     case 'done':
       return `done: ${a.reason}`;
   }

@@ -114,7 +114,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
 function killAfter(n: number, logger: Logger): (id: string, action: { kind: string }) => void {
   let seen = 0;
   return (id, action) => {
-    if (action.kind === 'wait') return;
+    if (action.kind === 'wait' || action.kind === 'halt') return;
     if (++seen < n) return;
     logger.warn(`chaos: killing the operator after ${seen} action(s)`, { upgradeId: id });
     process.kill(process.pid, 'SIGKILL');

@@ -350,6 +350,9 @@ export class UpgradeReconciler {
         await this.#publish(request, memory, runtime, action.reason, settings, true, { observed });
         await this.#dropRuntime(name);
         return { outcome: {} };
+      // TODO(issue 12): a halt is published as Stalled=True with an Event;
+      // until then it is a wait whose message says why.
+      case 'halt':
       case 'wait':
         await saveMemory(db, name, memory);
         await this.#publish(

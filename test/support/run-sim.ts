@@ -96,6 +96,7 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
           rounds: round,
           finished: true,
         };
+      case 'halt':
       case 'wait':
         now += 5000;
         break;
