@@ -127,6 +127,12 @@ export const progressResponseSchema = z
       .object({
         http_longest_ms: downtimeShape.httpLongestMs,
         http_total_ms: downtimeShape.httpTotalMs,
+        http_blind_ms: z
+          .number()
+          .nullable()
+          .describe(
+            "How long the operator's probe could not look (its worker starved of CPU); an outage there is not in the figures. Null when not reported.",
+          ),
         write_longest_ms: notMeasured('Longest database write outage in ms'),
         write_total_ms: notMeasured('Total database write outage in ms'),
         lost_acknowledged_writes: notMeasured('Acknowledged writes lost'),

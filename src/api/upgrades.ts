@@ -236,6 +236,7 @@ export class UpgradeApi {
         ? {
             http_longest_ms: d.httpLongestMs,
             http_total_ms: d.httpTotalMs,
+            http_blind_ms: d.httpBlindMs ?? null,
             // The operator does not measure writes: nothing to publish.
             write_longest_ms: null,
             write_total_ms: null,

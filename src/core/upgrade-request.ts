@@ -149,6 +149,12 @@ export const upgradeRequestStatusSchema = z.object({
     .object({
       httpLongestMs: z.number(),
       httpTotalMs: z.number(),
+      /**
+       * How long the probe itself could not look (its worker starved of CPU:
+       * skipped slots, late results): an outage there is not in the two
+       * figures above. Absent when the probe did not report it.
+       */
+      httpBlindMs: z.number().optional(),
       budgetMs: z.number(),
       withinBudget: z.boolean(),
     })

@@ -257,7 +257,7 @@ function printSummary(s: DemoSummary, say: (l: string) => void): void {
   if (s.operatorDowntime) {
     const d = s.operatorDowntime;
     say(
-      `downtime seen by the operator's probe of the VIP: longest ${ms(d.httpLongestMs)}, total ${ms(d.httpTotalMs)} (budget ${ms(d.budgetMs)}: ${d.withinBudget ? 'within' : 'EXCEEDED'})`,
+      `downtime seen by the operator's probe of the VIP: longest ${ms(d.httpLongestMs)}, total ${ms(d.httpTotalMs)}${d.httpBlindMs ? `, blind ${ms(d.httpBlindMs)}` : ''} (budget ${ms(d.budgetMs)}: ${d.withinBudget ? 'within' : 'EXCEEDED'})`,
     );
   }
   if (s.clients) {

@@ -8,6 +8,8 @@ import { checkTableName, DbWriter, describeDbUrl, ensureProbeTable } from './db-
 import { parseHealthUrl, probeHttp } from './http-probe.js';
 import { runFixedRate } from './schedule.js';
 import {
+  type BlindWindow,
+  blindWindows,
   computeOutages,
   judgeProbe,
   type LatencySummary,
@@ -52,10 +54,23 @@ export interface ReportedOutage extends OutageWindow {
   /** Wall-clock start and end, for matching against logs. */
   from: string;
   to: string;
+  /** How the outage's down probes ended ('status 503': 12, 'timeout': 3). */
+  reasons: Record<string, number>;
+}
+
+export interface ReportedBlindWindow extends BlindWindow {
+  from: string;
+  to: string;
 }
 
 export interface KindReport extends Omit<OutageSummary, 'outages'> {
   outages: ReportedOutage[];
+  /**
+   * Where the prober itself had no evidence (skipped slots, late results):
+   * an outage there is invisible to it. blindMs is their total.
+   */
+  blind: ReportedBlindWindow[];
+  blindMs: number;
   /**
    * Probes whose result the prober handled too long after their deadline to
    * judge (its own event loop was busy): counted in probes, not in ok or
@@ -233,12 +248,12 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
       skippedSlots: clock.skippedSlots(),
     };
     const wall = (ms: number) => new Date(startedAtEpoch + ms).toISOString();
-    if (httpUrl) report.http = kindReport(httpRecords, endMs, wall);
+    if (httpUrl) report.http = kindReport(httpRecords, endMs, wall, periodMs);
     if (db) {
       const writes: Record<WriteOutcome, number> = { acked: 0, failed: 0, unknown: 0 };
       for (const r of dbRecords) writes[r.outcome]++;
       report.db = {
-        ...kindReport(dbRecords, endMs, wall),
+        ...kindReport(dbRecords, endMs, wall, periodMs),
         writes,
         unknownSeqs: dbRecords
           .filter((r) => r.outcome === 'unknown')
@@ -313,13 +328,12 @@ function kindReport(
   records: readonly ProbeRecord[],
   endMs: number,
   wall: (ms: number) => string,
+  periodMs: number,
 ): KindReport {
-  const summary = computeOutages(
-    records.filter((r) => !r.late),
-    endMs,
-  );
-  const reasons: Record<string, number> = {};
-  for (const r of records) reasons[r.reason] = (reasons[r.reason] ?? 0) + 1;
+  const judged = records.filter((r) => !r.late);
+  const summary = computeOutages(judged, endMs);
+  const blind = blindWindows(judged, periodMs, endMs);
+  const reasons = tally(records);
   const latency = summarizeLatency(records.filter((r) => r.up).map((r) => r.latencyMs));
   return {
     ...summary,
@@ -335,7 +349,16 @@ function kindReport(
       durationMs: round(w.durationMs),
       from: wall(w.startMs),
       to: wall(w.endMs),
+      reasons: tally(judged.filter((r) => !r.up && r.startMs >= w.startMs && r.startMs < w.endMs)),
     })),
+    blind: blind.map((w) => ({
+      startMs: round(w.startMs),
+      endMs: round(w.endMs),
+      durationMs: round(w.durationMs),
+      from: wall(w.startMs),
+      to: wall(w.endMs),
+    })),
+    blindMs: round(blind.reduce((sum, w) => sum + w.durationMs, 0)),
     reasons,
     ...(latency
       ? {
@@ -347,6 +370,12 @@ function kindReport(
         }
       : {}),
   };
+}
+
+function tally(records: readonly ProbeRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) out[r.reason] = (out[r.reason] ?? 0) + 1;
+  return out;
 }
 
 function round(ms: number): number {

@@ -65,6 +65,11 @@ function kindLines(kind: string, k: KindReport): string[] {
     );
   }
   if (k.outages.length > MAX_LISTED) lines.push(`  ... ${k.outages.length - MAX_LISTED} more`);
+  if (k.blind.length > 0) {
+    lines.push(
+      `  blind ${ms(k.blindMs)} in ${k.blind.length} window(s): the prober itself was busy (skipped slots, late results); an outage there is not seen`,
+    );
+  }
   if (k.okLatencyMs) {
     const l = k.okLatencyMs;
     lines.push(`  answered in p50 ${ms(l.p50)}, p99 ${ms(l.p99)}, max ${ms(l.max)}`);

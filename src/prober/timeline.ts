@@ -92,6 +92,41 @@ function window(startMs: number, endMs: number, downProbes: number, open: boolea
   return { startMs, endMs, durationMs: endMs - startMs, downProbes, open };
 }
 
+/** A stretch of time the prober has no evidence about (see blindWindows). */
+export interface BlindWindow {
+  startMs: number;
+  endMs: number;
+  durationMs: number;
+}
+
+/**
+ * Where the prober was blind: gaps of more than two periods between the
+ * starts of consecutive judged probes (slots it skipped because its own
+ * event loop was busy, or probes handled too late to judge), from one
+ * period after the earlier probe to the start of the next, and the same at
+ * the end of the run. An outage that falls wholly inside such a gap is
+ * invisible to this prober; one that starts before it runs through it.
+ * Two probers on the same service can only be compared over the time
+ * neither was blind (test/lab/probe-agreement.test.ts). Pure.
+ */
+export function blindWindows(
+  samples: readonly ProbeSample[],
+  periodMs: number,
+  endMs: number,
+): BlindWindow[] {
+  const starts = samples.map((s) => s.startMs).sort((a, b) => a - b);
+  const out: BlindWindow[] = [];
+  const gap = (from: number, to: number) => {
+    if (to - from > 2 * periodMs) {
+      out.push({ startMs: from + periodMs, endMs: to, durationMs: to - from - periodMs });
+    }
+  };
+  for (let i = 1; i < starts.length; i++) gap(starts[i - 1]!, starts[i]!);
+  const last = starts[starts.length - 1];
+  if (last !== undefined && endMs > last) gap(last, endMs);
+  return out;
+}
+
 /**
  * How long after its deadline a probe's result may be handled and still
  * count. A probe's timeout timer fires at the deadline when the prober's

@@ -67,7 +67,9 @@ export interface UpgradeRuntime {
    * Downtime seen by the operator's own probe of the VIP; with finish, the
    * probe stops and the final figures are returned (null: no probe ran).
    */
-  downtime(finish: boolean): Promise<{ httpLongestMs: number; httpTotalMs: number } | null>;
+  downtime(
+    finish: boolean,
+  ): Promise<{ httpLongestMs: number; httpTotalMs: number; httpBlindMs?: number } | null>;
   close(): Promise<void>;
 }
 
@@ -608,6 +610,7 @@ export class UpgradeReconciler {
             downtime: {
               httpLongestMs: seen.httpLongestMs,
               httpTotalMs: seen.httpTotalMs,
+              ...(seen.httpBlindMs !== undefined ? { httpBlindMs: seen.httpBlindMs } : {}),
               budgetMs: settings.downtimeBudget,
               withinBudget: seen.httpLongestMs <= settings.downtimeBudget,
             },

@@ -85,7 +85,7 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
         (why) => o.log?.(`VIP probe: ${why}`),
       );
     }
-    let final: { httpLongestMs: number; httpTotalMs: number } | null = null;
+    let final: { httpLongestMs: number; httpTotalMs: number; httpBlindMs: number } | null = null;
     const executor = {
       pair,
       shell,
@@ -119,8 +119,18 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
         if (finish && prober) {
           const report = await prober.stop();
           prober = null;
+          // Each outage with how its probes ended, and where the probe was
+          // blind (an outage there is invisible to it): what a reader
+          // comparing with a client's prober needs (docs/prober.md).
           o.log?.('VIP probe stopped', {
-            outages: report.http?.outages.map((w) => `${w.durationMs} ms from ${w.from}`),
+            outages: report.http?.outages.map((w) => ({
+              ms: w.durationMs,
+              from: w.from,
+              to: w.to,
+              reasons: w.reasons,
+            })),
+            blind: report.http?.blind.map((w) => ({ ms: w.durationMs, from: w.from, to: w.to })),
+            blindMs: report.http?.blindMs,
             skippedSlots: report.skippedSlots,
             late: report.http?.late,
           });
@@ -129,6 +139,7 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
             ? {
                 httpLongestMs: report.http.longestOutageMs,
                 httpTotalMs: report.http.totalOutageMs,
+                httpBlindMs: report.http.blindMs,
               }
             : null;
         }

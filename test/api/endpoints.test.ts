@@ -71,6 +71,7 @@ async function advance(id: string, phase: Phase, backupVerified: boolean): Promi
     downtime: {
       httpLongestMs: 120,
       httpTotalMs: 300,
+      httpBlindMs: 45,
       budgetMs: 240_000,
       withinBudget: true,
     },
@@ -260,6 +261,8 @@ describe('progress', () => {
     expect(p.body.downtime).toEqual({
       http_longest_ms: 120,
       http_total_ms: 300,
+      // what the probe reported: how long it could not look
+      http_blind_ms: 45,
       write_longest_ms: null,
       write_total_ms: null,
       lost_acknowledged_writes: null,

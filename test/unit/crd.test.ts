@@ -216,6 +216,7 @@ describe('the CRDs', () => {
     // The operator measures HTTP on the VIP, not writes: no write figure in the status.
     expect(Object.keys(st.properties.downtime.properties).sort()).toEqual([
       'budgetMs',
+      'httpBlindMs',
       'httpLongestMs',
       'httpTotalMs',
       'withinBudget',

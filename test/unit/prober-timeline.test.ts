@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { dueSlot } from '../../src/prober/schedule.js';
 import {
+  blindWindows,
   computeOutages,
   judgeProbe,
   LATE_AFTER_DEADLINE_MS,
@@ -193,6 +194,39 @@ describe('computeOutages', () => {
 
   it('rejects an end before the last probe (a caller bug, not a measurement)', () => {
     expect(() => computeOutages([{ startMs: 50, up: true }], 10)).toThrow(/before the last probe/);
+  });
+});
+
+describe('blindWindows', () => {
+  it('a regular schedule is never blind, however it ends', () => {
+    const samples = Array.from({ length: 100 }, (_, i) => ({ startMs: i * 50, up: i % 3 === 0 }));
+    expect(blindWindows(samples, 50, 99 * 50 + 60)).toEqual([]);
+  });
+
+  it('skipped slots in the middle and at the end: from one period after a probe to the next start', () => {
+    const at = [0, 50, 100, 600, 650];
+    const samples = at.map((startMs) => ({ startMs, up: true }));
+    expect(blindWindows(samples, 50, 1000)).toEqual([
+      { startMs: 150, endMs: 600, durationMs: 450 },
+      { startMs: 700, endMs: 1000, durationMs: 300 },
+    ]);
+  });
+
+  it('within every gap and nowhere else; never longer than the observed span', () => {
+    fc.assert(
+      fc.property(timeline, ({ samples, endMs }) => {
+        const period = 20;
+        const w = blindWindows(samples, period, endMs);
+        const first = Math.min(...samples.map((s) => s.startMs));
+        const total = w.reduce((n, x) => n + x.durationMs, 0);
+        if (samples.length > 0) expect(total).toBeLessThanOrEqual(endMs - first + 1e-9);
+        for (const x of w) {
+          expect(x.durationMs).toBeGreaterThan(period - 1e-9);
+          // no probe starts strictly inside a blind window
+          expect(samples.some((s) => s.startMs > x.startMs && s.startMs < x.endMs)).toBe(false);
+        }
+      }),
+    );
   });
 });
 
