@@ -83,6 +83,18 @@ export class LeaseElector {
     return this.#leader.value;
   }
 
+  /**
+   * Whether this replica may act now: it leads AND its last renewal is
+   * younger than the renew deadline, read from the clock at the moment of
+   * asking. isLeader alone is not enough: a process that was frozen
+   * (SIGSTOP, a long GC pause, a suspended VM) past its lease still says
+   * "leader" until its next tick runs, while another replica may already
+   * have taken over. The reconciler asks this before every step.
+   */
+  holdsLease(): boolean {
+    return this.#leader.value && this.#now() - this.#renewedAt < this.#deadlineMs;
+  }
+
   start(): void {
     if (this.#running) return;
     this.#running = true;
