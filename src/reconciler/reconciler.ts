@@ -421,17 +421,8 @@ export class UpgradeReconciler {
     );
     // The last moment before the pair changes: the status write just above
     // may have taken long enough for the Lease to go.
+    // (Its RUNNING row stays: the leader that runs it overwrites it.)
     if (!this.#mayAct()) {
-      await markStep(
-        db,
-        name,
-        label,
-        phase,
-        action.node,
-        'SKIPPED',
-        'lost the lease',
-        this.deps.now(),
-      );
       return { outcome: await this.#lostLease(name, `${describeAction(action)} not run`) };
     }
     const outcome = await runtime.execute(
@@ -623,6 +614,7 @@ export class UpgradeReconciler {
       completedSteps: await completedSteps(
         this.deps.db,
         request.metadata.name,
+        now,
         completed
           ? [...(prev?.completedSteps ?? []), { step: completed, at: now.toISOString() }]
           : (prev?.completedSteps ?? []),
@@ -1000,12 +992,13 @@ async function recordsFor(
 async function completedSteps(
   db: SqlClient,
   upgradeId: string,
+  now: Date,
   listed: NonNullable<UpgradeRequestStatus['completedSteps']>,
 ): Promise<NonNullable<UpgradeRequestStatus['completedSteps']>> {
   const known = new Set(listed.map((s) => s.step));
   const missing = (await listSteps(db, upgradeId))
     .filter((r) => r.status === 'DONE' && !known.has(r.step))
-    .map((r) => ({ step: r.step, at: (r.finishedAt ?? new Date()).toISOString() }));
+    .map((r) => ({ step: r.step, at: (r.finishedAt ?? now).toISOString() }));
   return missing.length === 0 ? listed : [...listed, ...missing];
 }
 

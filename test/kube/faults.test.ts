@@ -186,7 +186,12 @@ test.each(['503', 'refuse'] as const)(
     // Without the Lease nothing ran, however long the server was away.
     expect(rt.executions).toBe(atStaleLease);
     await cluster.server.restore();
+    const restoredAt = Date.now();
     await waitFor(`${name} COMPLETE`, () => phaseOf(name) === 'COMPLETE', 60_000);
+    // The figures docs/kubernetes.md quotes come from this line.
+    process.stdout.write(
+      `outage ${mode}: ${restoredAt - outageAt} ms down, COMPLETE ${Date.now() - restoredAt} ms after the server was back\n`,
+    );
     expect(Object.fromEntries(rt.effects)).toEqual(clean);
     if (mode === '503') expect(cluster.server.unavailableSent).toBeGreaterThan(0);
     await expectStatusCaughtUp(name);
