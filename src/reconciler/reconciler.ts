@@ -119,6 +119,13 @@ export class UpgradeReconciler {
    */
   readonly #startFailures = new Map<string, number>();
   readonly #random: Random;
+  /**
+   * Upgrades whose status has not been written yet in the current reconcile:
+   * their first write also lists the steps the store marked DONE that the
+   * status lacks. Once per reconcile is enough: a failed status write ends
+   * the reconcile, and the next one starts by catching up.
+   */
+  readonly #catchUp = new Set<string>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.#random = deps.random ?? Math.random;
@@ -150,6 +157,7 @@ export class UpgradeReconciler {
     // A replica without the Lease does nothing, not even a status write: the
     // leader does it, and this replica is triggered again if it gets the Lease.
     if (!this.#mayAct()) return {};
+    this.#catchUp.add(name);
     const request = await this.deps.source.getUpgradeRequest(name);
     if (!request) {
       await this.#dropRuntime(name);
@@ -611,8 +619,7 @@ export class UpgradeReconciler {
       progress,
       fromVersion: runtime.fromVersion,
       targetVersion: runtime.targetVersion,
-      completedSteps: await completedSteps(
-        this.deps.db,
+      completedSteps: await this.#completedSteps(
         request.metadata.name,
         now,
         completed
@@ -652,7 +659,17 @@ export class UpgradeReconciler {
           : {}),
     };
     await this.deps.source.updateStatus(request.metadata.name, status);
+    this.#catchUp.delete(request.metadata.name);
     return { ...request, status };
+  }
+
+  /** The status' completed steps, caught up with the store at a reconcile's first write. */
+  async #completedSteps(
+    name: string,
+    now: Date,
+    listed: NonNullable<UpgradeRequestStatus['completedSteps']>,
+  ): Promise<NonNullable<UpgradeRequestStatus['completedSteps']>> {
+    return this.#catchUp.has(name) ? withStoreSteps(this.deps.db, name, now, listed) : listed;
   }
 
   /**
@@ -989,7 +1006,7 @@ async function recordsFor(
  * the step ran: the API server was away, or conflicts outlasted the retries),
  * so the status catches up with the store once it can be written again.
  */
-async function completedSteps(
+async function withStoreSteps(
   db: SqlClient,
   upgradeId: string,
   now: Date,
