@@ -92,7 +92,10 @@ export class LeaseElector {
    * have taken over. The reconciler asks this before every step.
    */
   holdsLease(): boolean {
-    return this.#leader.value && this.#now() - this.#renewedAt < this.#deadlineMs;
+    // The same bound as the tick's step-down (> deadline), so a replica told
+    // "no" here is always flipped to not-leader by its next tick, and gets
+    // every name again when it leads again: no reconcile is left stranded.
+    return this.#leader.value && this.#now() - this.#renewedAt <= this.#deadlineMs;
   }
 
   start(): void {
