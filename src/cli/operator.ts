@@ -14,8 +14,9 @@ import { createLogger } from '../log/logger.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
-import { KubernetesSource, loadKubeConfig, namespaceFrom } from '../sources/kubernetes.js';
-import { LeaseElector } from '../sources/lease.js';
+import { loadKubeConfig, namespaceFrom } from '../sources/kubernetes.js';
+import type { LeaseElector } from '../sources/lease.js';
+import { leaderElectedSource } from '../sources/replica.js';
 import { StandaloneSource } from '../sources/standalone.js';
 import { openContext } from './context.js';
 
@@ -129,16 +130,10 @@ export function registerOperatorCommands(program: Command): void {
         const kubeConfig = loadKubeConfig({ kubeconfigPath: o.kubeconfig });
         const namespace = namespaceFrom(kubeConfig, o.namespace);
         const identity = process.env.POD_NAME ?? hostname();
-        elector = new LeaseElector({ kubeConfig, namespace, identity });
-        source = new KubernetesSource({
-          kubeConfig,
-          namespace,
-          identity,
-          isLeader$: elector.isLeader$,
-          // The reconciler records an Event for every transition itself.
-          transitionEvents: false,
-        });
-        await elector.start();
+        const replica = leaderElectedSource({ kubeConfig, namespace, identity, log: logger });
+        elector = replica.elector;
+        source = replica.source;
+        replica.elector.start();
       } else {
         source = new StandaloneSource({
           db: ctx.db,

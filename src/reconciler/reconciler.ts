@@ -39,7 +39,7 @@ import {
   saveMemory,
   type UpgradeMemory,
 } from '../store/journal-store.js';
-import { markStep } from '../store/progress-store.js';
+import { listSteps, markStep } from '../store/progress-store.js';
 import { lastVipSwitch, verifiedBackups } from '../store/records.js';
 import type { SqlClient } from '../store/sql-client.js';
 import {
@@ -121,6 +121,13 @@ export class UpgradeReconciler {
    */
   readonly #startFailures = new Map<string, number>();
   readonly #random: Random;
+  /**
+   * Upgrades whose status has not been written yet in the current reconcile:
+   * their first write also lists the steps the store marked DONE that the
+   * status lacks. Once per reconcile is enough: a failed status write ends
+   * the reconcile, and the next one starts by catching up.
+   */
+  readonly #catchUp = new Set<string>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.#random = deps.random ?? Math.random;
@@ -149,6 +156,10 @@ export class UpgradeReconciler {
    * is done.
    */
   async reconcile(name: string): Promise<ReconcileOutcome> {
+    // A replica without the Lease does nothing, not even a status write: the
+    // leader does it, and this replica is triggered again if it gets the Lease.
+    if (!this.#mayAct()) return {};
+    this.#catchUp.add(name);
     const request = await this.deps.source.getUpgradeRequest(name);
     if (!request) {
       await this.#dropRuntime(name);
@@ -178,6 +189,18 @@ export class UpgradeReconciler {
       settings,
       memory ?? (await this.#begin(name, runtime, settings)),
     );
+  }
+
+  #mayAct(): boolean {
+    return this.deps.source.mayAct?.() ?? true;
+  }
+
+  /** Stops a reconcile whose replica lost the Lease; getting it back triggers every name again. */
+  async #lostLease(name: string, what: string): Promise<ReconcileOutcome> {
+    this.deps.logger.warn(`not holding the lease any more: stopping this reconcile (${what})`, {
+      upgradeId: name,
+    });
+    return {};
   }
 
   /**
@@ -308,6 +331,9 @@ export class UpgradeReconciler {
         nowMs: round.nowMs,
       });
       this.deps.logger.debug(describeAction(action), { upgradeId: name });
+      // Checked again before each action: the Lease may have been lost (or
+      // the process frozen past it) while the last one ran.
+      if (!this.#mayAct()) return this.#lostLease(name, `next: ${describeAction(action)}`);
       const acted = await this.#act(fresh, memory, runtime, settings, action, round.observed);
       this.deps.afterAction?.(name, action);
       if ('outcome' in acted) return acted.outcome;
@@ -403,12 +429,24 @@ export class UpgradeReconciler {
       false,
       { current: label, observed },
     );
+    // The last moment before the pair changes: the status write just above
+    // may have taken long enough for the Lease to go.
+    // (Its RUNNING row stays: the leader that runs it overwrites it.)
+    if (!this.#mayAct()) {
+      return { outcome: await this.#lostLease(name, `${describeAction(action)} not run`) };
+    }
     const outcome = await runtime.execute(
       action.step,
       action.node,
       before.context,
       request.spec.rollback?.restoreDatabase === true,
     );
+    // The step ran; if the Lease went meanwhile, another replica may already
+    // be writing this upgrade's memory: writing ours would take it back.
+    if (!this.#mayAct()) {
+      const what = `${describeAction(action)} ran but is not recorded by this replica`;
+      return { outcome: await this.#lostLease(name, what) };
+    }
     const facts = recordStep(before.facts, action.step, action.node, outcome);
     const memory = {
       ...before,
@@ -583,9 +621,13 @@ export class UpgradeReconciler {
       progress,
       fromVersion: runtime.fromVersion,
       targetVersion: runtime.targetVersion,
-      completedSteps: completed
-        ? [...(prev?.completedSteps ?? []), { step: completed, at: now.toISOString() }]
-        : (prev?.completedSteps ?? []),
+      completedSteps: await this.#completedSteps(
+        request.metadata.name,
+        now,
+        completed
+          ? [...(prev?.completedSteps ?? []), { step: completed, at: now.toISOString() }]
+          : (prev?.completedSteps ?? []),
+      ),
       ...(current ? { currentStep: current } : {}),
       message,
       conditions: conditionsFor({
@@ -620,7 +662,17 @@ export class UpgradeReconciler {
           : {}),
     };
     await this.deps.source.updateStatus(request.metadata.name, status);
+    this.#catchUp.delete(request.metadata.name);
     return { ...request, status };
+  }
+
+  /** The status' completed steps, caught up with the store at a reconcile's first write. */
+  async #completedSteps(
+    name: string,
+    now: Date,
+    listed: NonNullable<UpgradeRequestStatus['completedSteps']>,
+  ): Promise<NonNullable<UpgradeRequestStatus['completedSteps']>> {
+    return this.#catchUp.has(name) ? withStoreSteps(this.deps.db, name, now, listed) : listed;
   }
 
   /**
@@ -949,6 +1001,25 @@ async function recordsFor(
         }
       : {}),
   };
+}
+
+/**
+ * The completed steps for the status: those it already lists, then any step
+ * the store marked DONE that it does not (a status write that failed after
+ * the step ran: the API server was away, or conflicts outlasted the retries),
+ * so the status catches up with the store once it can be written again.
+ */
+async function withStoreSteps(
+  db: SqlClient,
+  upgradeId: string,
+  now: Date,
+  listed: NonNullable<UpgradeRequestStatus['completedSteps']>,
+): Promise<NonNullable<UpgradeRequestStatus['completedSteps']>> {
+  const known = new Set(listed.map((s) => s.step));
+  const missing = (await listSteps(db, upgradeId))
+    .filter((r) => r.status === 'DONE' && !known.has(r.step))
+    .map((r) => ({ step: r.step, at: (r.finishedAt ?? now).toISOString() }));
+  return missing.length === 0 ? listed : [...listed, ...missing];
 }
 
 /** A step's record: why it ran, and what the drivers did when they said. */

@@ -60,6 +60,13 @@ export interface ResourceSource {
    */
   addFinalizer?(name: string): Promise<unknown>;
   removeFinalizer?(name: string): Promise<unknown>;
+  /**
+   * Sources with several replicas (a Lease): whether this replica may act
+   * now. The reconciler asks before every step, transition and store write
+   * of a reconcile and stops when the answer is no; a source without it
+   * always acts.
+   */
+  mayAct?(): boolean;
 }
 
 export const CLEANUP_FINALIZER = 'pairshift.io/cleanup';

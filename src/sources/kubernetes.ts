@@ -89,6 +89,11 @@ export interface KubernetesSourceOptions {
   readonly transitionEvents?: boolean;
   /** Only the leader's names flow on changes$ (lease.ts). */
   readonly isLeader$?: Observable<boolean>;
+  /**
+   * Whether this replica holds the Lease right now (LeaseElector.holdsLease):
+   * mayAct() answers with it, and the reconciler runs no step without it.
+   */
+  readonly holdsLease?: () => boolean;
   /** Who writes Events (reportingInstance): the pod name, say. */
   readonly identity?: string;
   readonly log?: SourceLog;
@@ -218,6 +223,11 @@ export class KubernetesSource implements ResourceSource {
           takeUntil(this.#stop$),
         )
       : raw$;
+  }
+
+  /** False while another replica may be acting: this one must not change the pair. */
+  mayAct(): boolean {
+    return this.#opts.holdsLease?.() ?? true;
   }
 
   /** Names currently known from list + watch. */

@@ -83,6 +83,21 @@ export class LeaseElector {
     return this.#leader.value;
   }
 
+  /**
+   * Whether this replica may act now: it leads AND its last renewal is
+   * younger than the renew deadline, read from the clock at the moment of
+   * asking. isLeader alone is not enough: a process that was frozen
+   * (SIGSTOP, a long GC pause, a suspended VM) past its lease still says
+   * "leader" until its next tick runs, while another replica may already
+   * have taken over. The reconciler asks this before every step.
+   */
+  holdsLease(): boolean {
+    // The same bound as the tick's step-down (> deadline), so a replica told
+    // "no" here is always flipped to not-leader by its next tick, and gets
+    // every name again when it leads again: no reconcile is left stranded.
+    return this.#leader.value && this.#now() - this.#renewedAt <= this.#deadlineMs;
+  }
+
   start(): void {
     if (this.#running) return;
     this.#running = true;

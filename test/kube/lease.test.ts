@@ -137,3 +137,25 @@ test('a conflicting write by another replica is a 409 and loses nothing', async 
   );
   expect(creates.filter((r) => r.status === 201)).toHaveLength(1);
 });
+
+test('holdsLease() reads the clock when asked: a leader frozen past its renew deadline does not hold the Lease before its next tick', async () => {
+  let now = Date.now();
+  const a = new LeaseElector({
+    kubeConfig: cluster.kubeConfig,
+    namespace: NS,
+    identity: 'replica-a',
+    ...TIMING,
+    // Long enough that no tick runs during the test after the first.
+    renewIntervalMs: 1000,
+    renewDeadlineMs: 1200,
+    now: () => now,
+  });
+  electors.push(a);
+  a.start();
+  await waitFor('a to lead', () => a.isLeader);
+  expect(a.holdsLease()).toBe(true);
+  // As after SIGSTOP/SIGCONT: wall time jumped, no timer has run yet.
+  now += TIMING.leaseDurationSeconds * 1000 + 1;
+  expect(a.isLeader).toBe(true);
+  expect(a.holdsLease()).toBe(false);
+});

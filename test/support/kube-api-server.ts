@@ -15,7 +15,11 @@
 // Bearer-token authentication as a kubeconfig gives it. Test hooks: compact()
 // to make older resourceVersions 410, dropWatches() to cut every watch
 // connection, beforeWrite() to run another writer just before a write (a
-// real conflict, not a faked status code). A test double, not a product:
+// real conflict, not a faked status code). Faults (issue 12): outage('503')
+// answers every request 503 and cuts the watches, outage('refuse') closes
+// the listening socket (connection refused) and restore() listens again on
+// the same port; conflictStorm(n) makes the next n status writes meet
+// another writer first (real 409s). A test double, not a product:
 // no label selectors, no field validation, no server-side apply.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -93,6 +97,13 @@ export class KubeApiServer {
   goneSent = 0;
   #failWatches = { n: 0, code: 503 };
   #rv = 1;
+  #down: 'no' | '503' | 'refuse' = 'no';
+  #port = 0;
+  #storm = 0;
+  /** 409s that conflictStorm() caused. */
+  conflictsSent = 0;
+  /** Requests answered 503 by outage('503'). */
+  unavailableSent = 0;
   /** Watches from a resourceVersion below this get 410 Gone. */
   #compactedBelow = 0;
   #server: Server | null = null;
@@ -108,8 +119,9 @@ export class KubeApiServer {
         if (!res.headersSent) this.#send(res, 500, statusBody(500, 'InternalError', String(err)));
       });
     });
-    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.#server!.listen(this.#port, '127.0.0.1', resolve));
     const { port } = this.#server.address() as AddressInfo;
+    this.#port = port;
     this.#url = `http://127.0.0.1:${port}`;
   }
 
@@ -159,6 +171,41 @@ export class KubeApiServer {
   dropWatches(): void {
     for (const w of this.#watchers) w.res.destroy();
     this.#watchers.clear();
+  }
+
+  /**
+   * The server goes away until restore(): '503' answers every request
+   * 503 ServiceUnavailable (an overloaded or half-started API server), and
+   * 'refuse' stops listening (connection refused, as while it restarts).
+   * Both cut the open watches.
+   */
+  async outage(mode: '503' | 'refuse'): Promise<void> {
+    this.#down = mode;
+    if (mode === '503') {
+      this.dropWatches();
+      return;
+    }
+    await this.stop();
+  }
+
+  /** Back after outage(): the same URL, the same objects and history. */
+  async restore(): Promise<void> {
+    const mode = this.#down;
+    this.#down = 'no';
+    if (mode === 'refuse') await this.start();
+  }
+
+  get down(): boolean {
+    return this.#down !== 'no';
+  }
+
+  /**
+   * The next n writes to a /status subresource each find the object just
+   * changed by another writer (an annotation), so their resourceVersion
+   * precondition fails: a storm of real 409 Conflicts.
+   */
+  conflictStorm(n: number): void {
+    this.#storm = n;
   }
 
   get openWatches(): number {
@@ -213,6 +260,14 @@ export class KubeApiServer {
         at: Date.now(),
       });
     try {
+      if (this.#down === '503') {
+        this.unavailableSent++;
+        throw new HttpError(
+          503,
+          'ServiceUnavailable',
+          'the server is currently unable to handle the request',
+        );
+      }
       if (req.headers.authorization !== `Bearer ${this.token}`) {
         throw new HttpError(401, 'Unauthorized', 'Unauthorized');
       }
@@ -280,7 +335,7 @@ export class KubeApiServer {
             `this server speaks merge patch only, not ${type}`,
           );
         }
-        this.#runHooks();
+        this.#runHooks(collection, name, sub);
         const current = this.#get(collection, name);
         const merged = mergePatch(current, body) as KObject;
         const precondition = body?.metadata?.resourceVersion;
@@ -288,7 +343,7 @@ export class KubeApiServer {
       }
       case 'PUT':
         if (!body) throw new HttpError(400, 'BadRequest', 'no body');
-        this.#runHooks();
+        this.#runHooks(collection, name, sub);
         this.#get(collection, name);
         return {
           status: 200,
@@ -349,9 +404,20 @@ export class KubeApiServer {
   }
 
   /** PUT or merged PATCH: the new whole object, for the resource or /status. */
-  #runHooks(): void {
+  #runHooks(collection: string, name: string, sub: string | undefined): void {
     // One hook per write: several queued hooks make several writes conflict.
     this.#hooks.shift()?.(this);
+    const current = this.#store.get(collection)?.get(name);
+    if (sub === 'status' && current && this.#storm > 0) {
+      this.#storm--;
+      this.conflictsSent++;
+      const touched = clone(current);
+      touched.metadata.annotations = {
+        ...(touched.metadata.annotations ?? {}),
+        'test.pairshift.io/storm': String(this.conflictsSent),
+      };
+      this.#commit(collection, touched, 'MODIFIED');
+    }
   }
 
   #write(
