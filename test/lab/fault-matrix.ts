@@ -373,7 +373,7 @@ export class FaultBench {
   }
 
   /** Runs one case from the starting point; resets afterwards when it left the pair elsewhere. */
-  async run(c: FaultCase): Promise<CaseReport> {
+  async run(c: FaultCase, boundMs = this.o.boundMs): Promise<CaseReport> {
     if (!(await atStart(this.lab, this.o.from))) await this.#reset();
     const r = await runCase(
       this.lab,
@@ -381,7 +381,7 @@ export class FaultBench {
       this.db,
       c,
       this.packages,
-      this.o,
+      { ...this.o, boundMs },
       `${this.lab.name}${++this.#n}`,
     );
     if (r.result !== 'terminal' || !(await atStart(this.lab, this.o.from))) await this.#reset();
