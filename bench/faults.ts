@@ -7,6 +7,7 @@
 //
 // Run (needs root and the lab's Debian packages, iptables among them; see docs/lab.md):
 //   npm run test:faults -- [--name fa] [--fault split-brain,link-cut] [--phase PREPARE,VERIFY]
+//                          [--case split-brain@VIP_SWITCH,link-cut@BACKUP]
 //                          [--bound 240] [--json docs/faults/latest.json]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -17,6 +18,8 @@ interface Args {
   name: string;
   fault: string[];
   phase: string[];
+  /** fault@PHASE pairs, run in this order (instead of the cross product). */
+  cases: string[];
   boundMs: number;
   json: string;
 }
@@ -42,6 +45,9 @@ function parseArgs(argv: string[]): Args {
       case '--phase':
         a.phase = v.split(',');
         break;
+      case '--case':
+        a.cases = v.split(',');
+        break;
       case '--bound':
         a.boundMs = Number(v) * 1000;
         break;
@@ -50,7 +56,7 @@ function parseArgs(argv: string[]): Args {
         break;
       default:
         throw new Error(
-          `unknown argument ${argv[i - 1]} (use --name N --fault F,.. --phase P,.. --bound SECONDS --json FILE)`,
+          `unknown argument ${argv[i - 1]} (use --name N --fault F,.. --phase P,.. --case F@P,.. --bound SECONDS --json FILE)`,
         );
     }
   }
@@ -60,7 +66,15 @@ function parseArgs(argv: string[]): Args {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const cases = allCases({ fault: args.fault, phase: args.phase });
+  const all = allCases({ fault: args.fault, phase: args.phase });
+  const cases = args.cases.length
+    ? args.cases.map((fp) => {
+        const c = all.find((x) => `${x.fault}@${x.phase}` === fp);
+        if (!c)
+          throw new Error(`no case ${fp} in the matrix (fault@PHASE, a phase the fault lists)`);
+        return c;
+      })
+    : all;
   if (cases.length === 0) throw new Error('no case matches --fault/--phase');
   console.log(
     `${cases.length} case(s) on lab ${args.name}, each bounded at ${args.boundMs / 1000} s`,
