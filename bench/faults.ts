@@ -29,6 +29,7 @@ function parseArgs(argv: string[]): Args {
     name: 'fa',
     fault: [],
     phase: [],
+    cases: [],
     boundMs: 240_000,
     json: 'docs/faults/latest.json',
   };
