@@ -1,5 +1,7 @@
-// `pairshift lab up|down|status|exec`: the lab pair on this machine.
+// `pairshift lab up|down|status|exec|fault`: the lab pair on this machine.
 import { type Command, Option } from 'commander';
+import { runFault } from '../lab/fault-run.js';
+import { FAULT_KINDS, FAULTS, isFaultKind } from '../lab/faults.js';
 import {
   collectStatus,
   DEFAULT_APP_VERSION,
@@ -79,4 +81,50 @@ export function registerLabCommands(program: Command): void {
       const argv = cmd[0] === '--' ? cmd.slice(1) : cmd;
       process.exitCode = await labExec(o.name, target, argv);
     });
+
+  lab
+    .command('fault')
+    .description(
+      `inject (or --undo) a fault on a node; idempotent. Kinds: ${FAULT_KINDS.filter((k) => !FAULTS[k].package).join(', ')}`,
+    )
+    .argument('<kind>', 'the fault')
+    .option('--name <name>', 'lab name', DEFAULT_NAME)
+    .requiredOption('--node <node>', 'a or b')
+    .option('--undo', 'undo the fault')
+    .option('--stage-dir <dir>', "remove-staged: the operator's staging folder of the upgrade")
+    .option('--version <version>', "slow-health: the version whose /health is slow ('*': any)", '*')
+    .option('--delay <seconds>', 'slow-health: seconds each /health answer is held back', '40')
+    .action(
+      async (
+        kind: string,
+        o: {
+          name: string;
+          node: string;
+          undo?: boolean;
+          stageDir?: string;
+          version: string;
+          delay: string;
+        },
+      ) => {
+        if (!isFaultKind(kind) || FAULTS[kind].package) {
+          throw new Error(
+            `unknown fault "${kind}"; one of ${FAULT_KINDS.filter((k) => !FAULTS[k].package).join(', ')}`,
+          );
+        }
+        if (o.node !== 'a' && o.node !== 'b')
+          throw new Error(`--node must be a or b, not "${o.node}"`);
+        const delaySeconds = Number(o.delay);
+        if (!Number.isInteger(delaySeconds) || delaySeconds < 1)
+          throw new Error(`--delay must be a whole number of seconds, not "${o.delay}"`);
+        await runFault(o.name, kind, o.node, {
+          undo: o.undo ?? false,
+          version: o.version,
+          delaySeconds,
+          ...(o.stageDir ? { stageDir: o.stageDir } : {}),
+        });
+        say(
+          `${o.undo ? 'undone' : 'injected'}: ${kind} on node ${o.node} of lab ${o.name} (${FAULTS[kind].summary})`,
+        );
+      },
+    );
 }

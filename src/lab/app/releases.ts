@@ -114,12 +114,28 @@ export async function ensureLabSigningKey(dir: string): Promise<SigningKeyPaths>
 export interface LabPackageOptions {
   version: string;
   broken?: boolean;
+  /**
+   * Adds a last migration that fails after its first statement (the fault
+   * matrix's "migration fails half way"); the app itself is good.
+   */
+  failingMigration?: boolean;
   outDir: string;
   /** Path of the ed25519 private key (ensureLabSigningKey().privateKeyPath). */
   signingKey: string;
   /** Passed to buildAppRelease. */
   cacheDir?: string;
 }
+
+/** The failing-migration variant's last migration: a first statement that succeeds, then an error. */
+export const HALF_WAY_MIGRATION: LabMigration = {
+  name: '999_fails_half_way.sql',
+  since: LAB_BASE_VERSION,
+  sql: `-- fault matrix: the first statement succeeds, the second fails (division by zero),
+-- so the migration's transaction rolls back half way.
+CREATE TABLE IF NOT EXISTS fault_half_way (id int);
+SELECT 1 / 0;
+`,
+};
 
 export interface LabPackage {
   packagePath: string;
@@ -150,15 +166,17 @@ export async function buildLabPackage(opts: LabPackageOptions): Promise<LabPacka
     });
     const migrationsDir = join(work, 'migrations');
     await mkdir(migrationsDir);
-    for (const m of labMigrationsFor(opts.version))
-      await writeFile(join(migrationsDir, m.name), m.sql);
+    const migrations = labMigrationsFor(opts.version);
+    if (opts.failingMigration) migrations.push(HALF_WAY_MIGRATION);
+    for (const m of migrations) await writeFile(join(migrationsDir, m.name), m.sql);
     const configDir = join(work, 'config');
     await mkdir(configDir);
     await writeFile(
       join(configDir, 'release.properties'),
       `# Shipped by the lab's ${opts.version} package; the services do not depend on it.\nrelease.version=${opts.version}\nrelease.broken=${broken}\n`,
     );
-    const packagePath = join(opts.outDir, `app-${opts.version}${broken ? '-broken' : ''}.tar.gz`);
+    const variant = `${broken ? '-broken' : ''}${opts.failingMigration ? '-failing-migration' : ''}`;
+    const packagePath = join(opts.outDir, `app-${opts.version}${variant}.tar.gz`);
     const built = await buildPackage({
       name: 'app',
       version: opts.version,

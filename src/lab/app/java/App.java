@@ -5,6 +5,9 @@
 //                 (an upsert of this instance's heartbeat row, read back), so
 //                 a broken or read-only database shows; 503 JSON otherwise.
 //                 A "broken" build always answers 503 (rollback tests).
+//                 A flag file /run/app/slow-health ("<version> <seconds>",
+//                 version "*" for any) delays the answer of that version by
+//                 that long: the lab's "slow, not dead" fault (src/lab/faults.ts).
 // Start-up refuses to run without the root key file (never printed) and the
 // database settings file. JDBC timeouts are short so /health answers quickly.
 package pairshift.app;
@@ -135,6 +138,7 @@ public final class App {
 
   private void health(HttpExchange ex) throws IOException {
     if (!readOnly(ex)) return;
+    slowHealthDelay();
     String v = json(Version.VERSION);
     if (Version.BROKEN) {
       send(ex, 503, "application/json",
@@ -149,6 +153,19 @@ public final class App {
     } catch (Exception e) {
       send(ex, 503, "application/json",
           "{\"status\":\"fail\",\"version\":" + v + ",\"reason\":" + json(describe(e)) + "}");
+    }
+  }
+
+  /** The slow-health fault: a real slow answer (the socket stays open), not a failure. */
+  static void slowHealthDelay() {
+    try {
+      Path flag = Path.of("/run/app/slow-health");
+      if (!Files.isRegularFile(flag)) return;
+      String[] f = Files.readString(flag, StandardCharsets.UTF_8).trim().split("\\s+");
+      if (f.length < 2 || !(f[0].equals("*") || f[0].equals(Version.VERSION))) return;
+      Thread.sleep(Long.parseLong(f[1]) * 1000L);
+    } catch (Exception e) {
+      // an unreadable flag is no flag
     }
   }
 

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Replaced by the build (src/lab/app/build.ts); the placeholders mark a source
@@ -28,6 +29,19 @@ def option(argv, name, env, default):
         if i + 1 < len(argv):
             return argv[i + 1]
     return os.environ.get(env) or default
+
+
+def slow_health_delay():
+    # The lab's "slow, not dead" fault (src/lab/faults.ts): /run/app/slow-health
+    # holds "<version> <seconds>" ("*" for any version); that version's /health
+    # answers after that many seconds.
+    try:
+        with open("/run/app/slow-health") as f:
+            fields = f.read().split()
+        if len(fields) >= 2 and fields[0] in ("*", VERSION):
+            time.sleep(int(fields[1]))
+    except (OSError, ValueError):
+        pass
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -48,6 +62,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/version":
             self._send(200, VERSION + "\n", "text/plain; charset=utf-8")
         elif self.path == "/health":
+            slow_health_delay()
             if BROKEN:
                 self._send(503, json.dumps({"status": "fail", "version": VERSION, "reason": "broken build"}))
             elif not os.path.isfile(self.root_key):
