@@ -405,7 +405,7 @@ function startServices({ deps, action, serviceCtx, dryRun, settings }: StepEnv):
       service: svc,
       dryRun,
       timeoutMs: deps.serviceTimeoutMs ?? 60_000,
-      readyWithinMs: Math.max(0, deadline - clock.now()),
+      readyWithinMs: Math.max(0, Math.round(deadline - clock.now())),
       probeTimeoutMs: wait.probeTimeoutMs,
     });
     return `${svc} ${r.state}${r.waitedMs ? ` in ${Math.round(r.waitedMs)} ms` : ''}`;

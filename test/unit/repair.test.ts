@@ -359,3 +359,24 @@ describe('on the simulated pair: a component dies mid-upgrade', () => {
     expect(r.trace.at(-1)!.kind).toBe('halt');
   });
 });
+
+describe('VIP_SWITCH judges the switch only on a round that read the whole pair', () => {
+  // After SWITCHOVER the target's passes are 0 again: a round whose VIP
+  // probe timed out used to fail the upgrade at once (lab rp, heavy load).
+  const afterSwitch = { ...started(), healthPasses: { b: 0 } };
+  const vipProbeLost = {
+    ...pair({ holdsVip: false, dbRole: 'standby' }, { holdsVip: false, dbRole: 'primary' }),
+    problems: ['b: vip: timed out after 2000 ms'],
+  };
+
+  it('waits, naming what could not be read', () => {
+    const a = planIn('VIP_SWITCH', vipProbeLost, afterSwitch);
+    expect(a).toMatchObject({ kind: 'wait' });
+    expect(a.reason).toMatch(/not fully read \(b: vip: timed out after 2000 ms\)/);
+  });
+
+  it('fails as before when the round read everything', () => {
+    const a = planIn('VIP_SWITCH', { ...vipProbeLost, problems: [] }, afterSwitch);
+    expect(a).toMatchObject({ kind: 'event', event: { type: 'STEP_FAILED' } });
+  });
+});
