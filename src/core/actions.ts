@@ -19,7 +19,12 @@ export type Step =
   | 'UNLOCK_CONFIG'
   | 'CHECK_CONFIG'
   | 'RESTORE'
-  | 'REMOVE_TEMP_FILES';
+  | 'REMOVE_TEMP_FILES'
+  // Bring-backs (core/repair.ts): a component that died by itself, started
+  // again ensure-style; each is counted per node in the journal and bounded.
+  | 'START_DATABASE'
+  | 'START_KEEPALIVED'
+  | 'BRING_BACK_SERVICES';
 
 export type Action =
   /** Feed an event to the state machine (a phase change). */

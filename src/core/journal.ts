@@ -38,6 +38,28 @@ export interface JournalFacts {
   readonly stepsInPhase?: number;
   /** Progress when the current phase (a rollback) began. */
   readonly progressBefore?: number;
+  /**
+   * Attempts to bring back a component that died by itself, per
+   * "<step>@<node>" (core/repair.ts), counted whatever the outcome and never
+   * reset during the upgrade: a component that keeps dying halts it.
+   */
+  readonly bringBacks?: Readonly<Record<string, number>>;
+}
+
+/** The bring-back steps (core/repair.ts); each attempt is counted in bringBacks. */
+export const BRING_BACK_STEPS: readonly Step[] = [
+  'START_DATABASE',
+  'START_KEEPALIVED',
+  'BRING_BACK_SERVICES',
+];
+
+export const bringBackKey = (step: Step, node: string): string => `${step}@${node}`;
+
+/** The journal with one more attempt of a bring-back step counted (others unchanged). */
+function countBringBack(j: JournalFacts, step: Step, node: string | null): JournalFacts {
+  if (!node || !BRING_BACK_STEPS.includes(step)) return j;
+  const key = bringBackKey(step, node);
+  return { ...j, bringBacks: { ...j.bringBacks, [key]: (j.bringBacks?.[key] ?? 0) + 1 } };
 }
 
 export function emptyJournal(nowMs: number): JournalFacts {
@@ -64,11 +86,12 @@ export type StepOutcome =
 
 /** The journal after one step finished (successfully or not). */
 export function recordStep(
-  j: JournalFacts,
+  given: JournalFacts,
   step: Step,
   node: string | null,
   outcome: StepOutcome,
 ): JournalFacts {
+  const j = countBringBack(given, step, node);
   if (!outcome.ok) {
     const same = j.lastError && j.lastError.step === step && j.lastError.node === node;
     const attempts = same ? j.lastError!.attempts + 1 : 1;
@@ -102,6 +125,7 @@ export function recordStep(
     // Anything that (re)starts or changes a node's services starts its count again.
     case 'STOP_SERVICES':
     case 'START_SERVICES':
+    case 'BRING_BACK_SERVICES':
     case 'INSTALL_PACKAGE':
     case 'SWITCHOVER':
       return node

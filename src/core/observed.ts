@@ -17,6 +17,14 @@ export interface NodeObservation {
   /** The node's /health is UP (database, ports, keepalived). */
   readonly healthy: boolean;
   readonly dbRole: DbRole;
+  /**
+   * When dbRole is 'down': the stopped data directory holds standby.signal,
+   * so a start brings it back as a standby (never as a second primary).
+   * Absent when not read.
+   */
+  readonly dbStandbySignal?: boolean;
+  /** keepalived's status command says running; absent when not read this round. */
+  readonly keepalivedRunning?: boolean;
   readonly holdsVip: boolean;
   /** A standby's replay distance behind its primary in bytes; null for a primary or unknown. */
   readonly replayLagBytes: number | null;

@@ -10,7 +10,7 @@ import { formatDuration } from '../config/duration.js';
 import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, event, step, wait } from './actions.js';
 import { decide, NO_JITTER, type RetrySettings } from './error-policy.js';
-import type { JournalFacts } from './journal.js';
+import { BRING_BACK_STEPS, type JournalFacts } from './journal.js';
 import type { UpgradeContext } from './machine.js';
 import {
   type NodeObservation,
@@ -20,6 +20,7 @@ import {
   vipHolders,
 } from './observed.js';
 import { isTerminal } from './phases.js';
+import { repairOrHalt } from './repair.js';
 
 export interface PlanRequest {
   readonly fromVersion: string;
@@ -131,6 +132,17 @@ export function plan(input: PlanInput): Action {
     return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
   }
 
+  // A component that died by itself comes back (bounded) or halts the
+  // upgrade naming it, before the phase plans around it (core/repair.ts).
+  const repair = repairOrHalt({
+    phase: ctx.phase,
+    masterNode: ctx.masterNode,
+    backupNode: ctx.backupNode,
+    observed: input.observed,
+    journal: j,
+  });
+  if (repair) return repair;
+
   const failed = failure(input);
   if (failed) return failed;
 
@@ -168,7 +180,8 @@ function failure(input: PlanInput): Action | null {
   // replaying is 'waiting' for as long as the time limits allow; any other
   // step that keeps waiting (a service that never comes up) fails after a
   // few attempts instead of looping until the upgrade times out.
-  if (!e || e.step === 'CHECK_HEALTH') return null;
+  // Bring-backs have their own bound (core/repair.ts), which halts.
+  if (!e || e.step === 'CHECK_HEALTH' || BRING_BACK_STEPS.includes(e.step)) return null;
   if (e.kind === 'waiting' && e.step === 'WAIT_REPLAY') return null;
   const limits =
     e.kind === 'waiting' ? { ...STEP_RETRY, maxAttempts: MAX_WAITING_ATTEMPTS } : STEP_RETRY;
@@ -298,6 +311,12 @@ function vipSwitch(input: PlanInput): Action {
     !serving(target) ||
     (journal.healthPasses[target.name] ?? 0) < settings.healthCheckConsecutivePasses
   ) {
+    // A round whose probes failed proves nothing: right after a switchover
+    // (which resets the target's passes) one probe past its deadline on a
+    // busy machine read as "VIP not on b" and rolled a good switch back
+    // (lab rp, load 20 on 2 cores). Look again; the time limits bound it.
+    const unread = observed.problems?.[0];
+    if (unread) return wait(`the pair was not fully read (${unread}); looking again`);
     return fail(`${target.name} is no longer healthy; the VIP stays where it is`);
   }
   return step('SWITCHOVER', target.name, 'move the database primary and the VIP together (4.3)');

@@ -28,6 +28,7 @@ import {
   ensureRsyncResumed,
   ensureRsyncResumedOnPair,
 } from '../drivers/config-sync/sync.js';
+import { ensureStandbyRunning } from '../drivers/database/ensure-standby.js';
 import { ensureMigrations } from '../drivers/database/migrations.js';
 import { dbContext, observeDb, waitForReplay } from '../drivers/database/observe.js';
 import { DriverError } from '../drivers/errors.js';
@@ -40,6 +41,7 @@ import {
   ensureServiceStarted,
   ensureServiceStopped,
   type ServicesContext,
+  startWait,
 } from '../drivers/services/services.js';
 import type { NodeShell } from '../drivers/ssh/pool.js';
 import { switchover } from '../drivers/switchover/switchover.js';
@@ -69,7 +71,11 @@ export interface ExecutorDeps {
   readonly protectedUpgrades?: readonly string[];
   /** The operator's own record of backup digests (backup_record), for verification. */
   readonly recordedDigests?: BackupContext['recordedDigests'];
-  /** How long a service may take to stop or start (default 60 s). */
+  /**
+   * How long a service may take to stop or start (default 60 s to stop; to
+   * answer its health after a start, the settings' healthCheckTimeout for
+   * the node's services together).
+   */
   readonly serviceTimeoutMs?: number;
 }
 
@@ -263,6 +269,9 @@ const STEPS: Record<Step, (e: StepEnv) => Promise<string>> = {
   CHECK_CONFIG: checkConfig,
   RESTORE: restore,
   REMOVE_TEMP_FILES: removeTempFiles,
+  START_DATABASE: startStandbyDatabase,
+  START_KEEPALIVED: startKeepalived,
+  BRING_BACK_SERVICES: startServices,
 };
 
 function run(deps: ExecutorDeps, action: StepAction, ctx: StepContext): Promise<string> {
@@ -383,17 +392,34 @@ function stopServices({ deps, action, serviceCtx, dryRun }: StepEnv): Promise<st
   });
 }
 
-function startServices({ deps, action, serviceCtx, dryRun }: StepEnv): Promise<string> {
+function startServices({ deps, action, serviceCtx, dryRun, settings }: StepEnv): Promise<string> {
   const node = needNode(action);
+  // One health-check timeout for the node's services together (issue 12.5):
+  // a release that never answers fails in about the configured time.
+  const wait = startWait(settings);
+  const clock = clockFrom(deps);
+  const deadline = clock.now() + (deps.serviceTimeoutMs ?? wait.readyWithinMs);
   return eachService(node, deps.pair.spec.services, async (svc) => {
     const r = await ensureServiceStarted(serviceCtx, {
       node,
       service: svc,
       dryRun,
       timeoutMs: deps.serviceTimeoutMs ?? 60_000,
+      readyWithinMs: Math.max(0, Math.round(deadline - clock.now())),
+      probeTimeoutMs: wait.probeTimeoutMs,
     });
     return `${svc} ${r.state}${r.waitedMs ? ` in ${Math.round(r.waitedMs)} ms` : ''}`;
   });
+}
+
+/** A standby's database that stopped by itself starts again as a standby (issue 12.3). */
+async function startStandbyDatabase({ deps, action, dryRun }: StepEnv): Promise<string> {
+  const r = await ensureStandbyRunning(dbOf(deps), needNode(action), { dryRun });
+  return `standby database ${r.state}${r.waitedMs ? ` in ${r.waitedMs} ms` : ''}`;
+}
+
+async function startKeepalived({ deps, action, dryRun }: StepEnv): Promise<string> {
+  return `keepalived ${await deps.keepalived.ensureRunning(needNode(action), { dryRun })}`;
 }
 
 async function installPackage({ deps, action, ctx, dryRun }: StepEnv): Promise<string> {

@@ -7,7 +7,7 @@
 // healthy, role unknown, not paused, not locked.
 //
 // Reads go through the drivers (rsync status, the config lock's dry run, the
-// keepalived driver's inside view, observeDb); the few reads no driver offers
+// keepalived driver's inside view and status command, observeDb); the few reads no driver offers
 // are here: the jar's Implementation-Version read on the node, the Java
 // service's /version as an HTTP client sees it, and whether the package's
 // migrations are recorded in the app database.
@@ -233,6 +233,7 @@ interface RawNode {
   readonly health: Probed<boolean>;
   readonly db: Probed<DbState>;
   readonly vip: Probed<boolean>;
+  readonly keepalived: Probed<boolean>;
   readonly rsync: Probed<boolean>;
   readonly lock: Probed<boolean>;
   readonly migrations: Probed<Map<string, string>>;
@@ -296,6 +297,7 @@ async function readNode(
     health,
     db,
     vip,
+    keepalivedUp,
     rsync,
     lock,
     migrations,
@@ -322,6 +324,8 @@ async function readNode(
     }),
     guarded('database', ms, () => observeDb(dbContext(shell, pair), node)),
     guarded('vip', ms, () => keepalived.holdsVip(node, deps.shell)),
+    // One status command: a keepalived that died leaves the pair without failover.
+    guarded('keepalived', ms, () => keepalived.running(node, deps.shell)),
     guarded(
       'rsync',
       ms,
@@ -352,6 +356,7 @@ async function readNode(
     health,
     db,
     vip,
+    keepalived: keepalivedUp,
     rsync,
     lock,
     migrations,
@@ -393,6 +398,10 @@ function toObservation(raw: RawNode, lag: number | null): NodeObservation {
     servicesRunning: raw.services.value ?? false,
     healthy: raw.health.value ?? false,
     dbRole: roleOf(raw.db.value),
+    ...(raw.db.value && !raw.db.value.running
+      ? { dbStandbySignal: raw.db.value.standbySignal }
+      : {}),
+    ...(raw.keepalived.value !== undefined ? { keepalivedRunning: raw.keepalived.value } : {}),
     holdsVip: raw.vip.value ?? false,
     replayLagBytes: lag,
     rsyncPaused: raw.rsync.value ?? false,

@@ -63,8 +63,16 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
   for (let round = 0; round < maxRounds; round++) {
     sim.tick();
     const fault = s.faults[round] ?? null;
-    if (fault && ['unreachable', 'lag', 'stall', 'crash'].includes(fault.kind)) sim.inject(fault);
-    if (fault?.kind === 'crash') crashed = true;
+    const selfInflicted = [
+      'unreachable',
+      'lag',
+      'stall',
+      'crash',
+      'database-down',
+      'keepalived-down',
+    ];
+    if (fault && selfInflicted.includes(fault.kind)) sim.inject(fault);
+    if (fault && ['crash', 'database-down', 'keepalived-down'].includes(fault.kind)) crashed = true;
     if (round === s.cancelAtRound) j = { ...j, cancelRequested: 'operator changed their mind' };
     if (round === s.rollbackAtRound)
       j = { ...j, rollbackRequested: 'operator wants the old version' };

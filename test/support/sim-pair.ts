@@ -12,6 +12,9 @@ export interface SimNode {
   installedVersion: string;
   servicesRunning: boolean;
   dbRole: 'primary' | 'standby';
+  /** The database stopped by itself (its role is what it was: a standby comes back as one). */
+  dbDown: boolean;
+  keepalivedRunning: boolean;
   holdsVip: boolean;
   lagBytes: number;
   rsyncPaused: boolean;
@@ -29,7 +32,14 @@ export type Fault =
   /** For some rounds every step answers "not yet" (a standby that will not catch up). */
   | { kind: 'stall'; rounds: number }
   /** A node's services die by themselves (the operator did not stop them). */
-  | { kind: 'crash'; node: 0 | 1 };
+  | { kind: 'crash'; node: 0 | 1 }
+  /**
+   * A node's database stops by itself; `sticky`: every start fails (a disk
+   * that is full, a data directory gone), so the bring-back bound is spent.
+   */
+  | { kind: 'database-down'; node: 0 | 1; sticky?: boolean }
+  /** keepalived dies on a node (its VIP, if it held it, moves to the other by VRRP). */
+  | { kind: 'keepalived-down'; node: 0 | 1; sticky?: boolean };
 
 export class SimPair {
   readonly nodes: [SimNode, SimNode];
@@ -37,6 +47,8 @@ export class SimPair {
   /** Backup sets taken per node (a real backup is a side effect too). */
   backupsTaken: Record<string, number> = {};
   stallRounds = 0;
+  /** Components whose start fails (sticky faults): "db@node-a", "ka@node-b". */
+  readonly stuck = new Set<string>();
   configConsistent: boolean | null = null;
 
   constructor(
@@ -46,6 +58,8 @@ export class SimPair {
     const base = {
       installedVersion: fromVersion,
       servicesRunning: true,
+      dbDown: false,
+      keepalivedRunning: true,
       lagBytes: 0,
       rsyncPaused: false,
       configLocked: false,
@@ -61,8 +75,14 @@ export class SimPair {
     return this.nodes.find((n) => n.name === name)!;
   }
 
+  /** /health covers the database and keepalived too, as the lab agent's does. */
   healthy(n: SimNode): boolean {
-    return n.servicesRunning && !this.brokenVersions.has(n.installedVersion);
+    return (
+      n.servicesRunning &&
+      !n.dbDown &&
+      n.keepalivedRunning &&
+      !this.brokenVersions.has(n.installedVersion)
+    );
   }
 
   /** Clients get answers through the VIP. */
@@ -94,9 +114,11 @@ export class SimPair {
             installedVersion: n.installedVersion,
             servicesRunning: n.servicesRunning,
             healthy: this.healthy(n),
-            dbRole: n.dbRole,
+            dbRole: n.dbDown ? 'down' : n.dbRole,
+            ...(n.dbDown ? { dbStandbySignal: n.dbRole === 'standby' } : {}),
+            keepalivedRunning: n.keepalivedRunning,
             holdsVip: n.holdsVip,
-            replayLagBytes: n.dbRole === 'standby' ? n.lagBytes : null,
+            replayLagBytes: n.dbRole === 'standby' && !n.dbDown ? n.lagBytes : null,
             rsyncPaused: n.rsyncPaused,
             configLocked: n.configLocked,
           };
@@ -119,6 +141,22 @@ export class SimPair {
       this.nodes[f.node].lagBytes = 4096;
     if (f.kind === 'stall') this.stallRounds = f.rounds;
     if (f.kind === 'crash') this.nodes[f.node].servicesRunning = false;
+    if (f.kind === 'database-down') {
+      const n = this.nodes[f.node];
+      n.dbDown = true;
+      if (f.sticky) this.stuck.add(`db@${n.name}`);
+    }
+    if (f.kind === 'keepalived-down') {
+      const n = this.nodes[f.node];
+      const other = this.nodes[f.node === 0 ? 1 : 0];
+      n.keepalivedRunning = false;
+      // VRRP: the other node's keepalived stops hearing adverts and takes the VIP.
+      if (n.holdsVip && other.keepalivedRunning) {
+        n.holdsVip = false;
+        other.holdsVip = true;
+      }
+      if (f.sticky) this.stuck.add(`ka@${n.name}`);
+    }
   }
 
   apply(
@@ -163,7 +201,25 @@ export class SimPair {
         target!.servicesRunning = false;
         break;
       case 'START_SERVICES':
+      case 'BRING_BACK_SERVICES':
         target!.servicesRunning = true;
+        break;
+      case 'START_DATABASE':
+        // the real driver starts only a standby (standby.signal)
+        if (target!.dbRole !== 'standby')
+          return { ok: false, kind: 'terminal', message: 'not a standby; refusing to start it' };
+        if (this.stuck.has(`db@${target!.name}`))
+          return { ok: false, kind: 'terminal', message: 'pg_ctl: could not start server' };
+        target!.dbDown = false;
+        break;
+      case 'START_KEEPALIVED':
+        if (this.stuck.has(`ka@${target!.name}`))
+          return {
+            ok: false,
+            kind: 'waiting',
+            message: 'keepalived is not running after its start',
+          };
+        target!.keepalivedRunning = true;
         break;
       case 'INSTALL_PACKAGE':
         target!.installedVersion = targetVersion;
@@ -178,6 +234,9 @@ export class SimPair {
         break;
       case 'SWITCHOVER': {
         const other = this.nodes.find((n) => n !== target)!;
+        // the real choreography needs both databases running
+        if (target!.dbDown || other.dbDown)
+          return { ok: false, kind: 'transient', message: 'a database is not running' };
         target!.dbRole = 'primary';
         target!.holdsVip = true;
         target!.lagBytes = 0;

@@ -446,6 +446,7 @@ function nodeAnswers(
     ['Implementation-Version', () => ({ stdout: '2.0.0\n' })],
     [/[jp]-status/, () => ({})],
     ['db-status', () => ({})],
+    ['ka-status', () => ({})],
     [
       'pg_is_in_recovery',
       () => ({
@@ -545,6 +546,8 @@ describe('observePair', () => {
     });
     expect(o2.nodes[1].replayLagBytes).toBe(256);
     expect(o2.problems).toEqual([]);
+    // keepalived's status command is read on both (a dead one is brought back)
+    expect(o2.nodes.map((x) => x.keepalivedRunning)).toEqual([true, true]);
     // the VIP seen from outside on b while a holds it inside: said so
     const o3 = await observePair(
       {

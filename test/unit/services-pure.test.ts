@@ -4,13 +4,18 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import {
   ensureFileInstalled,
   keptName,
   payloadTargets,
 } from '../../src/drivers/services/install.js';
-import { ensureServiceStarted, stateFromStatusExit } from '../../src/drivers/services/services.js';
+import {
+  ensureServiceStarted,
+  startWait,
+  stateFromStatusExit,
+} from '../../src/drivers/services/services.js';
 import type { ExecOptions, ExecResult } from '../../src/drivers/ssh/connection.js';
 import type { NodeShell } from '../../src/drivers/ssh/pool.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
@@ -91,6 +96,82 @@ describe('start with a deadline', () => {
     expect((err as DriverError).message).toBe(
       'a: while starting service java: service java running with /health answering 200 on port 8080 did not happen within 5000 ms',
     );
+  });
+});
+
+describe('the wait for a started service derives from the health-check settings (issue 12.5)', () => {
+  it('one health-check timeout for the node, each poll a retry share of it', () => {
+    // defaults: 30 s timeout, 3 retries -> 30 s to answer, 10 s per poll
+    expect(startWait(BUILT_IN_DEFAULTS)).toEqual({ readyWithinMs: 30_000, probeTimeoutMs: 10_000 });
+    expect(startWait({ healthCheckTimeout: 12_000, healthCheckRetries: 4 })).toEqual({
+      readyWithinMs: 12_000,
+      probeTimeoutMs: 3000,
+    });
+    // bounded both ways: a long timeout does not make one poll wait a minute,
+    // zero retries are one poll, a tiny timeout still lets a poll answer
+    expect(startWait({ healthCheckTimeout: 120_000, healthCheckRetries: 2 }).probeTimeoutMs).toBe(
+      10_000,
+    );
+    expect(startWait({ healthCheckTimeout: 4000, healthCheckRetries: 0 }).probeTimeoutMs).toBe(
+      4000,
+    );
+    expect(startWait({ healthCheckTimeout: 600, healthCheckRetries: 3 }).probeTimeoutMs).toBe(500);
+  });
+
+  it('waits readyWithinMs (not the command timeout) and gives each poll probeTimeoutMs', async () => {
+    const pair = {
+      metadata: { name: 'p' },
+      spec: {
+        nodes: [{ name: 'a', address: '127.0.0.1' }],
+        services: [
+          {
+            name: 'java',
+            port: 8080,
+            healthPath: '/health',
+            start: 'j-start',
+            stop: 'j-stop',
+            status: 'j-status',
+          },
+        ],
+      },
+    } as unknown as HAPair;
+    const shell: NodeShell = {
+      exec: async () => ok(), // status 0: running already, so only the wait is tested
+    };
+    let t = 0;
+    const polls: number[] = [];
+    const err = await ensureServiceStarted(
+      {
+        pair,
+        shell,
+        // a slow /health: every poll runs out its deadline
+        probe: {
+          healthy: async (_h, _p, _path, ms) => {
+            polls.push(ms);
+            t += ms;
+            return false;
+          },
+          portOpen: async () => false,
+        },
+        now: () => t,
+        sleep: async (ms) => {
+          t += ms;
+        },
+      },
+      {
+        node: 'a',
+        service: 'java',
+        timeoutMs: 60_000,
+        readyWithinMs: 30_000,
+        probeTimeoutMs: 10_000,
+      },
+    ).catch((e: unknown) => e as DriverError);
+    expect((err as DriverError).message).toMatch(/did not happen within 30000 ms/);
+    expect(polls.every((ms) => ms === 10_000)).toBe(true);
+    // about the configured time: the first look, the 30 s, at most one poll
+    // past it; not the 60 s command timeout
+    expect(t).toBeGreaterThanOrEqual(30_000);
+    expect(t).toBeLessThanOrEqual(10_000 + 30_000 + 10_000 + 500);
   });
 });
 

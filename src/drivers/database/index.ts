@@ -10,6 +10,7 @@
 //   one node, and the choreography that orders them with the VIP move is
 //   src/drivers/switchover/. A rejoin never runs pg_rewind on its own.
 export { type Incompatibility, incompatibilities } from './compat.js';
+export { ensureStandbyRunning, type StandbyStartResult } from './ensure-standby.js';
 export { type DatabaseFlavour, type Engine, flavourFor } from './flavour.js';
 export { compareLsn, formatLsn, type Lsn, lagBytes, parseLsn } from './lsn.js';
 export {

@@ -158,11 +158,51 @@ export class KeepalivedDriver {
     }
   }
 
-  async #running(node: string): Promise<boolean> {
-    const r = await this.#shell.exec(node, ['sh', '-c', this.#k.status], {
+  async #running(node: string, via: NodeShell = this.#shell): Promise<boolean> {
+    const r = await via.exec(node, ['sh', '-c', this.#k.status], {
       okExitCodes: range(1, 255),
     });
     return r.exitCode === 0;
+  }
+
+  /** keepalived's status command says running; `via` as for holdsVip. */
+  running(node: string, via: NodeShell = this.#shell): Promise<boolean> {
+    return this.#running(node, via);
+  }
+
+  /**
+   * Start keepalived on a node where it died (issue 12.3), ensure-style:
+   * nothing when it runs; else the declared start, then its status until it
+   * says running. It comes back with the configuration the driver left, so
+   * the node with the lower priority comes back as BACKUP and the VIP stays
+   * where it is; the planner's next observation checks who holds it.
+   */
+  async ensureRunning(
+    node: string,
+    opts: { readonly dryRun?: boolean; readonly timeoutMs?: number } = {},
+  ): Promise<Outcome> {
+    this.#assertNode(node);
+    return whileDoing(
+      `starting keepalived on ${node}`,
+      async () => {
+        if (await this.#running(node)) return 'unchanged';
+        if (opts.dryRun) return 'changed';
+        const timeoutMs = opts.timeoutMs ?? 10_000;
+        const started = this.#clock.now();
+        await this.#shell.exec(node, ['sh', '-c', this.#k.start], { timeoutMs });
+        while (!(await this.#running(node))) {
+          if (this.#clock.now() - started > timeoutMs)
+            throw new DriverError(`keepalived is not running ${timeoutMs} ms after its start`, {
+              kind: 'waiting',
+              node,
+            });
+          await this.#clock.sleep(200);
+        }
+        this.#log(`${node}: keepalived started again`);
+        return 'changed';
+      },
+      { kind: 'transient', node },
+    );
   }
 
   async #faulted(node: string): Promise<boolean | null> {

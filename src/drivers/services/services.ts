@@ -28,6 +28,40 @@ export interface ServiceOptions {
   readonly dryRun?: boolean;
   /** How long to wait for the service to come up or go down (default 60 s). */
   readonly timeoutMs?: number;
+  /**
+   * Starting: how long the started service may take to answer its health
+   * path (default timeoutMs). The executor derives it from the upgrade's
+   * health-check settings (startWait below).
+   */
+  readonly readyWithinMs?: number;
+  /** Starting: one health poll's deadline (default 2 s); a slower answer is a failed poll. */
+  readonly probeTimeoutMs?: number;
+}
+
+export interface StartWait {
+  /** How long a node's services together may take to answer their health paths after a start. */
+  readonly readyWithinMs: number;
+  /** One poll's deadline: a /health slower than this counts as not up. */
+  readonly probeTimeoutMs: number;
+}
+
+/**
+ * The wait for a started service's /health, from the upgrade's health-check
+ * settings (issue 12.5): a health check that times out is a failed check
+ * (task list 2.2.5), so a release that never answers in time fails within
+ * one health-check timeout for the node, not a fixed minute per service.
+ * Each poll gets the timeout's share of one of the allowed retries, so
+ * `retries` slow answers fit in the timeout.
+ */
+export function startWait(s: {
+  readonly healthCheckTimeout: number;
+  readonly healthCheckRetries: number;
+}): StartWait {
+  const share = Math.floor(s.healthCheckTimeout / Math.max(1, s.healthCheckRetries));
+  return {
+    readyWithinMs: s.healthCheckTimeout,
+    probeTimeoutMs: Math.min(10_000, Math.max(500, share)),
+  };
 }
 
 export interface ServiceOutcome {
@@ -87,15 +121,20 @@ export async function serviceStatus(
   );
 }
 
-/** Up means: status running and the health path answering 200. */
-async function isUp(ctx: ServicesContext, node: string, service: string): Promise<boolean> {
+/** Up means: status running and the health path answering 200 within pollMs. */
+async function isUp(
+  ctx: ServicesContext,
+  node: string,
+  service: string,
+  pollMs = 2000,
+): Promise<boolean> {
   const svc = serviceNamed(ctx.pair, service, node);
   const probe = ctx.probe ?? networkProbe;
   if ((await serviceStatus(ctx, node, service)) !== 'running') return false;
   const host = nodeNamed(ctx.pair, node).address;
   return svc.healthPath
-    ? probe.healthy(host, svc.port, svc.healthPath, 2000)
-    : probe.portOpen(host, svc.port, 2000);
+    ? probe.healthy(host, svc.port, svc.healthPath, pollMs)
+    : probe.portOpen(host, svc.port, pollMs);
 }
 
 /** Down means: status stopped and the port refusing connections. */
@@ -165,6 +204,8 @@ export async function ensureServiceStarted(
   const svc = serviceNamed(ctx.pair, service, node);
   const dryRun = opts.dryRun ?? false;
   const timeoutMs = opts.timeoutMs ?? 60_000;
+  const readyWithin = opts.readyWithinMs ?? timeoutMs;
+  const up = () => isUp(ctx, node, service, opts.probeTimeoutMs);
   const ready = `service ${service} running with ${svc.healthPath ? `${svc.healthPath} answering 200` : 'its port open'} on port ${svc.port}`;
   return whileDoing(
     `starting service ${service}`,
@@ -173,20 +214,14 @@ export async function ensureServiceStarted(
       const base = { node, service, dryRun, before };
       if (before === 'running') {
         // Already started: starting again cannot help a slow one; wait for it.
-        if (dryRun || (await isUp(ctx, node, service)))
+        if (dryRun || (await up()))
           return { ...base, state: 'unchanged' as const, after: before, waitedMs: 0 };
-        const waitedMs = await waitUntil(
-          ctx,
-          ready,
-          node,
-          () => isUp(ctx, node, service),
-          timeoutMs,
-        );
+        const waitedMs = await waitUntil(ctx, ready, node, up, readyWithin);
         return { ...base, state: 'unchanged' as const, after: before, waitedMs };
       }
       if (dryRun) return { ...base, state: 'changed' as const, after: before, waitedMs: 0 };
       await ctx.shell.exec(node, ['sh', '-c', svc.start], { timeoutMs });
-      const waitedMs = await waitUntil(ctx, ready, node, () => isUp(ctx, node, service), timeoutMs);
+      const waitedMs = await waitUntil(ctx, ready, node, up, readyWithin);
       return { ...base, state: 'changed' as const, after: 'running' as const, waitedMs };
     },
     { kind: 'transient', node },
