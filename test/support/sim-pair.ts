@@ -29,7 +29,11 @@ export type Fault =
   /** For some rounds every step answers "not yet" (a standby that will not catch up). */
   | { kind: 'stall'; rounds: number }
   /** A node's services die by themselves (the operator did not stop them). */
-  | { kind: 'crash'; node: 0 | 1 };
+  | { kind: 'crash'; node: 0 | 1 }
+  /** For some rounds both nodes claim the VIP (VRRP lost between them); the holder before keeps it after. */
+  | { kind: 'split-brain'; rounds: number }
+  /** From now on this step answers ok but changes nothing on the pair. */
+  | { kind: 'no-effect'; step: Step };
 
 export class SimPair {
   readonly nodes: [SimNode, SimNode];
@@ -37,6 +41,10 @@ export class SimPair {
   /** Backup sets taken per node (a real backup is a side effect too). */
   backupsTaken: Record<string, number> = {};
   stallRounds = 0;
+  /** Rounds left during which both nodes claim the VIP. */
+  splitRounds = 0;
+  /** Steps that answer ok without their effect. */
+  readonly noEffect = new Set<Step>();
   configConsistent: boolean | null = null;
 
   constructor(
@@ -95,7 +103,7 @@ export class SimPair {
             servicesRunning: n.servicesRunning,
             healthy: this.healthy(n),
             dbRole: n.dbRole,
-            holdsVip: n.holdsVip,
+            holdsVip: n.holdsVip || this.splitRounds > 0,
             replayLagBytes: n.dbRole === 'standby' ? n.lagBytes : null,
             rsyncPaused: n.rsyncPaused,
             configLocked: n.configLocked,
@@ -111,6 +119,7 @@ export class SimPair {
   tick(): void {
     for (const n of this.nodes) if (n.unreachableRounds > 0) n.unreachableRounds--;
     if (this.stallRounds > 0) this.stallRounds--;
+    if (this.splitRounds > 0) this.splitRounds--;
   }
 
   inject(f: Fault): void {
@@ -119,6 +128,8 @@ export class SimPair {
       this.nodes[f.node].lagBytes = 4096;
     if (f.kind === 'stall') this.stallRounds = f.rounds;
     if (f.kind === 'crash') this.nodes[f.node].servicesRunning = false;
+    if (f.kind === 'split-brain') this.splitRounds = f.rounds;
+    if (f.kind === 'no-effect') this.noEffect.add(f.step);
   }
 
   apply(
@@ -137,6 +148,7 @@ export class SimPair {
       return { ok: false, kind: 'transient', message: 'injected transient fault' };
     if (fault?.kind === 'terminal')
       return { ok: false, kind: 'terminal', message: 'injected terminal fault' };
+    if (this.noEffect.has(step)) return { ok: true };
     switch (step) {
       case 'PAUSE_RSYNC':
         for (const n of this.nodes) n.rsyncPaused = true;
