@@ -54,6 +54,8 @@ export type Action =
       readonly did: string;
       /** What a person must do ("restore VRRP between the nodes, or cancel"). */
       readonly todo: string;
+      /** The Stalled condition's reason, one CamelCase word ("SplitBrain", "StepBudgetSpent"). */
+      readonly code: string;
       readonly reason: string;
     }
   /** The upgrade is finished and tidied up. */
@@ -78,11 +80,12 @@ export const wait = (reason: string, untilMs: number | null = null): Action => (
   reason,
 });
 
-export const halt = (cause: string, did: string, todo: string): Action => ({
+export const halt = (cause: string, did: string, todo: string, code = 'Halted'): Action => ({
   kind: 'halt',
   cause,
   did,
   todo,
+  code,
   reason: `halted: ${cause}; ${did}; ${todo}`,
 });
 

@@ -5,7 +5,14 @@
 // - Ready=True only on COMPLETE;
 // - Degraded=True on FAILED, TIMEOUT and UNREACHABLE (CANCELLED is a
 //   deliberate stop with the pair serving: not degraded, not ready);
-// - RolledBack=True once a rollback has run to its end.
+// - RolledBack=True once a rollback has run to its end;
+// - Reconciling=True while the operator works on steps (kstatus: "in
+//   progress"); False when the upgrade ended or is halted;
+// - Stalled=True while the operator cannot proceed without help (a halt:
+//   split brain, a step's run budget spent, a wait past its bound); kstatus
+//   reads it as "failed". Reconciling and Stalled have kstatus' abnormal-true
+//   polarity: False when all is well, so a tool that knows only them sees
+//   the truth.
 // Every condition carries the generation it was computed from, so a tool
 // never mistakes an old verdict for one about the current spec; and
 // lastTransitionTime moves only when a condition's status flips, as the
@@ -31,6 +38,12 @@ export interface ConditionInput {
    * given, it is remembered from the previous RolledBack condition.
    */
   readonly rolledBack?: boolean | undefined;
+  /**
+   * The upgrade is halted (src/core/actions.ts halt): reason is the
+   * Stalled condition's reason, message the halt's whole text. Absent or
+   * null: not halted.
+   */
+  readonly stalled?: { readonly reason: string; readonly message: string } | null | undefined;
 }
 
 interface Verdict {
@@ -55,6 +68,7 @@ export function verdictsFor(
   phase: Phase,
   rolledBack: boolean,
   message = '',
+  stalled: { readonly reason: string; readonly message: string } | null = null,
 ): Record<ConditionType, Verdict> {
   const terminal = isTerminal(phase);
   const running = !terminal;
@@ -85,10 +99,39 @@ export function verdictsFor(
         : rolledBack
           ? { status: 'True', reason: 'RollbackFinished', message: text }
           : { status: 'False', reason: 'NoRollback', message: '' },
+    ...kstatusVerdicts(phase, running, text, running ? stalled : null),
   };
 }
 
-const ORDER: readonly ConditionType[] = ['Progressing', 'Ready', 'Degraded', 'RolledBack'];
+/** Reconciling and Stalled (kstatus' abnormal-true pair). A halt only counts before the end. */
+function kstatusVerdicts(
+  phase: Phase,
+  running: boolean,
+  text: string,
+  stalled: { readonly reason: string; readonly message: string } | null,
+): Pick<Record<ConditionType, Verdict>, 'Reconciling' | 'Stalled'> {
+  if (stalled) {
+    return {
+      Reconciling: { status: 'False', reason: 'Stalled', message: stalled.message },
+      Stalled: { status: 'True', reason: stalled.reason, message: stalled.message },
+    };
+  }
+  return {
+    Reconciling: running
+      ? { status: 'True', reason: RUNNING_REASON[phase] ?? 'Upgrading', message: text }
+      : { status: 'False', reason: 'Finished', message: '' },
+    Stalled: { status: 'False', reason: 'AsExpected', message: '' },
+  };
+}
+
+const ORDER: readonly ConditionType[] = [
+  'Progressing',
+  'Ready',
+  'Degraded',
+  'RolledBack',
+  'Reconciling',
+  'Stalled',
+];
 
 /** The conditions for a status: stable order, transition times kept unless flipped. */
 export function conditionsFor(input: ConditionInput): Condition[] {
@@ -98,7 +141,7 @@ export function conditionsFor(input: ConditionInput): Condition[] {
     (prev.get('RolledBack')?.status === 'True' ||
       // The previous reconcile saw ROLLBACK; this one sees its end.
       (prev.get('RolledBack')?.reason === 'RollingBack' && input.phase !== 'ROLLBACK'));
-  const verdicts = verdictsFor(input.phase, rolledBack, input.message);
+  const verdicts = verdictsFor(input.phase, rolledBack, input.message, input.stalled ?? null);
   return ORDER.map((type) => {
     const v = verdicts[type];
     const before = prev.get(type);

@@ -44,6 +44,24 @@ export interface JournalFacts {
    * reset during the upgrade: a component that keeps dying halts it.
    */
   readonly bringBacks?: Readonly<Record<string, number>>;
+  /**
+   * Runs of each step on each node since the current phase was entered,
+   * successful or not, keyed by runKey ("CHECK_HEALTH@a"). A step that
+   * "succeeds" without its effect is planned again; this count is what
+   * bounds it (planner.ts stepRunBudget). Stored with the journal, so an
+   * operator restart does not start the count again.
+   */
+  readonly stepRuns?: Readonly<Record<string, number>>;
+  /**
+   * The wait the planner answered last and since when: the planner turns a
+   * wait that lasts past its bound into a halt. Cleared by any step or phase change.
+   */
+  readonly waiting?: { readonly reason: string; readonly sinceMs: number } | null;
+  /**
+   * The halt published now (Stalled=True): kept so its log line and Event
+   * are written once per distinct cause, and a resume is announced once.
+   */
+  readonly halted?: HaltFact | null;
 }
 
 /** The bring-back steps (core/repair.ts); each attempt is counted in bringBacks. */
@@ -60,6 +78,36 @@ function countBringBack(j: JournalFacts, step: Step, node: string | null): Journ
   if (!node || !BRING_BACK_STEPS.includes(step)) return j;
   const key = bringBackKey(step, node);
   return { ...j, bringBacks: { ...j.bringBacks, [key]: (j.bringBacks?.[key] ?? 0) + 1 } };
+}
+
+export interface HaltFact {
+  readonly cause: string;
+  /** The Stalled condition's reason (SplitBrain, StepBudgetSpent, ...). */
+  readonly reason: string;
+  /** The whole text: cause, what the operator did, what a person must do. */
+  readonly message: string;
+  readonly sinceMs: number;
+}
+
+/** The journal's key for one step on one node (or on the pair). */
+export function runKey(step: Step, node: string | null): string {
+  return `${step}@${node ?? 'pair'}`;
+}
+
+/** How many times this step ran on this node in the current phase. */
+export function runsOf(j: JournalFacts, step: Step, node: string | null): number {
+  return j.stepRuns?.[runKey(step, node)] ?? 0;
+}
+
+/** The journal as a new phase begins: per-phase counts and waits start again. */
+export function enterPhase(j: JournalFacts, nowMs: number): JournalFacts {
+  return { ...j, phaseEnteredAtMs: nowMs, lastError: null, stepRuns: {}, waiting: null };
+}
+
+/** The planner answered a wait: remember since when it has answered this same one. */
+export function recordWait(j: JournalFacts, reason: string, nowMs: number): JournalFacts {
+  if (j.waiting?.reason === reason) return j;
+  return { ...j, waiting: { reason, sinceMs: nowMs } };
 }
 
 export function emptyJournal(nowMs: number): JournalFacts {
@@ -92,6 +140,21 @@ export function recordStep(
   outcome: StepOutcome,
 ): JournalFacts {
   const j = countBringBack(given, step, node);
+  const key = runKey(step, node);
+  const counted: JournalFacts = {
+    ...j,
+    stepRuns: { ...j.stepRuns, [key]: (j.stepRuns?.[key] ?? 0) + 1 },
+    waiting: null,
+  };
+  return recordOutcome(counted, step, node, outcome);
+}
+
+function recordOutcome(
+  j: JournalFacts,
+  step: Step,
+  node: string | null,
+  outcome: StepOutcome,
+): JournalFacts {
   if (!outcome.ok) {
     const same = j.lastError && j.lastError.step === step && j.lastError.node === node;
     const attempts = same ? j.lastError!.attempts + 1 : 1;

@@ -8,9 +8,9 @@
 
 import { formatDuration } from '../config/duration.js';
 import type { UpgradeSettings } from '../config/settings.js';
-import { type Action, event, step, wait } from './actions.js';
+import { type Action, event, halt, type Step, step, wait } from './actions.js';
 import { decide, NO_JITTER, type RetrySettings } from './error-policy.js';
-import { BRING_BACK_STEPS, type JournalFacts } from './journal.js';
+import { BRING_BACK_STEPS, type JournalFacts, runsOf } from './journal.js';
 import type { UpgradeContext } from './machine.js';
 import {
   type NodeObservation,
@@ -132,6 +132,19 @@ export function plan(input: PlanInput): Action {
     return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
   }
 
+  // Split brain: any switchover or service stop could leave no node, or
+  // the wrong one, serving. Requests and time limits above still apply.
+  const split = splitBrain(input.observed);
+  if (split) {
+    return halt(
+      split,
+      `stopped acting in ${ctx.phase}: no switchover, no service stop, no step while both claim it`,
+      'make exactly one node hold the VIP and the primary (restore VRRP, IP protocol 112, ' +
+        'between the nodes, or fence one); the upgrade resumes by itself, or cancel or roll back',
+      'SplitBrain',
+    );
+  }
+
   // A component that died by itself comes back (bounded) or halts the
   // upgrade naming it, before the phase plans around it (core/repair.ts).
   const repair = repairOrHalt({
@@ -145,7 +158,12 @@ export function plan(input: PlanInput): Action {
 
   const failed = failure(input);
   if (failed) return failed;
+  return bounded(input, phaseAction(input));
+}
 
+/** The next action of the current phase, before the bounds on runs and waits. */
+function phaseAction(input: PlanInput): Action {
+  const { ctx } = input;
   switch (ctx.phase) {
     case 'PREPARE':
       return prepare(input);
@@ -171,6 +189,118 @@ export function plan(input: PlanInput): Action {
     default:
       return wait(`nothing to do in ${ctx.phase}`);
   }
+}
+
+/**
+ * Both nodes hold the VIP, or both databases are primaries: the cause,
+ * naming the nodes, or null. Only reachable nodes count (an unreachable one
+ * is handled by the unreachable grace).
+ */
+export function splitBrain(observed: PairObservation): string | null {
+  const holders = vipHolders(observed);
+  if (holders.length > 1) {
+    return `split brain: both ${holders.map((n) => n.name).join(' and ')} hold the VIP`;
+  }
+  const primaries = observed.nodes.filter((n) => n.reachable && n.dbRole === 'primary');
+  if (primaries.length > 1) {
+    return `split brain: both ${primaries.map((n) => n.name).join(' and ')} run a primary database`;
+  }
+  return null;
+}
+
+/**
+ * Runs of one step on one node within one phase before the planner stops
+ * asking for it. Steps are idempotent, so a step whose effect is on the
+ * nodes is observed as done and not planned again; one planned past these
+ * counts "succeeds" without its effect (measured: SWITCHOVER and
+ * CHECK_HEALTH 60+ times in a ROLLBACK), and repeating it is a loop.
+ * The error policy's retries of a failing step come first, so the default
+ * allows them plus a few re-runs after an operator restart.
+ */
+export const STEP_RUN_BUDGET = MAX_TRANSIENT_ATTEMPTS + 3;
+/**
+ * A switchover moves every client: one, plus one re-run after an operator
+ * restart mid-switch and one after a transient failure at its boundary
+ * (the driver already retries vipSwitchRetries times inside one run).
+ */
+export const SWITCHOVER_RUN_BUDGET = 3;
+/**
+ * Each WAIT_REPLAY run waits up to healthCheckTimeout for a standby still
+ * catching up ('waiting' is not a failure of it), and the upgrade timeout is
+ * what bounds honest waiting: the budget lets the runs fill that time (plus
+ * two), so it only stops a WAIT_REPLAY that returns without its effect.
+ */
+export function waitReplayRunBudget(settings: UpgradeSettings): number {
+  return Math.ceil(settings.upgradeTimeout / settings.healthCheckTimeout) + 2;
+}
+
+/**
+ * A node is proven (healthCheckConsecutivePasses in a row) at most twice in
+ * one phase: in a rollback before it takes the clients and again after the
+ * switchover reset its count; the third allowance covers a restart of its
+ * services (its count starts again). A failed check fails the node at once
+ * (healthFailures), so no failure retries need room here.
+ */
+export function stepRunBudget(s: Step, settings: UpgradeSettings): number {
+  if (s === 'CHECK_HEALTH') return 3 * settings.healthCheckConsecutivePasses;
+  if (s === 'SWITCHOVER') return SWITCHOVER_RUN_BUDGET;
+  if (s === 'WAIT_REPLAY') return waitReplayRunBudget(settings);
+  return STEP_RUN_BUDGET;
+}
+
+/**
+ * How long the planner may give the same wait before it is no longer
+ * waiting but missing something: a component restarting comes back within
+ * its health-check timeout plus the checks' retries (60 s with the defaults).
+ */
+export function waitBoundMs(settings: UpgradeSettings): number {
+  return settings.healthCheckTimeout + settings.healthCheckRetries * settings.healthCheckInterval;
+}
+
+/**
+ * Never act without bound: a step planned past its run budget ends the
+ * phase (STEP_FAILED, so a rollback starts), and in a rollback ends it
+ * FAILED while a node still serves the clients behind the VIP, else halts
+ * (ending would leave nobody watching a pair that serves nobody); a wait
+ * that lasted past waitBoundMs becomes a halt naming what is missing.
+ */
+function bounded(input: PlanInput, a: Action): Action {
+  const { ctx, journal: j, settings, nowMs } = input;
+  if (a.kind === 'step') {
+    const runs = runsOf(j, a.step, a.node);
+    const budget = stepRunBudget(a.step, settings);
+    if (runs < budget) return a;
+    const what = `${a.step}${a.node ? ` on ${a.node}` : ''} ran ${runs} times in ${ctx.phase} (its budget) without the effect it should have`;
+    if (ctx.phase !== 'ROLLBACK') return failStep(what);
+    if (pairServed(input.observed)) {
+      return event({ type: 'ROLLBACK_FAILED', error: what }, 'the rollback could not finish');
+    }
+    return halt(
+      what,
+      `stopped the rollback before running it again; no node serves the clients behind the VIP`,
+      'bring one node back to serving behind the VIP by hand, then roll back or cancel',
+      'StepBudgetSpent',
+    );
+  }
+  if (a.kind === 'wait' && a.untilMs === null) {
+    const w = j.waiting;
+    const bound = waitBoundMs(settings);
+    if (w && w.reason === a.reason && nowMs - w.sinceMs >= bound) {
+      return halt(
+        `${a.reason}, for ${formatDuration(nowMs - w.sinceMs)} (bound ${formatDuration(bound)})`,
+        `stopped waiting in silence in ${ctx.phase}; nothing is done on the nodes`,
+        'bring back what is missing (status.problems lists what the last look found), or cancel or roll back',
+        'WaitBoundReached',
+      );
+    }
+  }
+  return a;
+}
+
+/** Exactly one node holds the VIP, serves and runs the primary. */
+function pairServed(observed: PairObservation): boolean {
+  const holders = vipHolders(observed);
+  return holders.length === 1 && serving(holders[0]!) && holders[0]!.dbRole === 'primary';
 }
 
 /** A step that failed for good (or too often) ends the phase. */
@@ -435,12 +565,23 @@ function tidyUp(input: PlanInput): Action {
   // node only: a command to the lost one can hang, and nothing else would
   // happen for this upgrade meanwhile.
   const only = reachable.length < observed.nodes.length ? (reachable[0]?.name ?? null) : null;
+  // A tidy-up step planned past its budget did not take effect: finish
+  // rather than repeat it (the outcome is already decided).
+  const spent = (s: Step, n: string | null) =>
+    runsOf(journal, s, n) >= stepRunBudget(s, input.settings);
   const paused = reachable.find((n) => n.rsyncPaused);
-  if (paused) return step('RESUME_RSYNC', only && paused.name, 'config copies back on');
+  const tidy = (s: Step, n: string | null, why: string): Action =>
+    spent(s, n)
+      ? {
+          kind: 'done',
+          reason: `finished; tidying up failed: ${s}${n ? ` on ${n}` : ''} ran ${runsOf(journal, s, n)} times without its effect`,
+        }
+      : step(s, n, why);
+  if (paused) return tidy('RESUME_RSYNC', only && paused.name, 'config copies back on');
   const locked = reachable.find((n) => n.configLocked);
-  if (locked) return step('UNLOCK_CONFIG', locked.name, 'config may change again');
+  if (locked) return tidy('UNLOCK_CONFIG', locked.name, 'config may change again');
   if (!journal.tempFilesRemoved)
-    return step('REMOVE_TEMP_FILES', only, 'package files no longer needed');
+    return tidy('REMOVE_TEMP_FILES', only, 'package files no longer needed');
   return { kind: 'done', reason: `finished in ${input.ctx.phase}` };
 }
 

@@ -116,6 +116,7 @@ function database(i: RepairInput, n: NodeObservation): Action | null {
     what,
     `stopped acting in ${i.phase}: the operator does not start or fail over a primary by guessing`,
     `find out why PostgreSQL on ${n.name} stopped; start it as it was (or fail over by hand and make the other node a standby); the upgrade goes on by itself once ${n.name} runs its database, or cancel it`,
+    'PrimaryDown',
   );
 }
 
@@ -140,5 +141,6 @@ function bounded(i: RepairInput, s: Step, node: string, reason: string): Action 
     `${c.name} on ${node}: still down after ${tried} attempts to start ${c.it}`,
     `started ${c.name} on ${node} ${tried} times in this upgrade and stopped trying${last}`,
     `find out why ${c.name} on ${node} stopped and start ${c.it} by hand; the upgrade goes on by itself once ${c.name} on ${node} run${c.it === 'them' ? '' : 's'}, or cancel it`,
+    'ComponentDown',
   );
 }

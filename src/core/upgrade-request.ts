@@ -86,7 +86,7 @@ export const upgradeRequestSpecSchema = z
   .strict();
 
 export const conditionSchema = z.object({
-  type: z.enum(['Progressing', 'Ready', 'Degraded', 'RolledBack']),
+  type: z.enum(['Progressing', 'Ready', 'Degraded', 'RolledBack', 'Reconciling', 'Stalled']),
   status: z.enum(['True', 'False', 'Unknown']),
   reason: z.string(),
   message: z.string(),

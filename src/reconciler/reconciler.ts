@@ -14,9 +14,11 @@ import { conditionsFor } from '../core/conditions.js';
 import { decide, kindOf, type Random, type RetrySettings } from '../core/error-policy.js';
 import {
   emptyJournal,
+  enterPhase,
   type JournalFacts,
   recordReachability,
   recordStep,
+  recordWait,
   type StepOutcome,
 } from '../core/journal.js';
 import {
@@ -104,6 +106,12 @@ export interface ReconcilerDeps {
 }
 
 const WAIT_REQUEUE_MS = 1000;
+/**
+ * A halted upgrade looks again this often: the cause (a split brain) may go
+ * away by itself, and the upgrade resumes on the next look; nothing is done
+ * on the nodes meanwhile, so looking costs only an observation.
+ */
+const HALT_REQUEUE_MS = 2000;
 
 /**
  * Building a runtime that fails transiently (an SSH hiccup at start) is
@@ -334,6 +342,7 @@ export class UpgradeReconciler {
       // Checked again before each action: the Lease may have been lost (or
       // the process frozen past it) while the last one ran.
       if (!this.#mayAct()) return this.#lostLease(name, `next: ${describeAction(action)}`);
+      if (action.kind !== 'halt') memory = await this.#resumed(name, memory, action);
       const acted = await this.#act(fresh, memory, runtime, settings, action, round.observed);
       this.deps.afterAction?.(name, action);
       if ('outcome' in acted) return acted.outcome;
@@ -378,10 +387,13 @@ export class UpgradeReconciler {
         await this.#publish(request, memory, runtime, action.reason, settings, true, { observed });
         await this.#dropRuntime(name);
         return { outcome: {} };
-      // TODO(issue 12): a halt is published as Stalled=True with an Event;
-      // until then it is a wait whose message says why.
       case 'halt':
+        return this.#halt(request, memory, runtime, settings, action, observed);
       case 'wait':
+        memory = {
+          ...memory,
+          facts: recordWait(memory.facts, action.reason, this.deps.now().getTime()),
+        };
         await saveMemory(db, name, memory);
         await this.#publish(
           request,
@@ -398,6 +410,67 @@ export class UpgradeReconciler {
       case 'step':
         return this.#runStep(request, memory, runtime, settings, action, observed);
     }
+  }
+
+  /**
+   * The planner halted: nothing is done on the nodes. The status says
+   * Stalled=True with the halt's text; a new cause (not each round: no
+   * Event storm) gets one WARNING line and one Warning Event. The next
+   * look comes after HALT_REQUEUE_MS; the upgrade resumes when the planner
+   * no longer halts (#resumed).
+   */
+  async #halt(
+    request: UpgradeRequest,
+    memory: UpgradeMemory,
+    runtime: UpgradeRuntime,
+    settings: UpgradeSettings,
+    action: Extract<Action, { kind: 'halt' }>,
+    observed: PairObservation,
+  ): Promise<{ outcome: ReconcileOutcome }> {
+    const name = request.metadata.name;
+    const before = memory.facts.halted;
+    const fresh = before?.cause !== action.cause || before.reason !== action.code;
+    const next: UpgradeMemory = fresh
+      ? {
+          ...memory,
+          facts: {
+            ...memory.facts,
+            halted: {
+              cause: action.cause,
+              reason: action.code,
+              message: action.reason,
+              sinceMs: this.deps.now().getTime(),
+            },
+          },
+        }
+      : memory;
+    await saveMemory(this.deps.db, name, next);
+    if (fresh) {
+      await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
+      await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
+    }
+    await this.#publish(
+      request,
+      next,
+      runtime,
+      waitMessage(action.reason, observed),
+      settings,
+      false,
+      { observed },
+    );
+    return { outcome: { requeueAfterMs: HALT_REQUEUE_MS } };
+  }
+
+  /** The planner no longer halts: say once that the upgrade resumed, and why. */
+  async #resumed(name: string, memory: UpgradeMemory, action: Action): Promise<UpgradeMemory> {
+    const h = memory.facts.halted;
+    if (!h) return memory;
+    const next = { ...memory, facts: { ...memory.facts, halted: null } };
+    await saveMemory(this.deps.db, name, next);
+    const message = `resumed: no longer halted (${h.cause}); next: ${describeAction(action)}`;
+    await this.#log(name, 'INFO', message);
+    await this.deps.source.recordEvent(name, 'Normal', 'Resumed', message);
+    return next;
   }
 
   /**
@@ -515,9 +588,7 @@ export class UpgradeReconciler {
       return next;
     }
     facts = {
-      ...facts,
-      phaseEnteredAtMs: at.getTime(),
-      lastError: null,
+      ...enterPhase(facts, at.getTime()),
       stepsInPhase: 0,
       progressBefore:
         e.type === 'START' ? 0 : (request.status?.progress ?? facts.progressBefore ?? 0),
@@ -633,6 +704,7 @@ export class UpgradeReconciler {
       conditions: conditionsFor({
         phase,
         rolledBack: isTerminal(phase) && memory.context.rollbackOutcome !== null,
+        stalled: memory.facts.halted ?? null,
         generation: request.metadata.generation,
         previous: prev?.conditions ?? [],
         now: now.toISOString(),

@@ -351,6 +351,8 @@ test('conditions carry the observedGeneration they were computed from', async ()
     ['Ready', 'False', 2],
     ['Degraded', 'False', 2],
     ['RolledBack', 'False', 2],
+    ['Reconciling', 'True', 2],
+    ['Stalled', 'False', 2],
   ]);
   // A status write does not bump the generation.
   expect(stored.metadata.generation).toBe(2);

@@ -290,6 +290,64 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     });
   });
 
+  test('a split brain halts: Stalled=True with the cause, one Event, no step; it clears and the upgrade resumes by itself', async () => {
+    await request('split', 'p-split');
+    const rt = new SimRuntime();
+    const actions: string[] = [];
+    const stalledSeen: { status: string; reason: string; message: string }[] = [];
+    const reconciling: string[] = [];
+    const hooked = new UpgradeReconciler({
+      maxStepsPerReconcile: 50,
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async () => rt,
+      logger,
+      now,
+      actor: 'operator@test',
+      afterAction: (_id, a) => {
+        actions.push(a.kind === 'step' ? `step ${a.step}` : a.kind);
+        // Both nodes claim the VIP for 6 looks, as UPGRADE_BACKUP begins.
+        if (a.kind === 'event' && a.event.type === 'BACKUP_VERIFIED')
+          rt.sim.inject({ kind: 'split-brain', rounds: 6 });
+      },
+    });
+    for (let i = 0; i < 500; i++) {
+      const out = await hooked.reconcile('split');
+      const st = (await source.getUpgradeRequest('split'))?.status;
+      const c = st?.conditions.find((x) => x.type === 'Stalled');
+      if (c) stalledSeen.push({ status: c.status, reason: c.reason, message: c.message });
+      const rc = st?.conditions.find((x) => x.type === 'Reconciling');
+      if (c?.status === 'True' && rc) reconciling.push(rc.status);
+      if (out.requeueAfterMs === undefined) break;
+      clock += out.requeueAfterMs;
+    }
+    const halted = stalledSeen.filter((c) => c.status === 'True');
+    expect(halted.length).toBeGreaterThanOrEqual(3);
+    expect(halted[0]).toMatchObject({ reason: 'SplitBrain' });
+    expect(halted[0]!.message).toMatch(/split brain: both node-a and node-b hold the VIP/);
+    expect(halted[0]!.message).toMatch(/resumes by itself/);
+    expect(new Set(reconciling)).toEqual(new Set(['False']));
+    // Nothing done on the nodes while halted: no step between the first and last halt.
+    const first = actions.indexOf('halt');
+    const last = actions.lastIndexOf('halt');
+    expect(actions.slice(first, last + 1).filter((a) => a.startsWith('step'))).toEqual([]);
+    expect(last - first + 1).toBeGreaterThanOrEqual(3);
+    const req = await source.getUpgradeRequest('split');
+    expect(req?.status?.phase).toBe('COMPLETE');
+    expect(req?.status?.conditions.find((x) => x.type === 'Stalled')?.status).toBe('False');
+    // One WARNING line and one Event (the standalone source logs it) for the
+    // cause, not one per round; one resume.
+    const logs = (await listLogs(db, 'split', { page: 1, pageSize: 500 })).items;
+    expect(logs.filter((l) => l.message.startsWith('SplitBrain: '))).toHaveLength(1);
+    expect(
+      logs.filter(
+        (l) => l.level === 'WARNING' && /^UPGRADE_BACKUP: halted: split brain/.test(l.message),
+      ),
+    ).toHaveLength(1);
+    expect(logs.filter((l) => l.message.startsWith('Resumed: '))).toHaveLength(1);
+  });
+
   test('a broken release rolls back by itself: FAILED, RolledBack, both nodes on the old version', async () => {
     await request('broken', 'p-broken');
     const rt = new SimRuntime('2.0.0', true);

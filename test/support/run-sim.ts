@@ -6,11 +6,14 @@ import { BUILT_IN_DEFAULTS, type UpgradeSettings } from '../../src/config/settin
 import type { Action } from '../../src/core/actions.js';
 import {
   emptyJournal,
+  enterPhase,
   type JournalFacts,
   recordReachability,
   recordStep,
+  recordWait,
 } from '../../src/core/journal.js';
 import { initialContext, type UpgradeContext, upgradeMachine } from '../../src/core/machine.js';
+import { isTerminal } from '../../src/core/phases.js';
 import { plan } from '../../src/core/planner.js';
 import { type Fault, SimPair } from './sim-pair.js';
 
@@ -34,6 +37,10 @@ export interface SimResult {
   readonly rolledBack: boolean;
   readonly rounds: number;
   readonly finished: boolean;
+  /** Rounds the planner halted in. */
+  readonly halts: readonly number[];
+  /** Steps taken (outside a terminal phase) while both nodes claimed the VIP. */
+  readonly stepsInSplitBrain: readonly string[];
 }
 
 export const FROM = '1.0.0';
@@ -57,6 +64,8 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
   const trace: Action[] = [];
   const violations: string[] = [];
   const phases: string[] = [ctx.phase];
+  const halts: number[] = [];
+  const stepsInSplitBrain: string[] = [];
   let rolledBack = false;
   // After a crash the pair may be down through no action of the planner's.
   let crashed = false;
@@ -70,6 +79,9 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
       'crash',
       'database-down',
       'keepalived-down',
+      'split-brain',
+      'no-effect',
+      'sick',
     ];
     if (fault && selfInflicted.includes(fault.kind)) sim.inject(fault);
     if (fault && ['crash', 'database-down', 'keepalived-down'].includes(fault.kind)) crashed = true;
@@ -103,9 +115,16 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
           rolledBack,
           rounds: round,
           finished: true,
+          halts,
+          stepsInSplitBrain,
         };
       case 'halt':
+        // Nothing is done while halted: the next round looks again.
+        halts.push(round);
+        now += 5000;
+        break;
       case 'wait':
+        j = recordWait(j, action.reason, now);
         now += 5000;
         break;
       case 'event': {
@@ -125,11 +144,13 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
         if (e.type === 'START') j = { ...j, upgradeStartedAtMs: now };
         ctx = r.context;
         phases.push(ctx.phase);
-        j = { ...j, phaseEnteredAtMs: now, lastError: null };
+        j = enterPhase(j, now);
         now += 10;
         break;
       }
       case 'step': {
+        if (sim.splitRounds > 0 && !isTerminal(ctx.phase))
+          stepsInSplitBrain.push(`round ${round}: ${action.step} on ${action.node ?? 'pair'}`);
         const target = action.node ? sim.node(action.node) : null;
         if (action.step === 'STOP_SERVICES' && target) {
           const other = sim.nodes.find((n) => n !== target)!;
@@ -154,7 +175,12 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
           fault && ['transient', 'terminal', 'health-flap'].includes(fault.kind) ? fault : null,
         );
         j = recordStep(j, action.step, action.node, outcome);
-        now += outcome.ok ? 1000 : 3000;
+        // A WAIT_REPLAY that answers "not yet" waited its own deadline (healthCheckTimeout).
+        now += outcome.ok
+          ? 1000
+          : outcome.kind === 'waiting' && action.step === 'WAIT_REPLAY'
+            ? settings.healthCheckTimeout
+            : 3000;
         break;
       }
     }
@@ -171,6 +197,8 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
     rolledBack,
     rounds: maxRounds,
     finished: false,
+    halts,
+    stepsInSplitBrain,
   };
 }
 

@@ -39,7 +39,16 @@ export type Fault =
    */
   | { kind: 'database-down'; node: 0 | 1; sticky?: boolean }
   /** keepalived dies on a node (its VIP, if it held it, moves to the other by VRRP). */
-  | { kind: 'keepalived-down'; node: 0 | 1; sticky?: boolean };
+  | { kind: 'keepalived-down'; node: 0 | 1; sticky?: boolean }
+  /** For some rounds both nodes claim the VIP (VRRP lost between them); the holder before keeps it after. */
+  | { kind: 'split-brain'; rounds: number }
+  /** From now on this step answers ok but changes nothing on the pair. */
+  | { kind: 'no-effect'; step: Step }
+  /**
+   * From now on a node's /health fails while every component the operator
+   * could bring back runs (a bug only a person can find): nothing to repair.
+   */
+  | { kind: 'sick'; node: 0 | 1 };
 
 export class SimPair {
   readonly nodes: [SimNode, SimNode];
@@ -49,6 +58,12 @@ export class SimPair {
   stallRounds = 0;
   /** Components whose start fails (sticky faults): "db@node-a", "ka@node-b". */
   readonly stuck = new Set<string>();
+  /** Rounds left during which both nodes claim the VIP. */
+  splitRounds = 0;
+  /** Steps that answer ok without their effect. */
+  readonly noEffect = new Set<Step>();
+  /** Nodes whose /health fails with every component running (the 'sick' fault). */
+  readonly sick = new Set<string>();
   configConsistent: boolean | null = null;
 
   constructor(
@@ -79,6 +94,7 @@ export class SimPair {
   healthy(n: SimNode): boolean {
     return (
       n.servicesRunning &&
+      !this.sick.has(n.name) &&
       !n.dbDown &&
       n.keepalivedRunning &&
       !this.brokenVersions.has(n.installedVersion)
@@ -117,7 +133,7 @@ export class SimPair {
             dbRole: n.dbDown ? 'down' : n.dbRole,
             ...(n.dbDown ? { dbStandbySignal: n.dbRole === 'standby' } : {}),
             keepalivedRunning: n.keepalivedRunning,
-            holdsVip: n.holdsVip,
+            holdsVip: n.holdsVip || this.splitRounds > 0,
             replayLagBytes: n.dbRole === 'standby' && !n.dbDown ? n.lagBytes : null,
             rsyncPaused: n.rsyncPaused,
             configLocked: n.configLocked,
@@ -133,6 +149,7 @@ export class SimPair {
   tick(): void {
     for (const n of this.nodes) if (n.unreachableRounds > 0) n.unreachableRounds--;
     if (this.stallRounds > 0) this.stallRounds--;
+    if (this.splitRounds > 0) this.splitRounds--;
   }
 
   inject(f: Fault): void {
@@ -157,6 +174,9 @@ export class SimPair {
       }
       if (f.sticky) this.stuck.add(`ka@${n.name}`);
     }
+    if (f.kind === 'split-brain') this.splitRounds = f.rounds;
+    if (f.kind === 'no-effect') this.noEffect.add(f.step);
+    if (f.kind === 'sick') this.sick.add(this.nodes[f.node].name);
   }
 
   apply(
@@ -175,6 +195,7 @@ export class SimPair {
       return { ok: false, kind: 'transient', message: 'injected transient fault' };
     if (fault?.kind === 'terminal')
       return { ok: false, kind: 'terminal', message: 'injected terminal fault' };
+    if (this.noEffect.has(step)) return { ok: true };
     switch (step) {
       case 'PAUSE_RSYNC':
         for (const n of this.nodes) n.rsyncPaused = true;

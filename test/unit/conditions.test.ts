@@ -12,14 +12,94 @@ const T1 = '2026-11-29T10:01:00Z';
 const statuses = (cs: Condition[]) => Object.fromEntries(cs.map((c) => [c.type, c.status]));
 
 test.each([
-  ['IDLE', { Progressing: 'True', Ready: 'False', Degraded: 'False', RolledBack: 'False' }],
-  ['VIP_SWITCH', { Progressing: 'True', Ready: 'False', Degraded: 'False', RolledBack: 'False' }],
-  ['COMPLETE', { Progressing: 'False', Ready: 'True', Degraded: 'False', RolledBack: 'False' }],
-  ['CANCELLED', { Progressing: 'False', Ready: 'False', Degraded: 'False', RolledBack: 'False' }],
-  ['FAILED', { Progressing: 'False', Ready: 'False', Degraded: 'True', RolledBack: 'False' }],
-  ['TIMEOUT', { Progressing: 'False', Ready: 'False', Degraded: 'True', RolledBack: 'False' }],
-  ['UNREACHABLE', { Progressing: 'False', Ready: 'False', Degraded: 'True', RolledBack: 'False' }],
-  ['ROLLBACK', { Progressing: 'True', Ready: 'False', Degraded: 'False', RolledBack: 'False' }],
+  [
+    'IDLE',
+    {
+      Progressing: 'True',
+      Ready: 'False',
+      Degraded: 'False',
+      RolledBack: 'False',
+      Reconciling: 'True',
+      Stalled: 'False',
+    },
+  ],
+  [
+    'VIP_SWITCH',
+    {
+      Progressing: 'True',
+      Ready: 'False',
+      Degraded: 'False',
+      RolledBack: 'False',
+      Reconciling: 'True',
+      Stalled: 'False',
+    },
+  ],
+  [
+    'COMPLETE',
+    {
+      Progressing: 'False',
+      Ready: 'True',
+      Degraded: 'False',
+      RolledBack: 'False',
+      Reconciling: 'False',
+      Stalled: 'False',
+    },
+  ],
+  [
+    'CANCELLED',
+    {
+      Progressing: 'False',
+      Ready: 'False',
+      Degraded: 'False',
+      RolledBack: 'False',
+      Reconciling: 'False',
+      Stalled: 'False',
+    },
+  ],
+  [
+    'FAILED',
+    {
+      Progressing: 'False',
+      Ready: 'False',
+      Degraded: 'True',
+      RolledBack: 'False',
+      Reconciling: 'False',
+      Stalled: 'False',
+    },
+  ],
+  [
+    'TIMEOUT',
+    {
+      Progressing: 'False',
+      Ready: 'False',
+      Degraded: 'True',
+      RolledBack: 'False',
+      Reconciling: 'False',
+      Stalled: 'False',
+    },
+  ],
+  [
+    'UNREACHABLE',
+    {
+      Progressing: 'False',
+      Ready: 'False',
+      Degraded: 'True',
+      RolledBack: 'False',
+      Reconciling: 'False',
+      Stalled: 'False',
+    },
+  ],
+  [
+    'ROLLBACK',
+    {
+      Progressing: 'True',
+      Ready: 'False',
+      Degraded: 'False',
+      RolledBack: 'False',
+      Reconciling: 'True',
+      Stalled: 'False',
+    },
+  ],
 ] as const)('%s → %o', (phase, expected) => {
   const cs = conditionsFor({ phase, generation: 3, previous: [], now: T0 });
   expect(statuses(cs)).toEqual(expected);
@@ -114,4 +194,66 @@ test('property: exactly one of Progressing / Ready / terminal-not-ready; times m
       });
     }),
   );
+});
+
+describe('Reconciling and Stalled (kstatus: abnormal-true, False when fine)', () => {
+  const halt = { reason: 'SplitBrain', message: 'halted: split brain: both a and b hold the VIP' };
+
+  test('a halt sets Stalled=True with its reason and text, and Reconciling=False', () => {
+    const cs = conditionsFor({
+      phase: 'UPGRADE_BACKUP',
+      generation: 4,
+      previous: [],
+      now: T0,
+      stalled: halt,
+    });
+    expect(findCondition(cs, 'Stalled')).toMatchObject({
+      status: 'True',
+      reason: 'SplitBrain',
+      message: halt.message,
+      observedGeneration: 4,
+      lastTransitionTime: T0,
+    });
+    expect(findCondition(cs, 'Reconciling')).toMatchObject({ status: 'False', reason: 'Stalled' });
+    // The phase's own verdicts are unchanged: still in progress, not failed.
+    expect(findCondition(cs, 'Progressing')?.status).toBe('True');
+    expect(findCondition(cs, 'Degraded')?.status).toBe('False');
+  });
+
+  test('the halt clears: Stalled flips to False (new transition time), Reconciling back to True', () => {
+    const halted = conditionsFor({
+      phase: 'ROLLBACK',
+      generation: 1,
+      previous: [],
+      now: T0,
+      stalled: halt,
+    });
+    const again = conditionsFor({
+      phase: 'ROLLBACK',
+      generation: 1,
+      previous: halted,
+      now: T1,
+      stalled: { ...halt, message: 'same cause, other words' },
+    });
+    // Still halted: the transition time stays.
+    expect(findCondition(again, 'Stalled')?.lastTransitionTime).toBe(T0);
+    const resumed = conditionsFor({ phase: 'ROLLBACK', generation: 1, previous: again, now: T1 });
+    expect(findCondition(resumed, 'Stalled')).toMatchObject({
+      status: 'False',
+      lastTransitionTime: T1,
+    });
+    expect(findCondition(resumed, 'Reconciling')).toMatchObject({
+      status: 'True',
+      reason: 'RollingBack',
+      lastTransitionTime: T1,
+    });
+  });
+
+  test('a terminal phase is never Stalled nor Reconciling, whatever is passed', () => {
+    for (const phase of PHASES.filter(isTerminal)) {
+      const cs = conditionsFor({ phase, generation: 1, previous: [], now: T0, stalled: halt });
+      expect(findCondition(cs, 'Stalled')?.status).toBe('False');
+      expect(findCondition(cs, 'Reconciling')?.status).toBe('False');
+    }
+  });
 });
