@@ -132,19 +132,6 @@ export function plan(input: PlanInput): Action {
     return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
   }
 
-  // Split brain: any switchover or service stop could leave no node, or
-  // the wrong one, serving. Requests and time limits above still apply.
-  const split = splitBrain(input.observed);
-  if (split) {
-    return halt(
-      split,
-      `stopped acting in ${ctx.phase}: no switchover, no service stop, no step while both claim it`,
-      'make exactly one node hold the VIP and the primary (restore VRRP, IP protocol 112, ' +
-        'between the nodes, or fence one); the upgrade resumes by itself, or cancel or roll back',
-      'SplitBrain',
-    );
-  }
-
   // A component that died by itself comes back (bounded) or halts the
   // upgrade naming it, before the phase plans around it (core/repair.ts).
   const repair = repairOrHalt({
@@ -154,6 +141,28 @@ export function plan(input: PlanInput): Action {
     observed: input.observed,
     journal: j,
   });
+
+  // Split brain: any switchover or service stop could leave no node, or
+  // the wrong one, serving. Requests and time limits above still apply.
+  // One step is still right: starting a keepalived that died. A SIGKILLed
+  // keepalived leaves its VIP on the interface while the peer takes it
+  // too; started again, VRRP elects one holder (lab fault matrix:
+  // kill-keepalived on a in UPGRADE_BACKUP).
+  const split = splitBrain(input.observed);
+  if (split) {
+    if (repair?.kind === 'step' && repair.step === 'START_KEEPALIVED') return repair;
+    const dead = input.observed.nodes
+      .filter((n) => n.reachable && n.keepalivedRunning === false)
+      .map((n) => `; keepalived on ${n.name} is not running`)
+      .join('');
+    return halt(
+      `${split}${dead}`,
+      `stopped acting in ${ctx.phase}: no switchover, no service stop, no step while both claim it`,
+      'make exactly one node hold the VIP and the primary (restore VRRP, IP protocol 112, ' +
+        'between the nodes, or fence one); the upgrade resumes by itself, or cancel or roll back',
+      'SplitBrain',
+    );
+  }
   if (repair) return repair;
 
   const failed = failure(input);

@@ -90,6 +90,49 @@ describe('split brain', () => {
     expect(splitBrain(o)).toBeNull();
   });
 
+  test('a keepalived that died (its VIP left behind) is started again in a split brain; nothing else runs', () => {
+    const sim = new SimPair(FROM);
+    const o = sim.observe();
+    // a's keepalived was SIGKILLed: the VIP stays on a's interface and b takes it too.
+    const observed = {
+      ...o,
+      nodes: [
+        { ...o.nodes[0], holdsVip: true, keepalivedRunning: false },
+        { ...o.nodes[1], holdsVip: true },
+      ] as const,
+    };
+    const input = (phase: 'UPGRADE_BACKUP' | 'ROLLBACK') => ({
+      ctx: {
+        ...initialContext({ masterNode: 'node-a', backupNode: 'node-b' }),
+        phase,
+        backupVerified: true,
+      },
+      request: { fromVersion: FROM, targetVersion: TO },
+      settings: BUILT_IN_DEFAULTS,
+      observed,
+      journal: { ...emptyJournal(0), upgradeStartedAtMs: 0 },
+      nowMs: 1000,
+    });
+    expect(plan(input('UPGRADE_BACKUP'))).toMatchObject({
+      kind: 'step',
+      step: 'START_KEEPALIVED',
+      node: 'node-a',
+    });
+    // Where nothing is brought back (ROLLBACK), the halt names the dead keepalived.
+    const h = plan(input('ROLLBACK'));
+    expect(h).toMatchObject({ kind: 'halt', code: 'SplitBrain' });
+    expect((h as { cause: string }).cause).toMatch(/keepalived on node-a is not running/);
+    // Both keepalived alive: a plain split brain halts, no step.
+    const alive = {
+      ...input('UPGRADE_BACKUP'),
+      observed: {
+        ...observed,
+        nodes: [{ ...observed.nodes[0], keepalivedRunning: true }, observed.nodes[1]] as const,
+      },
+    };
+    expect(plan(alive)).toMatchObject({ kind: 'halt', code: 'SplitBrain' });
+  });
+
   test("a person's cancel is still taken while halted", () => {
     const sim = new SimPair(FROM);
     sim.inject({ kind: 'split-brain', rounds: 5 });
