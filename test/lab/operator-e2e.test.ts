@@ -247,6 +247,7 @@ describe('the operator upgrades lab e1', () => {
     expect(r.status.currentStep).toBeUndefined();
     expect(Object.keys(d).sort()).toEqual([
       'budgetMs',
+      'httpBlindMs',
       'httpLongestMs',
       'httpTotalMs',
       'withinBudget',
