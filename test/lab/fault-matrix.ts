@@ -104,6 +104,8 @@ export interface CaseReport {
   clientWriteLongestMs: number | null;
   acked: number;
   lost: number | null;
+  /** Acknowledged writes missing on each node's database (the prober's read-back), to tell a lagging standby from a lost write. */
+  missingPerNode: Record<string, number>;
   versions: Record<string, string | null>;
   vipHolders: string[];
   /** Each invariant that did not hold, in words; empty when all held. */
@@ -289,7 +291,9 @@ export async function runCase(
   if (keys[0] !== keys[1] || keyAfter.a !== keyBefore.a)
     violations.push('root key not byte-identical on both nodes (or changed)');
   if (probe?.lost !== 0)
-    violations.push(`acknowledged writes lost: ${probe?.lost ?? 'unverified'}`);
+    violations.push(
+      `acknowledged writes lost: ${probe?.lost ?? 'unverified'} (missing per node ${JSON.stringify(probe?.missingPerNode ?? {})})`,
+    );
   if (result === 'terminal' && state) {
     const want = status!.phase === 'COMPLETE' ? o.target : o.from;
     if (state.versions.a !== want || state.versions.b !== want)
@@ -314,6 +318,7 @@ export async function runCase(
     clientWriteLongestMs: probe?.writeLongestMs ?? null,
     acked: probe?.acked ?? 0,
     lost: probe?.lost ?? null,
+    missingPerNode: probe?.missingPerNode ?? {},
     versions: state?.versions ?? {},
     vipHolders: holders,
     violations,
