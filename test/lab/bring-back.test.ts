@@ -8,38 +8,13 @@
 // timeout. Needs root and what docs/lab.md lists.
 
 import { jest } from '@jest/globals';
-import type { SqlClient } from '../../src/store/sql-client.js';
-import {
-  buildDist,
-  clientFigures,
-  historyOf,
-  type InProcessOperator,
-  OperatorLab,
-  stepsOf,
-} from './operator-harness.js';
+import { operatorLabSuite } from './lab-suite.js';
+import { clientFigures, historyOf, stepsOf } from './operator-harness.js';
 
 jest.setTimeout(600_000);
 
-const lab = new OperatorLab('rp');
-let db: SqlClient;
-let op: InProcessOperator;
-
-beforeAll(async () => {
-  buildDist();
-  await lab.up();
-  await lab.buildPackages();
-  db = (await lab.newStore()).db;
-  op = await lab.startInProcess(db);
-}, 600_000);
-
-afterAll(async () => {
-  try {
-    await op?.stop();
-    await db?.close();
-  } finally {
-    await lab.dispose();
-  }
-});
+const suite = operatorLabSuite('rp');
+const { lab } = suite;
 
 /** keepalived dies the hard way: SIGKILL to the pid its supervisor recorded (no priority-0 advert). */
 async function killKeepalived(node: 'a' | 'b'): Promise<void> {
@@ -58,8 +33,8 @@ async function databaseRunning(node: 'a' | 'b'): Promise<boolean> {
 
 /** Why it ended as it did and every failed step: what a reader of a red CI log needs. */
 async function explain(name: string): Promise<string> {
-  const failed = (await stepsOf(db, name)).filter((x) => x.status === 'FAILED');
-  return `${name}: "${(await op.status(name))?.message ?? ''}"${failed.map((x) => `\n  failed ${x.step}: ${x.message ?? ''}`).join('')}`;
+  const failed = (await stepsOf(suite.db, name)).filter((x) => x.status === 'FAILED');
+  return `${name}: "${(await suite.op.status(name))?.message ?? ''}"${failed.map((x) => `\n  failed ${x.step}: ${x.message ?? ''}`).join('')}`;
 }
 
 it('the standby database stopped and keepalived killed in UPGRADE_MASTER: both brought back, COMPLETE', async () => {
@@ -69,7 +44,7 @@ it('the standby database stopped and keepalived killed in UPGRADE_MASTER: both b
     await new Promise((r) => setTimeout(r, 1500)); // the prober sees the pair serving first
     const started = Date.now();
     lab.writeRequest(name, lab.packages.v2);
-    const phase = await op.waitPhase(name, ['UPGRADE_MASTER'], 180_000);
+    const phase = await suite.op.waitPhase(name, ['UPGRADE_MASTER'], 180_000);
     if (phase !== 'UPGRADE_MASTER') console.log(await explain(name));
     expect(phase).toBe('UPGRADE_MASTER');
     // a was the master: in UPGRADE_MASTER it is the standby, off the VIP.
@@ -80,11 +55,11 @@ it('the standby database stopped and keepalived killed in UPGRADE_MASTER: both b
     expect(await keepalivedRunning('a')).toBe(false);
 
     // Bounded: the upgrade ends (or this fails naming the phase it is stuck in).
-    const final = await op.waitTerminal(name, 240_000);
+    const final = await suite.op.waitTerminal(name, 240_000);
     const probe = await prober.stop();
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    const steps = await stepsOf(db, name);
-    const history = await historyOf(db, name);
+    const steps = await stepsOf(suite.db, name);
+    const history = await historyOf(suite.db, name);
     const pair = await lab.pairState();
     const c = clientFigures(probe);
     const brought = steps.filter((s) => /START_DATABASE|START_KEEPALIVED/.test(s.step));

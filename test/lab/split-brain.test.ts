@@ -12,41 +12,14 @@ import { jest } from '@jest/globals';
 import { findCondition } from '../../src/core/conditions.js';
 import { isTerminal } from '../../src/core/phases.js';
 import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
-import type { SqlClient } from '../../src/store/sql-client.js';
 import { listLogs } from '../../src/store/upgrades.js';
-import {
-  buildDist,
-  clientFigures,
-  historyOf,
-  type InProcessOperator,
-  type NodeName,
-  OperatorLab,
-  sleep,
-  stepsOf,
-} from './operator-harness.js';
+import { operatorLabSuite } from './lab-suite.js';
+import { clientFigures, historyOf, type NodeName, sleep, stepsOf } from './operator-harness.js';
 
 jest.setTimeout(420_000);
 
-const lab = new OperatorLab('ht');
-let db: SqlClient;
-let op: InProcessOperator;
-
-beforeAll(async () => {
-  buildDist();
-  await lab.up();
-  await lab.buildPackages();
-  db = (await lab.newStore()).db;
-  op = await lab.startInProcess(db);
-}, 600_000);
-
-afterAll(async () => {
-  try {
-    await op?.stop();
-    await db?.close();
-  } finally {
-    await lab.dispose();
-  }
-});
+const suite = operatorLabSuite('ht');
+const { lab } = suite;
 
 /**
  * Both nodes stop hearing each other's VRRP adverts (IP protocol 112 to
@@ -87,7 +60,7 @@ async function statusUntil(
 ): Promise<UpgradeRequestStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const s = await op.status(name);
+    const s = await suite.op.status(name);
     if (s && pred(s)) return s;
     if (Date.now() > deadline)
       throw new Error(`${name}: condition not met in ${timeoutMs} ms; last ${JSON.stringify(s)}`);
@@ -120,12 +93,12 @@ test('both nodes claim the VIP in UPGRADE_BACKUP: halted with Stalled=True and n
   try {
     await sleep(1500); // the prober sees the pair serving first
     lab.writeRequest(name, lab.packages.v2);
-    const reached = await op.waitPhase(name, ['UPGRADE_BACKUP'], 120_000);
+    const reached = await suite.op.waitPhase(name, ['UPGRADE_BACKUP'], 120_000);
     if (reached !== 'UPGRADE_BACKUP') {
       // Why it ended before the fault: what a reader of a red CI log needs.
-      const failed = (await stepsOf(db, name)).filter((x) => x.status === 'FAILED');
+      const failed = (await stepsOf(suite.db, name)).filter((x) => x.status === 'FAILED');
       console.log(
-        `ht: ended ${reached} before the fault: "${(await op.status(name))?.message ?? ''}"` +
+        `ht: ended ${reached} before the fault: "${(await suite.op.status(name))?.message ?? ''}"` +
           failed.map((x) => `\n  failed ${x.step}: ${x.message ?? ''}`).join(''),
       );
     }
@@ -145,9 +118,9 @@ test('both nodes claim the VIP in UPGRADE_BACKUP: halted with Stalled=True and n
 
     // Kept halted: nothing is done on the nodes while it lasts.
     await sleep(20_000);
-    const during = await op.status(name);
+    const during = await suite.op.status(name);
     expect(stalled(during!)?.status).toBe('True');
-    const stepsStarted = (await stepsOf(db, name)).filter(
+    const stepsStarted = (await stepsOf(suite.db, name)).filter(
       (r) => r.startedAt !== null && r.startedAt.getTime() > haltedAt,
     );
     expect(stepsStarted.map((r) => `${r.step} ${r.status}`)).toEqual([]);
@@ -160,11 +133,11 @@ test('both nodes claim the VIP in UPGRADE_BACKUP: halted with Stalled=True and n
       `ht: resumed ${((Date.now() - resumedAt) / 1000).toFixed(1)} s after VRRP flowed again`,
     );
 
-    const final = await op.waitTerminal(name, 240_000);
+    const final = await suite.op.waitTerminal(name, 240_000);
     const probe = await prober.stop();
     const pair = await lab.pairState();
     const figures = clientFigures(probe);
-    const history = await historyOf(db, name);
+    const history = await historyOf(suite.db, name);
     console.log(
       `ht: ${final.status!.phase}; phases ${history.map((h) => h.to).join(' > ')}; ` +
         `clients: HTTP longest ${figures.httpLongestMs} ms, writes longest ${figures.writeLongestMs} ms, ` +
@@ -182,7 +155,9 @@ test('both nodes claim the VIP in UPGRADE_BACKUP: halted with Stalled=True and n
     expect(keys).toEqual(keysBefore);
 
     // One WARNING and one Event for the cause, not one per round; one resume.
-    const logs = (await listLogs(db, name, { page: 1, pageSize: 500 })).items.map((l) => l.message);
+    const logs = (await listLogs(suite.db, name, { page: 1, pageSize: 500 })).items.map(
+      (l) => l.message,
+    );
     expect(logs.filter((m) => m.startsWith('SplitBrain: '))).toHaveLength(1);
     expect(logs.filter((m) => m.startsWith('Resumed: '))).toHaveLength(1);
   } finally {
