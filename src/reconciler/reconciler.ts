@@ -50,8 +50,9 @@ import {
   createUpgradeTask,
   getUpgradeTask,
 } from '../store/upgrades.js';
+import { leaseGatedDb } from './lease-gated-db.js';
 import type { ReconcileOutcome } from './loop.js';
-import { CLEANUP_FINALIZER, type ResourceSource } from './source.js';
+import { CLEANUP_FINALIZER, LeaseLostError, type ResourceSource } from './source.js';
 
 /** The pair-facing side of one upgrade: built once, used by every reconcile of it. */
 export interface UpgradeRuntime {
@@ -137,7 +138,13 @@ export class UpgradeReconciler {
    */
   readonly #catchUp = new Set<string>();
 
-  constructor(private readonly deps: ReconcilerDeps) {
+  private readonly deps: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    // Every store statement of a reconcile asks for the Lease first (the
+    // checks below stop a reconcile at its next action; this one stops it
+    // at its next write, wherever that is).
+    this.deps = { ...deps, db: leaseGatedDb(deps.db, () => deps.source.mayAct?.() ?? true) };
     this.#random = deps.random ?? Math.random;
   }
 
@@ -167,6 +174,16 @@ export class UpgradeReconciler {
     // A replica without the Lease does nothing, not even a status write: the
     // leader does it, and this replica is triggered again if it gets the Lease.
     if (!this.#mayAct()) return {};
+    try {
+      return await this.#reconcileLeading(name);
+    } catch (err) {
+      // A gated write (store, status, finalizer) found the Lease gone.
+      if (err instanceof LeaseLostError) return this.#lostLease(name, err.message);
+      throw err;
+    }
+  }
+
+  async #reconcileLeading(name: string): Promise<ReconcileOutcome> {
     this.#catchUp.add(name);
     const request = await this.deps.source.getUpgradeRequest(name);
     if (!request) {
@@ -183,6 +200,11 @@ export class UpgradeReconciler {
     if (memory && isTerminal(memory.context.phase) && request.status?.finishedAt) {
       await this.#dropRuntime(name);
       return {};
+    }
+    // Building a runtime reaches the nodes (the agent is installed where it
+    // is missing): a side effect like a step, so the Lease is confirmed first.
+    if (!this.#runtimes.has(name) && !(await this.#confirmMayAct())) {
+      return this.#lostLease(name, 'connecting to the pair not started');
     }
     let runtime: UpgradeRuntime;
     try {
@@ -201,6 +223,16 @@ export class UpgradeReconciler {
 
   #mayAct(): boolean {
     return this.deps.source.mayAct?.() ?? true;
+  }
+
+  /**
+   * mayAct() confirmed with the source (the Lease read from the server):
+   * asked right before each action and around each step, where a takeover
+   * the elector has not noticed yet would otherwise let a step run.
+   */
+  async #confirmMayAct(): Promise<boolean> {
+    const { source } = this.deps;
+    return source.confirmMayAct ? source.confirmMayAct() : this.#mayAct();
   }
 
   /** Stops a reconcile whose replica lost the Lease; getting it back triggers every name again. */
@@ -341,7 +373,9 @@ export class UpgradeReconciler {
       this.deps.logger.debug(describeAction(action), { upgradeId: name });
       // Checked again before each action: the Lease may have been lost (or
       // the process frozen past it) while the last one ran.
-      if (!this.#mayAct()) return this.#lostLease(name, `next: ${describeAction(action)}`);
+      if (!(await this.#confirmMayAct())) {
+        return this.#lostLease(name, `next: ${describeAction(action)}`);
+      }
       if (action.kind !== 'halt') memory = await this.#resumed(name, memory, action);
       const acted = await this.#act(fresh, memory, runtime, settings, action, round.observed);
       this.deps.afterAction?.(name, action);
@@ -505,7 +539,7 @@ export class UpgradeReconciler {
     // The last moment before the pair changes: the status write just above
     // may have taken long enough for the Lease to go.
     // (Its RUNNING row stays: the leader that runs it overwrites it.)
-    if (!this.#mayAct()) {
+    if (!(await this.#confirmMayAct())) {
       return { outcome: await this.#lostLease(name, `${describeAction(action)} not run`) };
     }
     const outcome = await runtime.execute(
@@ -516,7 +550,7 @@ export class UpgradeReconciler {
     );
     // The step ran; if the Lease went meanwhile, another replica may already
     // be writing this upgrade's memory: writing ours would take it back.
-    if (!this.#mayAct()) {
+    if (!(await this.#confirmMayAct())) {
       const what = `${describeAction(action)} ran but is not recorded by this replica`;
       return { outcome: await this.#lostLease(name, what) };
     }

@@ -50,6 +50,7 @@ import {
 import { type HAPair, parseHAPair } from '../inventory/hapair.js';
 import {
   type EventType,
+  LeaseLostError,
   ResourceConflictError,
   ResourceNotFoundError,
   type ResourceSource,
@@ -94,6 +95,8 @@ export interface KubernetesSourceOptions {
    * mayAct() answers with it, and the reconciler runs no step without it.
    */
   readonly holdsLease?: () => boolean;
+  /** holdsLease confirmed by reading the Lease (LeaseElector.confirmLease): confirmMayAct(). */
+  readonly confirmLease?: () => Promise<boolean>;
   /** Who writes Events (reportingInstance): the pod name, say. */
   readonly identity?: string;
   readonly log?: SourceLog;
@@ -228,6 +231,24 @@ export class KubernetesSource implements ResourceSource {
   /** False while another replica may be acting: this one must not change the pair. */
   mayAct(): boolean {
     return this.#opts.holdsLease?.() ?? true;
+  }
+
+  async confirmMayAct(): Promise<boolean> {
+    return this.#opts.confirmLease ? this.#opts.confirmLease() : this.mayAct();
+  }
+
+  /**
+   * The reconciler's writes (status, finalizers, Events) are its side
+   * effects on the cluster: a replica without the Lease makes none, checked
+   * at the last moment before each request (a conflict retry included), not
+   * only when the reconcile began.
+   */
+  #mustHoldLease(what: string, name: string): void {
+    if (!this.mayAct()) {
+      throw new LeaseLostError(
+        `${what} of UpgradeRequest ${this.namespace}/${name}: this replica does not hold the Lease`,
+      );
+    }
   }
 
   /** Names currently known from list + watch. */
@@ -515,6 +536,7 @@ export class KubernetesSource implements ResourceSource {
       const body = build(raw);
       if (body === null) return null;
       body.metadata = { ...(body.metadata ?? {}), resourceVersion: raw.metadata.resourceVersion };
+      this.#mustHoldLease(what, name);
       try {
         return { before: raw, after: (await send(body)) as Raw };
       } catch (err) {
@@ -656,6 +678,12 @@ export class KubernetesSource implements ResourceSource {
       reportingComponent: 'pairshift.io/operator',
       reportingInstance: this.#opts.identity ?? 'pairshift-operator',
     };
+    // Best effort like the rest of this method, and like every write of the
+    // reconciler's: none without the Lease.
+    if (!this.mayAct()) {
+      this.#log.debug('no Event without the Lease', { name, reason });
+      return;
+    }
     try {
       await this.#core.createNamespacedEvent({ namespace: this.namespace, body });
     } catch (err) {
