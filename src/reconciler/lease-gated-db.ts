@@ -13,11 +13,12 @@ export function leaseGatedDb(db: SqlClient, mayAct: () => boolean): SqlClient {
     if (!mayAct()) throw new LeaseLostError(`${what}: this replica does not hold the Lease`);
   };
   const gated = (ex: SqlExecutor): SqlExecutor => ({
-    query(text, params) {
+    // async: a refusal is a rejected promise, like any failed statement.
+    async query(text, params) {
       gate('a store statement');
       return ex.query(text, params);
     },
-    exec(script) {
+    async exec(script) {
       gate('a store script');
       return ex.exec(script);
     },
@@ -25,7 +26,7 @@ export function leaseGatedDb(db: SqlClient, mayAct: () => boolean): SqlClient {
   return {
     description: db.description,
     ...gated(db),
-    transaction(fn) {
+    async transaction(fn) {
       gate('a store transaction');
       return db.transaction((tx) => fn(gated(tx)));
     },

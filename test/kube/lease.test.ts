@@ -159,3 +159,55 @@ test('holdsLease() reads the clock when asked: a leader frozen past its renew de
   expect(a.isLeader).toBe(true);
   expect(a.holdsLease()).toBe(false);
 });
+
+test('confirmLease() reads the Lease: a holder that took it without waiting is noticed before the next renewal, the leader steps down at once, and takes it again when released', async () => {
+  const a = new LeaseElector({
+    kubeConfig: cluster.kubeConfig,
+    namespace: NS,
+    identity: 'replica-a',
+    ...TIMING,
+    // One tick at start, the next only after the assertions below: what
+    // notices the intruder here is confirmLease, not a renewal.
+    renewIntervalMs: 1000,
+    renewDeadlineMs: 1200,
+  });
+  electors.push(a);
+  a.start();
+  await waitFor('a to lead', () => a.isLeader);
+  expect(await a.confirmLease()).toBe(true);
+  const lease = cluster.server.object(LEASES, 'pairshift-operator')!;
+  cluster.server.put(LEASES, { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder' } });
+  // By its own clock a still holds it: only the server knows otherwise.
+  expect(a.holdsLease()).toBe(true);
+  expect(await a.confirmLease()).toBe(false);
+  expect(a.isLeader).toBe(false);
+  expect(a.holdsLease()).toBe(false);
+  // Released: taken again at a's next tick (an empty holder is not waited for).
+  const taken = cluster.server.object(LEASES, 'pairshift-operator')!;
+  cluster.server.put(LEASES, { ...taken, spec: { ...taken.spec, holderIdentity: '' } });
+  await waitFor('a to lead again', () => a.isLeader, 5000);
+  expect(cluster.server.object(LEASES, 'pairshift-operator')!.spec.holderIdentity).toBe(
+    'replica-a',
+  );
+  expect(await a.confirmLease()).toBe(true);
+});
+
+test('confirmLease() with the API server away: the clock decides (nobody can take the Lease through it), so the leader acts until its renew deadline and no longer', async () => {
+  let now = Date.now();
+  const a = new LeaseElector({
+    kubeConfig: cluster.kubeConfig,
+    namespace: NS,
+    identity: 'replica-a',
+    ...TIMING,
+    renewIntervalMs: 1000,
+    renewDeadlineMs: 1200,
+    now: () => now,
+  });
+  electors.push(a);
+  a.start();
+  await waitFor('a to lead', () => a.isLeader);
+  await cluster.server.stop();
+  expect(await a.confirmLease()).toBe(true);
+  now += 1201;
+  expect(await a.confirmLease()).toBe(false);
+});
