@@ -2,20 +2,32 @@
 // valid against the Kubernetes schemas (offline, kubernetes-models), and
 // the overlays are what docs/deployment.md says: single = one replica on a
 // PVC, ha = two replicas, leader election, an external PostgreSQL.
-import { jest } from '@jest/globals';
+
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jest } from '@jest/globals';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { renderCrdFiles } from '../../src/sources/crd.js';
-import { find, type KubeObject, kustomize, root, schemaProblem, schemaProblems } from '../support/kustomize.js';
+import {
+  find,
+  type KubeObject,
+  kustomize,
+  root,
+  schemaProblem,
+  schemaProblems,
+} from '../support/kustomize.js';
 
-const overlays = { single: kustomize('deploy/overlays/single'), ha: kustomize('deploy/overlays/ha') };
+const overlays = {
+  single: kustomize('deploy/overlays/single'),
+  ha: kustomize('deploy/overlays/ha'),
+};
 jest.setTimeout(60_000);
 const guide = readFileSync(join(root, 'docs', 'deployment.md'), 'utf8');
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version as string;
 
-const podSpec = (objs: KubeObject[]) => find(objs, 'Deployment', 'pairshift-operator').spec.template.spec;
+const podSpec = (objs: KubeObject[]) =>
+  find(objs, 'Deployment', 'pairshift-operator').spec.template.spec;
 const container = (objs: KubeObject[]) => podSpec(objs).containers[0];
 const envNamed = (objs: KubeObject[], name: string) =>
   (container(objs).env as KubeObject[]).find((e) => e.name === name);
@@ -71,7 +83,9 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objs) => {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     });
-    expect(container(objs).resources.requests).toEqual(expect.objectContaining({ cpu: expect.any(String) }));
+    expect(container(objs).resources.requests).toEqual(
+      expect.objectContaining({ cpu: expect.any(String) }),
+    );
     expect(container(objs).resources.limits.memory).toBeDefined();
     // Writable only where a volume is mounted: /tmp and /var/lib/pairshift.
     const writable = (container(objs).volumeMounts as KubeObject[])
@@ -121,7 +135,8 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objs) => {
       if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name);
     }
     expect(secrets.size).toBeGreaterThan(0);
-    for (const s of secrets) expect(guide).toContain(`kubectl -n pairshift create secret generic ${s}`);
+    for (const s of secrets)
+      expect(guide).toContain(`kubectl -n pairshift create secret generic ${s}`);
     // ConfigMaps are generated, never expected from the user.
     for (const v of pod.volumes as KubeObject[]) {
       if (v.configMap) expect(find(objs, 'ConfigMap', v.configMap.name)).toBeDefined();
@@ -143,7 +158,8 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objs) => {
       expect(`${file} mounted: ${mount !== undefined}`).toBe(`${file} mounted: true`);
       const secret = volumes.find((v) => v.name === mount!.name)?.secret?.secretName;
       const key = file.slice(mount!.mountPath.length + 1);
-      const create = guide.split('\n').find((l) => l.includes(`create secret generic ${secret}`)) ?? '';
+      const create =
+        guide.split('\n').find((l) => l.includes(`create secret generic ${secret}`)) ?? '';
       const block = guide.slice(guide.indexOf(create), guide.indexOf(create) + 400);
       expect(`${secret}: ${block.includes(`--from-file=${key}=`)}`).toBe(`${secret}: true`);
     }
@@ -176,7 +192,8 @@ describe('the overlays differ as documented', () => {
       type: 'RollingUpdate',
       rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
     });
-    const anti = podSpec(ha).affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+    const anti =
+      podSpec(ha).affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution;
     expect(anti).toEqual([
       {
         topologyKey: 'kubernetes.io/hostname',
@@ -207,7 +224,8 @@ describe('the overlays differ as documented', () => {
     const ssh = (find(single, 'NetworkPolicy').spec.egress as KubeObject[]).find((r) =>
       r.ports.some((p: KubeObject) => p.port === 22),
     );
-    expect(ssh.to.map((t: KubeObject) => t.ipBlock?.cidr)).not.toContain('0.0.0.0/0');
+    expect(ssh?.to.map((t: KubeObject) => t.ipBlock?.cidr)).toEqual(['198.18.0.0/15']);
+    expect(ssh?.to.map((t: KubeObject) => t.ipBlock?.cidr)).not.toContain('0.0.0.0/0');
     const ingressPorts = (find(single, 'NetworkPolicy').spec.ingress as KubeObject[]).flatMap((r) =>
       r.ports.map((p: KubeObject) => p.port),
     );
@@ -216,8 +234,17 @@ describe('the overlays differ as documented', () => {
 
   test('apart from the store, replicas and their consequences, the overlays are the same', () => {
     const kinds = (objs: KubeObject[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
-    expect(kinds(single).filter((k) => k !== 'PersistentVolumeClaim/pairshift-data')).toEqual(kinds(ha));
-    for (const kind of ['Role', 'RoleBinding', 'ServiceAccount', 'Service', 'ServiceMonitor', 'ConfigMap']) {
+    expect(kinds(single).filter((k) => k !== 'PersistentVolumeClaim/pairshift-data')).toEqual(
+      kinds(ha),
+    );
+    for (const kind of [
+      'Role',
+      'RoleBinding',
+      'ServiceAccount',
+      'Service',
+      'ServiceMonitor',
+      'ConfigMap',
+    ]) {
       expect(find(single, kind)).toEqual(find(ha, kind));
     }
   });
@@ -227,7 +254,7 @@ test('a broken object is refused by the schema check (it can fail)', async () =>
   const d = structuredClone(find(overlays.ha, 'Deployment'));
   d.spec.replicas = 'two';
   expect(await schemaProblem(d)).toMatch(/replicas must be integer/);
-  expect(await schemaProblem({ apiVersion: 'example.com/v1', kind: 'Nope', metadata: { name: 'x' } })).toMatch(
-    /no schema/,
-  );
+  expect(
+    await schemaProblem({ apiVersion: 'example.com/v1', kind: 'Nope', metadata: { name: 'x' } }),
+  ).toMatch(/no schema/);
 });

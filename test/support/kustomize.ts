@@ -25,7 +25,9 @@ export function kustomize(dir: string): KubeObject[] {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     if (e.code === 'ENOENT') {
       // Not a skip: without kubectl the deploy/ folder is untested.
-      throw new Error('kubectl is not on PATH: it renders deploy/ (kubectl kustomize) in this test');
+      throw new Error(
+        'kubectl is not on PATH: it renders deploy/ (kubectl kustomize) in this test',
+      );
     }
     throw new Error(`kubectl kustomize ${dir} failed: ${e.stderr ?? e.message}`);
   }
@@ -35,7 +37,8 @@ export function kustomize(dir: string): KubeObject[] {
 /** The one object of a kind (and name, when several could match). */
 export function find(objects: KubeObject[], kind: string, name?: string): KubeObject {
   const hits = objects.filter((o) => o.kind === kind && (!name || o.metadata?.name === name));
-  if (hits.length !== 1) throw new Error(`expected one ${kind} ${name ?? ''}, found ${hits.length}`);
+  if (hits.length !== 1)
+    throw new Error(`expected one ${kind} ${name ?? ''}, found ${hits.length}`);
   return hits[0]!;
 }
 
