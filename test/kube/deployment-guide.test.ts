@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { parse } from 'yaml';
+import { loadApiTokens } from '../../src/api/tokens.js';
 import { parseHAPair } from '../../src/inventory/hapair.js';
 import { find, type KubeObject, kustomize, root, schemaProblems } from '../support/kustomize.js';
 import { runCli } from '../support/run-cli.js';
@@ -116,6 +117,16 @@ const rules: {
     },
   },
   {
+    // Run as written; the token must pass the API's own loader.
+    pattern: /^openssl rand -base64 \d+ \| tr -d '\\n' > (\S+)$/,
+    check: async (m, cmd) => {
+      execFileSync('sh', ['-c', cmd], { cwd: work });
+      const tokenFile = join(work, m[1]!);
+      const [token] = await loadApiTokens([{ name: m[1]!, role: 'operator', tokenFile }]);
+      expect(token?.token).toBe(readFileSync(tokenFile, 'utf8'));
+    },
+  },
+  {
     pattern: /^pairshift config check (\S+)$/,
     check: async (m) => {
       const r = await runCli('config', 'check', join(root, m[1]!));
@@ -157,6 +168,23 @@ test.each(all)('%s', async (cmd) => {
   const rule = rules.find((r) => r.pattern.test(cmd));
   if (!rule) throw new Error(`no rule for: ${cmd}`);
   await rule.check(cmd.match(rule.pattern)!, cmd);
+});
+
+test('the reason apply is not run: kubectl apply needs a server even with --dry-run=client', () => {
+  let failure = '';
+  try {
+    // Port 1: refused for sure, whatever else runs on this machine.
+    kubectl([
+      'apply',
+      '-k',
+      join(root, 'deploy/overlays/single'),
+      '--dry-run=client',
+      '--server=http://127.0.0.1:1',
+    ]);
+  } catch (err) {
+    failure = String((err as { stderr?: string }).stderr);
+  }
+  expect(failure).toMatch(/connection refused|unable to recognize|failed to download openapi/);
 });
 
 test("the guide's own overlay renders, and its patch opens SSH to the new subnet only", () => {
