@@ -254,6 +254,15 @@ test('a broken object is refused by the schema check (it can fail)', async () =>
   const d = structuredClone(find(overlays.ha, 'Deployment'));
   d.spec.replicas = 'two';
   expect(await schemaProblem(d)).toMatch(/replicas must be integer/);
+  // The CRD and ServiceMonitor checks are real too, not a pass-through.
+  const crd = structuredClone(
+    find(overlays.ha, 'CustomResourceDefinition', 'hapairs.pairshift.io'),
+  );
+  crd.spec.names = 'hapairs';
+  expect(await schemaProblem(crd)).toMatch(/names must be object/);
+  const sm = structuredClone(find(overlays.ha, 'ServiceMonitor'));
+  sm.spec.endpoints = [{ port: 8081 }];
+  expect(await schemaProblem(sm)).toMatch(/port must be string/);
   expect(
     await schemaProblem({ apiVersion: 'example.com/v1', kind: 'Nope', metadata: { name: 'x' } }),
   ).toMatch(/no schema/);
