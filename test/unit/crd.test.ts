@@ -257,7 +257,10 @@ describe('the CRDs', () => {
         throw new Error(`crds/${name} differs from the generator: run \`npm run crds\``);
       }
     }
-    const yamls = readdirSync(join(root, 'crds')).filter((f) => f.endsWith('.yaml'));
+    // kustomization.yaml is hand-written (deploy/base takes the CRDs through it).
+    const yamls = readdirSync(join(root, 'crds')).filter(
+      (f) => f.endsWith('.yaml') && f !== 'kustomization.yaml',
+    );
     expect(yamls.sort()).toEqual(Object.keys(renderCrdFiles()).sort());
   });
 });
