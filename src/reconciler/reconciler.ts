@@ -12,6 +12,7 @@ import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, describeAction, type Step } from '../core/actions.js';
 import { conditionsFor } from '../core/conditions.js';
 import { decide, kindOf, type Random, type RetrySettings } from '../core/error-policy.js';
+import { phaseEventReason, REASON } from '../core/event-reasons.js';
 import {
   emptyJournal,
   enterPhase,
@@ -503,7 +504,7 @@ export class UpgradeReconciler {
     await saveMemory(this.deps.db, name, next);
     const message = `resumed: no longer halted (${h.cause}); next: ${describeAction(action)}`;
     await this.#log(name, 'INFO', message);
-    await this.deps.source.recordEvent(name, 'Normal', 'Resumed', message);
+    await this.deps.source.recordEvent(name, 'Normal', REASON.Resumed, message);
     return next;
   }
 
@@ -618,7 +619,7 @@ export class UpgradeReconciler {
       const next = { ...memory, facts };
       await saveMemory(db, name, next);
       await this.#log(name, 'WARNING', `${e.type} refused: ${r.reason}`);
-      await source.recordEvent(name, 'Warning', 'Refused', r.reason);
+      await source.recordEvent(name, 'Warning', REASON.Refused, r.reason);
       return next;
     }
     facts = {
@@ -636,7 +637,12 @@ export class UpgradeReconciler {
       warn ? 'WARNING' : 'INFO',
       `${r.record.from} -> ${r.record.to}: ${r.record.cause}`,
     );
-    await source.recordEvent(name, warn ? 'Warning' : 'Normal', r.context.phase, r.record.cause);
+    await source.recordEvent(
+      name,
+      warn ? 'Warning' : 'Normal',
+      phaseEventReason(r.context.phase),
+      r.record.cause,
+    );
     return next;
   }
 
@@ -825,7 +831,7 @@ export class UpgradeReconciler {
       });
       await this.#log(name, 'INFO', `IDLE -> CANCELLED: ${reason}`);
     }
-    await source.recordEvent(name, 'Normal', 'CANCELLED', reason);
+    await source.recordEvent(name, 'Normal', REASON.Cancelled, reason);
     if (deleted) {
       await this.#dropRuntime(name);
       await source.removeFinalizer?.(name);
@@ -909,7 +915,7 @@ export class UpgradeReconciler {
       typeof node === 'string' ? node : null,
     );
     await this.#log(name, 'ERROR', message);
-    await this.deps.source.recordEvent(name, 'Warning', 'CannotStart', message);
+    await this.deps.source.recordEvent(name, 'Warning', REASON.CannotStart, message);
     await this.#finishWithoutRuntime(request, ctx, message);
     return isTerminal(ctx.phase) ? {} : { requeueAfterMs: START_RETRY.maxMs };
   }

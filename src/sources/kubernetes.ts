@@ -36,7 +36,7 @@ import {
   takeUntil,
 } from 'rxjs';
 import { backoffDelay, decide, type Random, type RetrySettings } from '../core/error-policy.js';
-import { isTerminal } from '../core/phases.js';
+import { phaseEventReason } from '../core/event-reasons.js';
 import {
   API_GROUP,
   API_VERSION,
@@ -593,7 +593,7 @@ export class KubernetesSource implements ResourceSource {
     if (written && (this.#opts.transitionEvents ?? true) && before !== checked.data.phase) {
       const phase = checked.data.phase;
       const type: EventType = FAILURE_PHASES.has(phase) ? 'Warning' : 'Normal';
-      const reason = isTerminal(phase) ? `Upgrade${titleCase(phase)}` : `Phase${titleCase(phase)}`;
+      const reason = phaseEventReason(phase);
       const message = `${before ?? 'new'} → ${phase}${checked.data.message ? `: ${checked.data.message}` : ''}`;
       await this.#createEvent(written.after, type, reason, message);
     }
@@ -690,14 +690,6 @@ export class KubernetesSource implements ResourceSource {
       this.#log.warn('could not record an Event', { name, reason, error: describe(err) });
     }
   }
-}
-
-function titleCase(phase: string): string {
-  return phase
-    .toLowerCase()
-    .split('_')
-    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
-    .join('');
 }
 
 function isAbort(err: unknown): boolean {
