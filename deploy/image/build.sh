@@ -87,8 +87,11 @@ say "Debian $SUITE minbase (mmdebstrap) in $RUNTIME"
 # server, a package registry). tar and gzip (essential in minbase) are what
 # the operator itself execs: it ships the node agent as a tar.gz.
 # No devices in the image (the runtime provides /dev); no man pages, docs
-# (copyright files kept) or translations.
+# (copyright files kept) or translations. The merged-usr hook makes the /usr
+# symlinks itself and installs usr-is-merged, so apt does not pull in the
+# usrmerge package and, with it, the whole of perl (about 50 MB).
 mmdebstrap --quiet --variant=minbase --include=ca-certificates \
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --skip=output/dev \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
