@@ -13,7 +13,13 @@
 //   down (it flips to 503 at the first moment of a SIGTERM).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { SourceState } from '../reconciler/source.js';
 import { parseListen } from './server.js';
+
+/** /readyz's store query must answer within this; a slow store is not ready. */
+const READY_STORE_TIMEOUT_MS = 1_000;
+/** /livez fails when the event loop did not tick for this long. */
+const LIVE_LOOP_STALL_MS = 10_000;
 
 export interface ProbeCheck {
   readonly name: string;
@@ -111,4 +117,50 @@ export async function storeCheck(query: () => Promise<unknown>, ms: number): Pro
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What the operator's probes read; all of it from memory except the store query. */
+export interface OperatorProbeState {
+  storeQuery(): Promise<unknown>;
+  sourceState(): SourceState;
+  /** False once the operator began to stop its source. */
+  sourceStarted(): boolean;
+  loopStopped(): boolean;
+  draining(): boolean;
+  metrics?(): Promise<{ contentType: string; body: string }>;
+}
+
+/**
+ * The operator's /livez and /readyz. The event loop's heartbeat is a timer
+ * (unref'd, so it never keeps the process alive); stop() clears it.
+ */
+export function operatorProbes(s: OperatorProbeState): ProbeDeps & { stop(): void } {
+  let tick = Date.now();
+  const beat = setInterval(() => {
+    tick = Date.now();
+  }, 1000);
+  beat.unref();
+  return {
+    live: () => [
+      { name: 'event_loop', ok: Date.now() - tick < LIVE_LOOP_STALL_MS },
+      // Stopped only at the very end of a shutdown, or when it died.
+      {
+        name: 'reconcile_loop',
+        ok: !s.loopStopped(),
+        ...(s.loopStopped() ? { reason: 'stopped' } : {}),
+      },
+    ],
+    ready: async () => {
+      const src = s.sourceState();
+      const following = s.sourceStarted() && src.running && src.problem === undefined;
+      const draining = s.draining();
+      return [
+        await storeCheck(s.storeQuery, READY_STORE_TIMEOUT_MS),
+        { name: 'source', ok: following, ...(following ? {} : { reason: 'not_following' }) },
+        { name: 'shutdown', ok: !draining, ...(draining ? { reason: 'shutting_down' } : {}) },
+      ];
+    },
+    ...(s.metrics ? { metrics: s.metrics } : {}),
+    stop: () => clearInterval(beat),
+  };
 }

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { filter, merge } from 'rxjs';
-import { type RunningProbes, startProbesServer, storeCheck } from '../api/probes-server.js';
+import { operatorProbes, type RunningProbes, startProbesServer } from '../api/probes-server.js';
 import { parseListen, type RunningApi, startApiServer } from '../api/server.js';
 import { loadApiTokens } from '../api/tokens.js';
 import { UploadJanitor } from '../api/upload-janitor.js';
@@ -41,10 +41,6 @@ export interface OperatorCliOptions {
 
 /** Below Kubernetes' default terminationGracePeriodSeconds (30 s), with room to exit. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
-/** /readyz's store query must answer within this; a slow store is not ready. */
-const READY_STORE_TIMEOUT_MS = 1_000;
-/** /livez fails when the event loop did not tick for this long. */
-const LIVE_LOOP_STALL_MS = 10_000;
 
 export const DEFAULT_WORK_DIR = '/var/lib/pairshift/work';
 export const DEFAULT_CONCURRENCY = 4;
@@ -248,50 +244,31 @@ export function registerOperatorCommands(program: Command): void {
         logger.info(`API listening on ${api.url}`);
       }
       let probes: RunningProbes | null = null;
+      let probeDeps: ReturnType<typeof operatorProbes> | null = null;
       if (metrics && resolved.metricsListen) {
         metrics.readLeader(() => source.mayAct?.() ?? true);
-        // The event loop's heartbeat: /livez fails when it stalled for long.
-        let tick = Date.now();
-        const beat = setInterval(() => {
-          tick = Date.now();
-        }, 1000);
-        beat.unref();
-        probes = await startProbesServer(resolved.metricsListen, {
-          live: () => [
-            { name: 'event_loop', ok: Date.now() - tick < LIVE_LOOP_STALL_MS },
-            // Stopped only at the very end of a shutdown, or when it died.
-            {
-              name: 'reconcile_loop',
-              ok: !op.loop.stopped,
-              ...(op.loop.stopped ? { reason: 'stopped' } : {}),
-            },
-          ],
-          ready: async () => {
-            const sourceState = source.state();
-            const following = running && sourceState.running && sourceState.problem === undefined;
-            return [
-              await storeCheck(() => ctx.db.query('SELECT 1'), READY_STORE_TIMEOUT_MS),
-              { name: 'source', ok: following, ...(following ? {} : { reason: 'not_following' }) },
-              {
-                name: 'shutdown',
-                ok: !op.draining,
-                ...(op.draining ? { reason: 'shutting_down' } : {}),
-              },
-            ];
-          },
+        probeDeps = operatorProbes({
+          storeQuery: () => ctx.db.query('SELECT 1'),
+          sourceState: () => source.state(),
+          sourceStarted: () => running,
+          loopStopped: () => op.loop.stopped,
+          draining: () => op.draining,
           metrics: async () => ({
             contentType: metrics.registry.contentType,
             body: await metrics.registry.metrics(),
           }),
-        }).catch(async (err: unknown) => {
-          await api?.stop();
-          await janitor.stop();
-          await op.stop();
-          await ctx.db.close();
-          throw new Error(`cannot serve probes and metrics on ${resolved.metricsListen}`, {
-            cause: err,
-          });
         });
+        probes = await startProbesServer(resolved.metricsListen, probeDeps).catch(
+          async (err: unknown) => {
+            await api?.stop();
+            await janitor.stop();
+            await op.stop();
+            await ctx.db.close();
+            throw new Error(`cannot serve probes and metrics on ${resolved.metricsListen}`, {
+              cause: err,
+            });
+          },
+        );
         logger.info(`probes and metrics listening on ${probes.url}`);
       }
       const signal = await new Promise<string>((done) => {
@@ -334,6 +311,7 @@ export function registerOperatorCommands(program: Command): void {
       // Released (the default): the next replica takes over at once.
       await elector?.stop();
       await probes?.stop();
+      probeDeps?.stop();
       await ctx.db.close();
       logger.info('stopped: every running step finished and was recorded');
     });
