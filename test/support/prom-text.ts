@@ -23,7 +23,7 @@ export function parsePromText(text: string): Sample[] {
 }
 
 /** The value of one series (labels given must all match; exactly one series must). */
-export function valueOf(
+export function sampleValue(
   samples: readonly Sample[],
   name: string,
   labels: Record<string, string> = {},

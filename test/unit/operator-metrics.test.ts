@@ -8,7 +8,7 @@ import { MemoryRecords } from '../../src/drivers/records.js';
 import { SshPool } from '../../src/drivers/ssh/pool.js';
 import { createOperatorMetrics } from '../../src/operator/metrics.js';
 import type { LoopEvent } from '../../src/reconciler/loop.js';
-import { parsePromText, sumOf, valueOf } from '../support/prom-text.js';
+import { parsePromText, sampleValue, sumOf } from '../support/prom-text.js';
 
 async function scrape(m: ReturnType<typeof createOperatorMetrics>) {
   return parsePromText(await m.registry.metrics());
@@ -31,19 +31,19 @@ test('reconciles, errors, durations and the loop gauges', async () => {
     retryInMs: 0,
   });
   let s = await scrape(m);
-  expect(valueOf(s, 'pairshift_reconciles_total', { result: 'succeeded' })).toBe(1);
-  expect(valueOf(s, 'pairshift_reconciles_total', { result: 'failed' })).toBe(1);
-  expect(valueOf(s, 'pairshift_reconcile_errors_total', { kind: 'conflict' })).toBe(1);
-  expect(valueOf(s, 'pairshift_reconcile_duration_seconds_count')).toBe(2);
-  expect(valueOf(s, 'pairshift_reconcile_queue_depth')).toBe(3);
-  expect(valueOf(s, 'pairshift_reconciles_running')).toBe(1);
-  expect(valueOf(s, 'pairshift_leader')).toBe(1);
+  expect(sampleValue(s, 'pairshift_reconciles_total', { result: 'succeeded' })).toBe(1);
+  expect(sampleValue(s, 'pairshift_reconciles_total', { result: 'failed' })).toBe(1);
+  expect(sampleValue(s, 'pairshift_reconcile_errors_total', { kind: 'conflict' })).toBe(1);
+  expect(sampleValue(s, 'pairshift_reconcile_duration_seconds_count')).toBe(2);
+  expect(sampleValue(s, 'pairshift_reconcile_queue_depth')).toBe(3);
+  expect(sampleValue(s, 'pairshift_reconciles_running')).toBe(1);
+  expect(sampleValue(s, 'pairshift_leader')).toBe(1);
   queued = 0;
   s = await scrape(m);
-  expect(valueOf(s, 'pairshift_reconcile_queue_depth')).toBe(0);
-  expect(valueOf(s, 'pairshift_leader')).toBe(0);
+  expect(sampleValue(s, 'pairshift_reconcile_queue_depth')).toBe(0);
+  expect(sampleValue(s, 'pairshift_leader')).toBe(0);
   // the process's default metrics are there too
-  expect(valueOf(s, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+  expect(sampleValue(s, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
   sub.unsubscribe();
 });
 
@@ -52,7 +52,7 @@ test('steps, phases, upgrades by result, rollbacks by reason, downtime', async (
   let s = await scrape(m);
   // nothing measured yet: no labelled series at all, and no downtime sample
   expect(s.filter((x) => x.name.startsWith('pairshift_step_duration'))).toEqual([]);
-  expect(valueOf(s, 'pairshift_upgrade_downtime_longest_seconds_count')).toBe(0);
+  expect(sampleValue(s, 'pairshift_upgrade_downtime_longest_seconds_count')).toBe(0);
   const r = m.reconcile;
   r.stepFinished?.({ upgradeId: 'u', phase: 'BACKUP', step: 'BACKUP', outcome: 'ok', seconds: 3 });
   r.stepFinished?.({
@@ -79,34 +79,36 @@ test('steps, phases, upgrades by result, rollbacks by reason, downtime', async (
   r.downtimeMeasured?.({ httpLongestMs: 250, httpTotalMs: 400 });
   s = await scrape(m);
   expect(
-    valueOf(s, 'pairshift_step_duration_seconds_count', { step: 'BACKUP', outcome: 'ok' }),
+    sampleValue(s, 'pairshift_step_duration_seconds_count', { step: 'BACKUP', outcome: 'ok' }),
   ).toBe(1);
-  expect(valueOf(s, 'pairshift_step_duration_seconds_sum', { step: 'BACKUP', outcome: 'ok' })).toBe(
-    3,
-  );
   expect(
-    valueOf(s, 'pairshift_step_duration_seconds_bucket', {
+    sampleValue(s, 'pairshift_step_duration_seconds_sum', { step: 'BACKUP', outcome: 'ok' }),
+  ).toBe(3);
+  expect(
+    sampleValue(s, 'pairshift_step_duration_seconds_bucket', {
       step: 'BACKUP',
       outcome: 'ok',
       le: '2.5',
     }),
   ).toBe(0);
   expect(
-    valueOf(s, 'pairshift_step_duration_seconds_count', {
+    sampleValue(s, 'pairshift_step_duration_seconds_count', {
       phase: 'UPGRADE_BACKUP',
       step: 'CHECK_HEALTH',
       outcome: 'waiting',
     }),
   ).toBe(1);
-  expect(valueOf(s, 'pairshift_phase_duration_seconds_sum', { phase: 'BACKUP' })).toBe(4);
-  expect(valueOf(s, 'pairshift_phase_duration_seconds_count', { phase: 'ROLLBACK' })).toBe(1);
+  expect(sampleValue(s, 'pairshift_phase_duration_seconds_sum', { phase: 'BACKUP' })).toBe(4);
+  expect(sampleValue(s, 'pairshift_phase_duration_seconds_count', { phase: 'ROLLBACK' })).toBe(1);
   // a transition whose time in phase is unknown is counted but not timed
-  expect(valueOf(s, 'pairshift_phase_duration_seconds_count', { phase: 'VERIFY' })).toBeUndefined();
-  expect(valueOf(s, 'pairshift_upgrades_total', { result: 'FAILED' })).toBe(1);
-  expect(valueOf(s, 'pairshift_upgrades_total', { result: 'COMPLETE' })).toBe(1);
-  expect(valueOf(s, 'pairshift_rollbacks_total', { reason: 'STEP_FAILED' })).toBe(1);
-  expect(valueOf(s, 'pairshift_upgrade_downtime_longest_seconds_sum')).toBe(0.25);
-  expect(valueOf(s, 'pairshift_upgrade_downtime_total_seconds_sum')).toBe(0.4);
+  expect(
+    sampleValue(s, 'pairshift_phase_duration_seconds_count', { phase: 'VERIFY' }),
+  ).toBeUndefined();
+  expect(sampleValue(s, 'pairshift_upgrades_total', { result: 'FAILED' })).toBe(1);
+  expect(sampleValue(s, 'pairshift_upgrades_total', { result: 'COMPLETE' })).toBe(1);
+  expect(sampleValue(s, 'pairshift_rollbacks_total', { reason: 'STEP_FAILED' })).toBe(1);
+  expect(sampleValue(s, 'pairshift_upgrade_downtime_longest_seconds_sum')).toBe(0.25);
+  expect(sampleValue(s, 'pairshift_upgrade_downtime_total_seconds_sum')).toBe(0.4);
 });
 
 test('VIP switches are timed on their way to the store; a RUNNING row is not a sample', async () => {
@@ -126,12 +128,17 @@ test('VIP switches are timed on their way to the store; a RUNNING row is not a s
   await records.vipSwitch({ ...base, finishedAt: new Date(), durationMs: 95, result: 'SUCCESS' });
   expect(inner.vipSwitches).toHaveLength(2);
   const s = await scrape(m);
-  expect(valueOf(s, 'pairshift_vip_switch_duration_seconds_count', { result: 'SUCCESS' })).toBe(1);
-  expect(valueOf(s, 'pairshift_vip_switch_duration_seconds_sum', { result: 'SUCCESS' })).toBe(
+  expect(sampleValue(s, 'pairshift_vip_switch_duration_seconds_count', { result: 'SUCCESS' })).toBe(
+    1,
+  );
+  expect(sampleValue(s, 'pairshift_vip_switch_duration_seconds_sum', { result: 'SUCCESS' })).toBe(
     0.095,
   );
   expect(
-    valueOf(s, 'pairshift_vip_switch_duration_seconds_bucket', { result: 'SUCCESS', le: '0.1' }),
+    sampleValue(s, 'pairshift_vip_switch_duration_seconds_bucket', {
+      result: 'SUCCESS',
+      le: '0.1',
+    }),
   ).toBe(1);
   expect(sumOf(s, 'pairshift_vip_switch_duration_seconds_count')).toBe(1);
 });
@@ -158,14 +165,14 @@ test('SSH commands: latency per node, failures by bounded kind, an unknown node 
   m.ssh({ node: 'b', seconds: 0.03, failure: null });
   m.ssh({ node: 'b', seconds: 30, failure: 'timeout' });
   const s = await scrape(m);
-  expect(valueOf(s, 'pairshift_ssh_command_duration_seconds_count', { node: 'a' })).toBe(1);
-  expect(valueOf(s, 'pairshift_ssh_command_failures_total', { node: 'a', kind: 'connect' })).toBe(
-    1,
-  );
-  expect(valueOf(s, 'pairshift_ssh_command_duration_seconds_count', { node: 'b' })).toBe(2);
-  expect(valueOf(s, 'pairshift_ssh_command_failures_total', { node: 'b', kind: 'timeout' })).toBe(
-    1,
-  );
+  expect(sampleValue(s, 'pairshift_ssh_command_duration_seconds_count', { node: 'a' })).toBe(1);
+  expect(
+    sampleValue(s, 'pairshift_ssh_command_failures_total', { node: 'a', kind: 'connect' }),
+  ).toBe(1);
+  expect(sampleValue(s, 'pairshift_ssh_command_duration_seconds_count', { node: 'b' })).toBe(2);
+  expect(
+    sampleValue(s, 'pairshift_ssh_command_failures_total', { node: 'b', kind: 'timeout' }),
+  ).toBe(1);
   expect(s.some((x) => x.labels.node === 'zz-unknown')).toBe(false);
   await pool.close();
 });
@@ -179,9 +186,9 @@ test('two operators in one process keep separate registries', async () => {
     event: 'VERIFIED',
     secondsInPhase: 1,
   });
-  expect(valueOf(await scrape(a), 'pairshift_upgrades_total', { result: 'COMPLETE' })).toBe(1);
+  expect(sampleValue(await scrape(a), 'pairshift_upgrades_total', { result: 'COMPLETE' })).toBe(1);
   expect(
-    valueOf(await scrape(b), 'pairshift_upgrades_total', { result: 'COMPLETE' }),
+    sampleValue(await scrape(b), 'pairshift_upgrades_total', { result: 'COMPLETE' }),
   ).toBeUndefined();
 });
 
