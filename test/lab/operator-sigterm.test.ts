@@ -28,7 +28,7 @@ import {
 } from './operator-harness.js';
 import { expectCompletedOnce } from './resume-checks.js';
 
-jest.setTimeout(900_000);
+jest.setTimeout(2_400_000);
 
 const lab = new OperatorLab('ob1');
 const NAME = 'ob1-sigterm';
@@ -58,7 +58,7 @@ async function startWithProbes(dir: string, grace: string) {
   });
   const line = await child.waitFor(
     /probes and metrics listening on http:\/\/127\.0\.0\.1:\d+/,
-    60_000,
+    400_000,
   );
   const url = /http:\/\/127\.0\.0\.1:\d+/.exec(line)![0];
   return { child, url };
@@ -100,7 +100,7 @@ describe('SIGTERM mid-step, then a new operator resumes', () => {
       const one = await startWithProbes(store.dir, '50s');
       expect((await get(`${one.url}/livez`)).status).toBe(200);
       expect((await get(`${one.url}/readyz`)).status).toBe(200);
-      await one.child.waitFor(/"BACKUP on a:/, 120_000);
+      await one.child.waitFor(/"BACKUP on a:/, 600_000);
       one.child.child.kill('SIGTERM');
       const ready = await get(`${one.url}/readyz`);
       expect(ready.status).toBe(503);
@@ -111,7 +111,7 @@ describe('SIGTERM mid-step, then a new operator resumes', () => {
       });
       // still alive while it drains: the kubelet must not kill it
       expect((await get(`${one.url}/livez`)).status).toBe(200);
-      const ex1 = await exitWithin(one.child, 50_000);
+      const ex1 = await exitWithin(one.child, 60_000);
       console.log(`run 1: exit ${ex1.code ?? ex1.signal} ${ex1.ms} ms after SIGTERM`);
       expect(ex1.code).toBe(0);
       expect(one.child.lines.some((l) => /stopped: every running step finished/.test(l))).toBe(
@@ -132,9 +132,9 @@ describe('SIGTERM mid-step, then a new operator resumes', () => {
 
       // 2. A grace of 1 ms while START_SERVICES on b runs: exit 1, the step named.
       const two = await startWithProbes(store.dir, '1ms');
-      await two.child.waitFor(/"START_SERVICES on b:/, 180_000);
+      await two.child.waitFor(/"START_SERVICES on b:/, 600_000);
       two.child.child.kill('SIGTERM');
-      const ex2 = await exitWithin(two.child, 20_000);
+      const ex2 = await exitWithin(two.child, 30_000);
       console.log(`run 2: exit ${ex2.code ?? ex2.signal} ${ex2.ms} ms after SIGTERM`);
       expect(ex2.code).toBe(1);
       expect(
@@ -150,12 +150,12 @@ describe('SIGTERM mid-step, then a new operator resumes', () => {
       const before = await scrape(three.url);
       expect(sumOf(before, 'pairshift_upgrades_total')).toBe(0);
       expect(sampleValue(before, 'pairshift_leader')).toBe(1);
-      await three.child.waitFor(/"SWITCHOVER on b:/, 180_000);
+      await three.child.waitFor(/"SWITCHOVER on b:/, 600_000);
       const during = await scrape(three.url);
       expect(sumOf(during, 'pairshift_reconciles_total')).toBeGreaterThan(0);
       expect(sumOf(during, 'pairshift_ssh_command_duration_seconds_count')).toBeGreaterThan(0);
       expect((await get(`${three.url}/readyz`)).status).toBe(200);
-      await three.child.waitFor(/VERIFY -> COMPLETE/, 240_000);
+      await three.child.waitFor(/VERIFY -> COMPLETE/, 600_000);
       // the status write and the VIP probe's stop come right after the transition
       let after = await scrape(three.url);
       for (
