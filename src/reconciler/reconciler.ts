@@ -12,6 +12,7 @@ import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, describeAction, type Step } from '../core/actions.js';
 import { conditionsFor } from '../core/conditions.js';
 import { decide, kindOf, type Random, type RetrySettings } from '../core/error-policy.js';
+import type { ErrorKind } from '../core/errors.js';
 import { phaseEventReason, REASON } from '../core/event-reasons.js';
 import {
   emptyJournal,
@@ -24,12 +25,13 @@ import {
 } from '../core/journal.js';
 import {
   initialContext,
+  type TransitionRecord,
   type UpgradeContext,
   type UpgradeEvent,
   upgradeMachine,
 } from '../core/machine.js';
 import type { PairObservation } from '../core/observed.js';
-import { isTerminal } from '../core/phases.js';
+import { isTerminal, type Phase } from '../core/phases.js';
 import { plan, STEP_RETRY, stopBeforeStart } from '../core/planner.js';
 import { estimatedCompletion, progressPercent, stepLabel } from '../core/status.js';
 import type { UpgradeRequest, UpgradeRequestStatus } from '../core/upgrade-request.js';
@@ -105,6 +107,38 @@ export interface ReconcilerDeps {
   readonly random?: Random;
   /** Called after every action: tests use it to stop the operator at each boundary. */
   readonly afterAction?: (upgradeId: string, action: Action) => void;
+  /** Told what happened (metrics); never asked anything back. */
+  readonly observer?: ReconcileObserver;
+  /**
+   * True once the operator is shutting down: no new step or transition
+   * starts; a step already running finishes and is recorded.
+   */
+  readonly draining?: () => boolean;
+}
+
+/**
+ * What a reconcile did, for metrics. Every field is a bounded code (phase,
+ * step, event, error kind) or a number: nothing here may carry free text.
+ */
+export interface ReconcileObserver {
+  /** A step is about to run on the nodes; label is "PHASE/STEP node". */
+  stepStarted?(e: { readonly upgradeId: string; readonly label: string }): void;
+  stepFinished?(e: {
+    readonly upgradeId: string;
+    readonly phase: Phase;
+    readonly step: Step;
+    readonly outcome: 'ok' | ErrorKind;
+    readonly seconds: number;
+  }): void;
+  /** A committed transition; secondsInPhase is how long the machine was in `from`. */
+  transitioned?(e: {
+    readonly from: Phase;
+    readonly to: Phase;
+    readonly event: string;
+    readonly secondsInPhase: number | null;
+  }): void;
+  /** The final figures of the operator's VIP probe, once per finished upgrade. */
+  downtimeMeasured?(e: { readonly httpLongestMs: number; readonly httpTotalMs: number }): void;
 }
 
 const WAIT_REQUEUE_MS = 1000;
@@ -236,6 +270,16 @@ export class UpgradeReconciler {
     return source.confirmMayAct ? source.confirmMayAct() : this.#mayAct();
   }
 
+  #draining(): boolean {
+    return this.deps.draining?.() ?? false;
+  }
+
+  /** Stops a reconcile at a boundary because the operator shuts down; the next operator goes on. */
+  async #drained(name: string, what: string): Promise<ReconcileOutcome> {
+    this.deps.logger.info(`shutting down: stopping this reconcile (${what})`, { upgradeId: name });
+    return {};
+  }
+
   /** Stops a reconcile whose replica lost the Lease; getting it back triggers every name again. */
   async #lostLease(name: string, what: string): Promise<ReconcileOutcome> {
     this.deps.logger.warn(`not holding the lease any more: stopping this reconcile (${what})`, {
@@ -357,6 +401,8 @@ export class UpgradeReconciler {
     let memory = initial;
     const max = this.deps.maxStepsPerReconcile ?? 50;
     for (let i = 0; i < max; i++) {
+      // Shutting down: stop at this boundary (the last step is recorded).
+      if (this.#draining()) return this.#drained(name, 'before observing again');
       const fresh = (await this.deps.source.getUpgradeRequest(name)) ?? request;
       const round = await this.#observe(runtime, withRequests(memory, fresh));
       memory = round.memory;
@@ -377,6 +423,7 @@ export class UpgradeReconciler {
       if (!(await this.#confirmMayAct())) {
         return this.#lostLease(name, `next: ${describeAction(action)}`);
       }
+      if (this.#draining()) return this.#drained(name, `next: ${describeAction(action)}`);
       if (action.kind !== 'halt') memory = await this.#resumed(name, memory, action);
       const acted = await this.#act(fresh, memory, runtime, settings, action, round.observed);
       this.deps.afterAction?.(name, action);
@@ -543,12 +590,24 @@ export class UpgradeReconciler {
     if (!(await this.#confirmMayAct())) {
       return { outcome: await this.#lostLease(name, `${describeAction(action)} not run`) };
     }
+    if (this.#draining()) {
+      return { outcome: await this.#drained(name, `${describeAction(action)} not run`) };
+    }
+    this.deps.observer?.stepStarted?.({ upgradeId: name, label });
+    const t0 = performance.now();
     const outcome = await runtime.execute(
       action.step,
       action.node,
       before.context,
       request.spec.rollback?.restoreDatabase === true,
     );
+    this.deps.observer?.stepFinished?.({
+      upgradeId: name,
+      phase,
+      step: action.step,
+      outcome: outcome.ok ? 'ok' : outcome.kind,
+      seconds: (performance.now() - t0) / 1000,
+    });
     // The step ran; if the Lease went meanwhile, another replica may already
     // be writing this upgrade's memory: writing ours would take it back.
     if (!(await this.#confirmMayAct())) {
@@ -631,6 +690,7 @@ export class UpgradeReconciler {
     };
     const next = { context: r.context, facts };
     await commitTransition(db, name, r.record, next);
+    this.#transitioned(r.record, memory.facts.phaseEnteredAtMs);
     const warn = ['FAILED', 'TIMEOUT', 'UNREACHABLE', 'ROLLBACK'].includes(r.context.phase);
     await this.#log(
       name,
@@ -724,6 +784,14 @@ export class UpgradeReconciler {
     });
     const eta = estimatedCompletion(memory.facts.upgradeStartedAtMs, now.getTime(), progress);
     const seen = await runtime.downtime(finished || isTerminal(phase));
+    // Once per upgrade: the first publish that finishes it (a restarted
+    // operator's probe reports what it measured since its start).
+    if (seen && (finished || isTerminal(phase)) && prev?.finishedAt === undefined) {
+      this.deps.observer?.downtimeMeasured?.({
+        httpLongestMs: seen.httpLongestMs,
+        httpTotalMs: seen.httpTotalMs,
+      });
+    }
     const problems = observed?.problems?.length ? observationProblems(observed.problems) : null;
     const records = await recordsFor(this.deps.db, request.metadata.name);
     const status: UpgradeRequestStatus = {
@@ -829,6 +897,7 @@ export class UpgradeReconciler {
           tempFilesRemoved: true,
         },
       });
+      this.#transitioned(r.record, memory ? facts.phaseEnteredAtMs : null);
       await this.#log(name, 'INFO', `IDLE -> CANCELLED: ${reason}`);
     }
     await source.recordEvent(name, 'Normal', REASON.Cancelled, reason);
@@ -947,7 +1016,9 @@ export class UpgradeReconciler {
       ctx = r.context;
       // Without a runtime there is nothing to tidy on the nodes.
       facts = { ...facts, tempFilesRemoved: true };
+      const enteredAtMs = facts.phaseEnteredAtMs;
       await commitTransition(this.deps.db, name, r.record, { context: ctx, facts });
+      this.#transitioned(r.record, memory ? enteredAtMs : null);
     }
     return ctx;
   }
@@ -1024,6 +1095,16 @@ export class UpgradeReconciler {
     this.#runtimes.delete(name);
     this.#startFailures.delete(name);
     if (r) await (await r.catch(() => null))?.close();
+  }
+
+  #transitioned(record: TransitionRecord, phaseEnteredAtMs: number | null): void {
+    this.deps.observer?.transitioned?.({
+      from: record.from,
+      to: record.to,
+      event: record.event,
+      secondsInPhase:
+        phaseEnteredAtMs === null ? null : (record.at.getTime() - phaseEnteredAtMs) / 1000,
+    });
   }
 
   async close(): Promise<void> {

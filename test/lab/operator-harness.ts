@@ -239,7 +239,10 @@ export class OperatorLab {
    * `pairshift operator` as a child process on the store folder dir. With
    * killAfterActions it SIGKILLs itself after that many recorded actions.
    */
-  startChild(dir: string, opts: { killAfterActions?: number } = {}): ChildOperator {
+  startChild(
+    dir: string,
+    opts: { killAfterActions?: number; args?: readonly string[] } = {},
+  ): ChildOperator {
     const child = spawn(
       process.execPath,
       [
@@ -253,6 +256,7 @@ export class OperatorLab {
         this.packages.publicKeyPath,
         '--work-dir',
         join(this.work, 'stage'),
+        ...(opts.args ?? []),
       ],
       {
         cwd: REPO,
@@ -495,8 +499,20 @@ export class InProcessOperator {
 export class ChildOperator {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = '';
+  /** Every line of its output (stdout and stderr), for waitFor. */
+  readonly lines: string[] = [];
+  readonly #waiters = new Set<() => void>();
 
   constructor(readonly child: ChildProcess) {
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let rest = '';
+      stream.on('data', (d: Buffer | string) => {
+        const parts = (rest + d.toString()).split('\n');
+        rest = parts.pop()!;
+        this.lines.push(...parts);
+        for (const w of this.#waiters) w();
+      });
+    }
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr = (this.stderr + d).slice(-4000);
     });
@@ -508,6 +524,33 @@ export class ChildOperator {
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     await this.exited;
+  }
+
+  /** The first output line matching re (already printed or to come); rejects on exit or timeout. */
+  waitFor(re: RegExp, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const hit = this.lines.find((l) => re.test(l));
+        if (hit === undefined) return;
+        done();
+        resolve(hit);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no line matching ${re} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.exited.then(() => {
+        check();
+        done();
+        reject(new Error(`the operator exited before a line matching ${re}`));
+      });
+      this.#waiters.add(check);
+      check();
+    });
   }
 }
 
