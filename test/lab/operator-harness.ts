@@ -97,6 +97,8 @@ export class OperatorLab {
   shell!: SshPool;
   packages!: Packages;
   #storeN = 0;
+  /** Operator children still running: a failed test must not leave one behind (it would keep jest alive). */
+  readonly #children = new Set<ChildProcess>();
 
   constructor(readonly name: string) {
     this.work = mkdtempSync(join(tmpdir(), `pairshift-${name}-e2e-`));
@@ -165,6 +167,7 @@ export class OperatorLab {
 
   /** Down, and the work folder removed (kept with PAIRSHIFT_KEEP_WORK=1: operator.log is in it). */
   async dispose(): Promise<void> {
+    for (const child of this.#children) child.kill('SIGKILL');
     await this.down();
     if (process.env.PAIRSHIFT_KEEP_WORK === '1') console.log(`work folder kept: ${this.work}`);
     else rmSync(this.work, { recursive: true, force: true });
@@ -274,6 +277,8 @@ export class OperatorLab {
     const log = createWriteStream(join(this.work, 'operator-child.log'), { flags: 'a' });
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
     return new ChildOperator(child);
   }
 
