@@ -11,9 +11,10 @@
 // /readyz is "count me in": the store answers a cheap query within a short
 //   time, the source follows its resources, and the process is not shutting
 //   down (it flips to 503 at the first moment of a SIGTERM).
+
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { SourceState } from '../reconciler/source.js';
+import { listenOn } from './listen.js';
 import { parseListen } from './server.js';
 
 /** /readyz's store query must answer within this; a slow store is not ready. */
@@ -77,18 +78,10 @@ export async function startProbesServer(listen: string, deps: ProbeDeps): Promis
     });
   });
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = await listenOn(server, host, port);
   return {
     server,
-    url: `http://${shown}:${addr.port}`,
+    url,
     async stop() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,9 +1,10 @@
 // Serving the API on a host:port (pairshift operator --listen). Header and
 // request timeouts are bounded so slow clients cannot hold sockets open.
+
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type ApiDeps, createApiApp } from './app.js';
+import { listenOn } from './listen.js';
 import { ApiProblem, PROBLEM_MEDIA_TYPE, toProblem } from './problems.js';
 
 export interface RunningApi {
@@ -95,18 +96,10 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
       'Method Not Allowed',
     ),
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = await listenOn(server, host, port);
   return {
     server,
-    url: `http://${shown}:${addr.port}`,
+    url,
     flushRequestLog: () => app.flushRequestLog(),
     async drain(deadlineMs) {
       // close() stops the listener: a new connection is refused by the
