@@ -58,6 +58,7 @@ import {
 } from '../reconciler/source.js';
 import { CLEANUP_FINALIZER, withFinalizer, withoutFinalizer } from './finalizer.js';
 import { mergePatchBetween } from './merge-patch.js';
+import { watchEnd } from './watch-end.js';
 
 export const GROUP_VERSION = 'v1alpha1';
 const UR_PLURAL = 'upgraderequests';
@@ -165,7 +166,12 @@ function describe(err: unknown): string {
     message = (body as { message?: string }).message;
   }
   if (status !== undefined) return `HTTP ${status}${message ? `: ${message}` : ''}`;
-  return (err as Error)?.message?.split('\n')[0] ?? String(err);
+  const line = (err as Error)?.message?.split('\n')[0] ?? String(err);
+  // client-node 2.x fetches with undici, whose network errors all say
+  // "fetch failed": the reason (ECONNREFUSED, a TLS error) is in the cause.
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  const reason = cause?.code ?? cause?.message;
+  return typeof reason === 'string' && !line.includes(reason) ? `${line}: ${reason}` : line;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: raw Kubernetes JSON
@@ -350,10 +356,16 @@ export class KubernetesSource implements ResourceSource {
       ended = true;
       if (generation !== this.#watchGeneration || !this.#running) return;
       if (httpStatusOf(err) === 410) relist = true;
-      const failed = relist || errorEvent || (err !== null && err !== undefined && !isAbort(err));
-      // A watch that ends cleanly after a while (server timeout, restart) is
-      // resumed at once; one that fails, or ends at once, backs off.
-      const healthy = !failed && (events > 0 || Date.now() - startedAt > 1000);
+      // A watch that ends cleanly after a while (server timeout, restart,
+      // client-node's inactivity timeout) is resumed at once; one that
+      // fails, or ends at once, backs off.
+      const { failed, healthy } = watchEnd({
+        err,
+        relist,
+        errorEvent,
+        events,
+        livedMs: Date.now() - startedAt,
+      });
       if (healthy) {
         this.#failures = 0;
         this.#lastFailure = undefined;
@@ -690,8 +702,4 @@ export class KubernetesSource implements ResourceSource {
       this.#log.warn('could not record an Event', { name, reason, error: describe(err) });
     }
   }
-}
-
-function isAbort(err: unknown): boolean {
-  return (err as { name?: string })?.name === 'AbortError';
 }
