@@ -89,9 +89,20 @@ export async function openPostgres(databaseUrl: string): Promise<SqlClient> {
   // query reports the failure instead.
   pool.on('error', () => {});
 
+  // While a client is checked out the pool stops listening for its errors
+  // (pg-pool removes its idle listener), and pg emits 'error' on a client
+  // whose server goes away even mid-query: with no listener that event would
+  // end the process. The query itself rejects with the error, and the pool
+  // drops a client that is no longer queryable when it is released.
+  const guarded = new WeakSet<pg.PoolClient>();
   const connect = async (): Promise<pg.PoolClient> => {
     try {
-      return await pool.connect();
+      const client = await pool.connect();
+      if (!guarded.has(client)) {
+        client.on('error', () => {});
+        guarded.add(client);
+      }
+      return client;
     } catch (err) {
       // The reason is complete on its own; pg's raw message would repeat it.
       throw new ConnectError(
