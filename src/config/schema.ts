@@ -47,6 +47,13 @@ export const configFileSchema = z
       .object({
         databaseUrl: z.string().url({ error: 'expected a postgres:// URL' }).optional(),
         dataDir: z.string().min(1, { error: 'expected a folder path' }).optional(),
+        passwordFile: z
+          .string()
+          .min(1, { error: 'expected a file path' })
+          .optional()
+          .describe(
+            'PostgreSQL store only: a file holding the password (a Secret volume), read for every new connection; the URL then has none',
+          ),
       })
       .strict()
       .optional(),

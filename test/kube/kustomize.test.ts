@@ -131,7 +131,10 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objs) => {
     const secrets = new Set<string>();
     for (const v of pod.volumes as KubeObject[]) if (v.secret) secrets.add(v.secret.secretName);
     for (const e of container(objs).env as KubeObject[]) {
-      expect(e.value === undefined || !/PASSWORD|URL|TOKEN/.test(e.name)).toBe(true);
+      // a literal value may name a file (…_FILE), never be a secret itself
+      expect(
+        e.value === undefined || /_FILE$/.test(e.name) || !/PASSWORD|URL|TOKEN/.test(e.name),
+      ).toBe(true);
       if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name);
     }
     expect(secrets.size).toBeGreaterThan(0);
@@ -204,6 +207,26 @@ describe('the overlays differ as documented', () => {
       name: 'PAIRSHIFT_DATABASE_URL',
       valueFrom: { secretKeyRef: { name: 'pairshift-store', key: 'databaseUrl' } },
     });
+    // The password as a file from the Secret, mounted where the variable says.
+    expect(envNamed(ha, 'PAIRSHIFT_DATABASE_PASSWORD_FILE')).toEqual({
+      name: 'PAIRSHIFT_DATABASE_PASSWORD_FILE',
+      value: '/etc/pairshift/store/password',
+    });
+    const storeVolume = podSpec(ha).volumes.find((v: KubeObject) => v.name === 'store-password');
+    expect(storeVolume.secret).toMatchObject({
+      secretName: 'pairshift-store',
+      items: [{ key: 'password', path: 'password' }],
+    });
+    const mount = podSpec(ha).containers[0].volumeMounts.find(
+      (m: KubeObject) => m.name === 'store-password',
+    );
+    expect(mount).toEqual({
+      name: 'store-password',
+      mountPath: '/etc/pairshift/store',
+      readOnly: true,
+    });
+    // The base's mounts are still there (a strategic merge, not a replace).
+    expect(podSpec(ha).containers[0].volumeMounts.length).toBeGreaterThan(1);
     expect(envNamed(ha, 'PAIRSHIFT_DATA_DIR')).toBeUndefined();
     expect(ha.filter((o) => o.kind === 'PersistentVolumeClaim')).toEqual([]);
     expect(find(ha, 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 1 });
