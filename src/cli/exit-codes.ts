@@ -29,6 +29,25 @@ export const EXIT = {
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
+/** Each code in a few words, for `pairshift upgrade --help` (docs/packages.md has the full table). */
+export const EXIT_MEANINGS: Readonly<Record<ExitCode, string>> = {
+  [EXIT.OK]: 'done (progress: the upgrade is COMPLETE, or running without --watch)',
+  [EXIT.ERROR]: 'any other error (the API refused or failed the request)',
+  [EXIT.USAGE]: 'wrong command line (flag, argument, value, unreadable file)',
+  [EXIT.NOT_FOUND]: 'no such upgrade or pair',
+  [EXIT.API_UNREACHABLE]: 'the API could not be reached',
+  [EXIT.WAIT_TIMEOUT]: '--timeout passed before the upgrade ended',
+  [EXIT.HALTED]: 'the upgrade is halted (Stalled): it needs a person',
+  [EXIT.UPGRADE_FAILED]: 'the upgrade ended in FAILED, TIMEOUT, UNREACHABLE or CANCELLED',
+};
+
+export function exitCodesHelp(): string {
+  const rows = Object.entries(EXIT_MEANINGS).map(
+    ([code, what]) => `  ${code.padStart(2)}  ${what}`,
+  );
+  return ['', 'Exit codes:', ...rows].join('\n');
+}
+
 /** An error that says which exit code it ends the command with. */
 export class CliError extends Error {
   constructor(

@@ -19,7 +19,7 @@ import {
   ok,
   uploadBody,
 } from './api-client.js';
-import { usageError } from './exit-codes.js';
+import { exitCodesHelp, usageError } from './exit-codes.js';
 import { type OutputFormat, outputOption, printResult } from './output.js';
 import { followProgress } from './upgrade-watch.js';
 
@@ -75,7 +75,8 @@ function apiOptions(cmd: Command): Command {
 export function registerUpgradeCommands(program: Command): void {
   const up = program
     .command('upgrade')
-    .description('Drive upgrades through the operator REST API (trigger, progress, rollback, ...)');
+    .description('Drive upgrades through the operator REST API (trigger, progress, rollback, ...)')
+    .addHelpText('after', exitCodesHelp());
 
   apiOptions(
     up
@@ -132,23 +133,29 @@ export function registerUpgradeCommands(program: Command): void {
       .description('Show an upgrade’s phase and progress')
       .argument('<id>', 'upgrade id')
       .option('--watch', 'keep showing changes until the upgrade ends (exit code: how it ended)')
-      .option(
-        '--interval <time>',
-        'with --watch: time between polls, in seconds or a duration (500ms)',
-        interval,
-        2000,
+      .addOption(
+        new Option(
+          '--interval <time>',
+          'with --watch: time between polls, in seconds or a duration (500ms)',
+        )
+          .argParser(interval)
+          .default(2000, '2s'),
       )
-      .option(
-        '--timeout <duration>',
-        'with --watch: give up (exit 5) after this long, e.g. 90s, 5m; 0: no limit',
-        duration('--timeout', true),
-        0,
+      .addOption(
+        new Option(
+          '--timeout <duration>',
+          'with --watch: give up (exit 5) after this long, e.g. 90s, 5m; 0: no limit',
+        )
+          .argParser(duration('--timeout', true))
+          .default(0, '0, no limit'),
       )
-      .option(
-        '--reconnect-for <duration>',
-        'with --watch: how long to keep trying an API that does not answer (then exit 4)',
-        duration('--reconnect-for', false),
-        120_000,
+      .addOption(
+        new Option(
+          '--reconnect-for <duration>',
+          'with --watch: how long to keep trying an API that does not answer (then exit 4)',
+        )
+          .argParser(duration('--reconnect-for', false))
+          .default(120_000, '2m'),
       ),
   ).action(async (upgradeId: string, o) => {
     const c = await clientFrom(o);

@@ -1,7 +1,14 @@
 // The CLI's exit codes and the watch loop's timing, without a server: which
 // phase ends a watch with which code, how the retries against a silent API
 // grow and stop, and the terminal block's text.
-import { CliError, EXIT, exitCodeForStatus, exitCodeForUpgrade } from '../../src/cli/exit-codes.js';
+import { readFileSync } from 'node:fs';
+import {
+  CliError,
+  EXIT,
+  EXIT_MEANINGS,
+  exitCodeForStatus,
+  exitCodeForUpgrade,
+} from '../../src/cli/exit-codes.js';
 import { fitToWidth, statusBlock } from '../../src/cli/progress-text.js';
 import { followProgress } from '../../src/cli/upgrade-watch.js';
 import { PHASES, TERMINAL_PHASES } from '../../src/core/phases.js';
@@ -112,4 +119,12 @@ test('the terminal block: halt, downtime not yet measured, time left; clipped to
   ]);
   expect(fitToWidth(rows, 20).every((r) => r.length <= 20)).toBe(true);
   expect(fitToWidth(rows, undefined)).toBe(rows);
+});
+
+test('docs/packages.md and the help list every exit code, and no other', () => {
+  const doc = readFileSync(new URL('../../docs/packages.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('### Exit codes'), doc.indexOf('### Watching'));
+  const documented = [...section.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
+  expect(documented).toEqual(Object.values(EXIT));
+  expect(Object.keys(EXIT_MEANINGS).map(Number)).toEqual(Object.values(EXIT));
 });

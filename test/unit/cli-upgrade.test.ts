@@ -332,6 +332,11 @@ describe('pairshift upgrade against the real API', () => {
     const noFile = await cli('history', ...api(), '--token-file', join(dir, 'missing.token'));
     expect(noFile.stderr).toMatch(/cannot read the token file/);
     expect(noFile.code).toBe(EXIT.USAGE);
+    const help = await cli('--help');
+    expect(help.code).toBe(EXIT.OK);
+    expect(help.stdout).toMatch(
+      /Exit codes:\n {3}0 {2}done.*\n(.*\n)* {3}7 {2}the upgrade ended in FAILED/,
+    );
     // commander's own checks, our value parsers and a malformed id (the API's 400)
     const usage: [string[], RegExp][] = [
       [['history', '--bogus'], /unknown option '--bogus'/],
