@@ -76,7 +76,8 @@ export async function followProgress(o: FollowOptions): Promise<ExitCode> {
     let answer: Answer;
     try {
       answer = await o.read(Math.max(1000, Math.min(POLL_SILENCE_MS, left)));
-      if (TRANSIENT_STATUS.has(answer.status))
+      // (one look without --watch reports a 5xx like every command: exit 1)
+      if (o.watch && TRANSIENT_STATUS.has(answer.status))
         throw new CliError(problemLine(answer), EXIT.API_UNREACHABLE);
     } catch (e) {
       if (!(e instanceof CliError) || e.exitCode !== EXIT.API_UNREACHABLE || !o.watch) throw e;

@@ -128,3 +128,40 @@ test('docs/packages.md and the help list every exit code, and no other', () => {
   expect(documented).toEqual(Object.values(EXIT));
   expect(Object.keys(EXIT_MEANINGS).map(Number)).toEqual(Object.values(EXIT));
 });
+
+test('a 503 is waited out by a watch, but one look reports it as an error (exit 1)', async () => {
+  const answers = [
+    { status: 503, body: { title: 'store unavailable' } },
+    {
+      status: 200,
+      body: {
+        upgrade_id: 'upg-1',
+        pair: 'lab',
+        target_version: '2.0.0',
+        phase: 'COMPLETE',
+        progress_percent: 100,
+        current_step: null,
+        message: null,
+      },
+    },
+  ];
+  const base = {
+    upgradeId: 'upg-1',
+    intervalMs: 1000,
+    timeoutMs: 0,
+    reconnectForMs: 60_000,
+    format: 'text' as const,
+    terminal: null,
+    out: () => {},
+    err: () => {},
+    sleep: async () => {},
+  };
+  let i = 0;
+  await expect(
+    followProgress({ ...base, watch: true, read: async () => answers[i++]! }),
+  ).resolves.toBe(EXIT.OK);
+  expect(i).toBe(2);
+  await expect(
+    followProgress({ ...base, watch: false, read: async () => answers[0]! }),
+  ).rejects.toMatchObject({ exitCode: EXIT.ERROR, message: 'store unavailable (503)' });
+});
