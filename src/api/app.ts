@@ -121,16 +121,42 @@ function sendJson(res: Response, status: number, body: unknown, type = 'applicat
 
 function sendProblem(req: Request, res: Response, p: ApiProblem): void {
   for (const [k, v] of Object.entries(p.extra.headers ?? {})) res.setHeader(k, v);
-  // Refused before its body was read (403, 413, 415, 429 on an upload...):
-  // the unread body would be taken as the next request, so the connection
-  // ends with this answer.
+  // Refused before its body was read (403, 413, 415, 429 on an upload...).
   if (hasUnreadBody(req)) {
-    res.setHeader('Connection', 'close');
-    res.shouldKeepAlive = false;
+    if (req.headers.expect?.toLowerCase() === '100-continue' && !locals(res).continued) {
+      // It waits for 100 Continue and sends nothing more: end the connection.
+      res.setHeader('Connection', 'close');
+      res.shouldKeepAlive = false;
+    } else {
+      // Its body is on the way. Closing now would reset the connection
+      // with the client's bytes unread, and a reset can destroy this answer
+      // before the client reads it (EPIPE/ECONNRESET instead of a 403): read
+      // the rest and drop it, within bounds, then the connection goes on.
+      discardBody(req);
+    }
   }
   // A problem may quote what the client sent (an unknown field's name): no token in it.
   const problem = JSON.parse(secrets.maskText(JSON.stringify(toProblem(p, pathOf(req)))));
   sendJson(res, p.status, problem, PROBLEM_MEDIA_TYPE);
+}
+
+/** A refused body is read and dropped up to this much, for at most this long; past either the connection is cut. */
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
+const DISCARD_MAX_MS = 15_000;
+
+function discardBody(req: Request): void {
+  let seen = 0;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, DISCARD_MAX_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DISCARD_MAX_BYTES) cut();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.unpipe();
+  req.resume();
 }
 
 function hasUnreadBody(req: Request): boolean {
