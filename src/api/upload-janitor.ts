@@ -272,7 +272,12 @@ export interface UploadJanitorOptions {
    * pass (the heartbeat), and folders no upgrade uses are judged by owner.
    */
   readonly presence?: ReplicaPresence;
+  /** How often the marker is rewritten besides every pass (default HEARTBEAT_MS). */
+  readonly heartbeatMs?: number;
 }
+
+/** Well inside REPLICA_STALE_AFTER_MS (5 min): ten beats may be missed. */
+export const HEARTBEAT_MS = 30_000;
 
 export class UploadJanitor {
   readonly #claimed = new Map<string, string>();
@@ -301,6 +306,22 @@ export class UploadJanitor {
     this.#subscription = merge(wakes, timer(interval, interval)).subscribe(() => {
       void this.tidy();
     });
+    const { presence, logger } = this.opts;
+    if (presence) {
+      // The heartbeat also on its own timer: a pass stuck on a slow source
+      // must not make the other replicas take this one for gone (and remove
+      // the uploads it is receiving).
+      const beat = this.opts.heartbeatMs ?? HEARTBEAT_MS;
+      this.#subscription.add(
+        timer(beat, beat).subscribe(() => {
+          presence
+            .announce()
+            .catch((err: unknown) =>
+              logger.warn(`cannot refresh this replica's marker: ${(err as Error).message}`),
+            );
+        }),
+      );
+    }
   }
 
   /** Stops the passes; waits for one under way. */

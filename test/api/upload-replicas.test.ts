@@ -4,7 +4,8 @@
 // receives the upload; replica B leads and must find the package whole and
 // stage it. B restarting must not remove A's upload in progress, and a
 // replica whose folder the leader does not share refuses an upload at once
-// (503 PS-1903) instead of an upgrade that fails in PREPARE.
+// (503 PS-1903) instead of an upgrade that fails in PREPARE. The heartbeat
+// keeps going while a janitor pass is stuck.
 
 import { createHash } from 'node:crypto';
 import {
@@ -340,4 +341,42 @@ test('leaderProblem: the leader must have a fresh marker naming the same path', 
   // A clean stop removes only its own start's marker.
   await lead.withdraw();
   expect(existsSync(join(work, REPLICAS_FOLDER, 'lead.json'))).toBe(false);
+});
+
+test('the heartbeat goes on while a pass is stuck on the source', async () => {
+  const work = join(dir, 'hb');
+  mkdirSync(join(work, 'upload_Stuck1'), { recursive: true });
+  let release: (v: never[]) => void = () => undefined;
+  const stuck = new Promise<never[]>((r) => {
+    release = r;
+  });
+  const presence = new ReplicaPresence({ workDir: work, replica: 'op-h' });
+  const janitor = new UploadJanitor({
+    workDir: work,
+    source: { listUpgradeRequests: () => stuck },
+    logger: log,
+    presence,
+    intervalMs: 60_000,
+    heartbeatMs: 50,
+  });
+  const pass = janitor.tidy(); // announces, then waits on the source forever
+  janitor.start();
+  const marker = join(work, REPLICAS_FOLDER, 'op-h.json');
+  const deadline = Date.now() + 5000;
+  while (!existsSync(marker)) await new Promise((r) => setTimeout(r, 10));
+  const old = (Date.now() - 60_000) / 1000;
+  utimesSync(marker, old, old);
+  const [m0] = await presence.markers();
+  while ((await presence.markers())[0]!.heartbeatMs <= m0!.heartbeatMs) {
+    if (Date.now() > deadline) throw new Error('no heartbeat while the pass was stuck');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  release([]);
+  await pass;
+  await janitor.stop();
+  // Stopped: no more beats (after one that may have been under way).
+  await new Promise((r) => setTimeout(r, 100));
+  utimesSync(marker, old, old);
+  await new Promise((r) => setTimeout(r, 200));
+  expect((await presence.markers())[0]!.heartbeatMs).toBe(m0!.heartbeatMs);
 });
