@@ -4,7 +4,7 @@
 // use only if the leader reads the same folder at the same path. Each replica
 // therefore keeps a marker file in <workDir>/.replicas/ (its name, a fresh id
 // per process start, and the path it mounts the folder at), rewritten on
-// every janitor pass as a heartbeat. From the markers:
+// every janitor pass and every 30 s (the heartbeat). From the markers:
 //   - the API refuses an upload at once (before reading the body) when this
 //     replica does not lead and the leader's marker is not in the folder, or
 //     names another path, or is stale: the upload folder is not shared with
