@@ -44,6 +44,7 @@ import {
 } from './security.js';
 import { parseUpgradeId, STATUS_PATH, UpgradeApi } from './upgrades.js';
 import { PackageRejected, receivePackage } from './upload.js';
+import type { ReplicaSelf } from './upload-replicas.js';
 
 export interface ApiLimits {
   /** Largest JSON body accepted (bytes); default 64 KiB. */
@@ -67,6 +68,14 @@ export interface UploadSettings {
   readonly trustedKeys: TrustedKey[];
   /** Largest upload accepted, in bytes. */
   readonly maxBytes: number;
+  /** This replica, recorded in each upload folder (upload-replicas.ts). */
+  readonly owner?: ReplicaSelf;
+  /**
+   * Why an upload received here could not reach the replica that runs
+   * upgrades (ReplicaPresence.leaderProblem), or null; asked before the body
+   * is read, so the client learns it at once rather than in PREPARE.
+   */
+  readonly leaderProblem?: () => Promise<string | null>;
 }
 
 export interface ApiDeps {
@@ -543,7 +552,10 @@ async function triggerWithUpload(
   req: Request,
   res: Response,
 ): Promise<TriggerAnswer> {
+  const unreachable = await upload.leaderProblem?.();
+  if (unreachable) throw new ApiProblem('PS-1903', unreachable, { reason: 'upload-not-shared' });
   const received = await receivePackage(req, {
+    ...(upload.owner ? { owner: upload.owner } : {}),
     beforeBody: () => askForBody(req, res),
     workDir: upload.workDir,
     trustedKeys: upload.trustedKeys,
