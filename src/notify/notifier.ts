@@ -171,3 +171,24 @@ export class Notifier implements NotifySink {
     return this.#o.now?.() ?? new Date();
   }
 }
+
+/** The notifications section of the configuration, defaults filled in. */
+export function notifySettingsFrom(
+  c: {
+    requestTimeout?: number;
+    queueLimit?: number;
+    retry?: { maxAttempts?: number; maxAge?: number; baseDelay?: number; maxDelay?: number };
+  } = {},
+): NotifySettings {
+  const d = DEFAULT_NOTIFY_SETTINGS;
+  return {
+    requestTimeoutMs: c.requestTimeout ?? d.requestTimeoutMs,
+    queueLimit: c.queueLimit ?? d.queueLimit,
+    retry: {
+      maxAttempts: c.retry?.maxAttempts ?? d.retry.maxAttempts,
+      maxAgeMs: c.retry?.maxAge ?? d.retry.maxAgeMs,
+      baseDelayMs: c.retry?.baseDelay ?? d.retry.baseDelayMs,
+      maxDelayMs: c.retry?.maxDelay ?? d.retry.maxDelayMs,
+    },
+  };
+}

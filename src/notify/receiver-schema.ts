@@ -17,8 +17,10 @@ export const receiverSchema = z
       })
       .max(63)
       .describe('The receiver, as the delivery table and logs name it; unique where declared.'),
+    // A pattern, not z.url(): the CRD keeps it as a pattern the API server checks.
     url: z
-      .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+      .string()
+      .regex(/^https?:\/\/[^\s/?#]+[^\s]*$/, { error: 'expected an http:// or https:// URL' })
       .optional()
       .describe('Where events are POSTed. Give url or urlFile, not both.'),
     urlFile: absPath
