@@ -55,6 +55,7 @@ export class ReceiverQueue {
   readonly #items: Item[] = [];
   readonly #stop = new AbortController();
   #running: Promise<void> | null = null;
+  #opening: Promise<unknown> = Promise.resolve();
 
   constructor(o: QueueOptions) {
     this.#o = o;
@@ -95,11 +96,16 @@ export class ReceiverQueue {
     return this.#o.now?.() ?? new Date();
   }
 
+  /** Rows are opened one after the other, so the table lists them in queue order. */
   #open(event: CloudEvent): Promise<number | null | undefined> {
-    return this.#o.log.open(this.#o.name, event).catch((err: unknown) => {
-      this.#o.warn(`notification ${event.id} to ${this.#o.name}: not recorded: ${String(err)}`);
-      return undefined;
-    });
+    const row = this.#opening.then(() =>
+      this.#o.log.open(this.#o.name, event).catch((err: unknown) => {
+        this.#o.warn(`notification ${event.id} to ${this.#o.name}: not recorded: ${String(err)}`);
+        return undefined;
+      }),
+    );
+    this.#opening = row;
+    return row;
   }
 
   async #finish(
