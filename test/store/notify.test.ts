@@ -301,12 +301,13 @@ describe.each(backends)('notifications on %s', (_name, makeBackend) => {
       pairReceivers: async (p) => (await source.getHAPair(p))?.spec.notifications?.receivers ?? [],
     });
     let clock = at0;
+    const rt = new SimRuntime();
     const r = new UpgradeReconciler({
       maxStepsPerReconcile: 50,
       source,
       db,
       settings: BUILT_IN_DEFAULTS,
-      runtimes: async () => new SimRuntime(),
+      runtimes: async () => rt,
       logger,
       now: () => {
         clock += 500;
@@ -314,6 +315,11 @@ describe.each(backends)('notifications on %s', (_name, makeBackend) => {
       },
       actor: 'operator@test',
       notifier: n,
+      // Both nodes claim the VIP for a few looks as UPGRADE_BACKUP begins: a halt.
+      afterAction: (_id, a) => {
+        if (a.kind === 'event' && a.event.type === 'BACKUP_VERIFIED')
+          rt.sim.inject({ kind: 'split-brain', rounds: 4 });
+      },
     });
     const t0 = performance.now();
     for (let i = 0; i < 500; i++) {
@@ -329,15 +335,26 @@ describe.each(backends)('notifications on %s', (_name, makeBackend) => {
     // Queued in order on the notifier's own chain: the rows appear shortly after.
     await until(
       'every event recorded',
-      async () => (await listDeliveries(db, 'u-run')).length === 2 * HAPPY_PATH.length,
+      async () => (await listDeliveries(db, 'u-run')).length === 2 * (HAPPY_PATH.length + 1),
     );
     const hangs = (await listDeliveries(db, 'u-run')).filter((d) => d.receiver === 'hangs');
-    expect(hangs.length).toBe(HAPPY_PATH.length);
+    expect(hangs.length).toBe(HAPPY_PATH.length + 1);
     expect(hangs.every((d) => d.outcome === 'pending' && d.attempts === 0)).toBe(true);
 
     // The pair's own receiver (named after its pair) got the Slack text of each phase, then the result.
-    await until('the pair receiver to have everything', () => rec.got.length === HAPPY_PATH.length);
-    const texts = rec.got.map((g) => JSON.parse(g.body).text as string);
+    await until(
+      'the pair receiver to have everything',
+      () => rec.got.length === HAPPY_PATH.length + 1,
+    );
+    const all = rec.got.map((g) => JSON.parse(g.body).text as string);
+    // One halt, however many looks it lasted, between the phase changes.
+    const halts = all.filter((t) => t.includes(' is halted in '));
+    expect(halts).toHaveLength(1);
+    expect(halts[0]).toMatch(
+      /is halted in UPGRADE_BACKUP \(SplitBrain\): halted: split brain: both node-a and node-b hold the VIP/,
+    );
+    expect(all.indexOf(halts[0]!)).toBe(HAPPY_PATH.indexOf('UPGRADE_BACKUP'));
+    const texts = all.filter((t) => !t.includes(' is halted in '));
     const arrows = HAPPY_PATH.slice(1).map((to, i) => `${HAPPY_PATH[i]} → ${to}`);
     for (const [i, a] of arrows.entries()) expect(texts[i]).toContain(a);
     expect(texts.at(-1)).toMatch(/ended COMPLETE: .*longest client outage 0 ms/);
@@ -348,7 +365,7 @@ describe.each(backends)('notifications on %s', (_name, makeBackend) => {
       (await chatRows()).every((d) => d.outcome === 'delivered'),
     );
     const chat = await chatRows();
-    expect(chat.map((d) => d.attempts)).toEqual(Array(HAPPY_PATH.length).fill(1));
+    expect(chat.map((d) => d.attempts)).toEqual(Array(HAPPY_PATH.length + 1).fill(1));
     expect(chat.at(-1)!.eventType).toBe('io.pairshift.upgrade.completed');
 
     // Stopping the operator: what the hanging receiver never took is recorded dropped.
@@ -356,6 +373,45 @@ describe.each(backends)('notifications on %s', (_name, makeBackend) => {
     const after = (await listDeliveries(db, 'u-run')).filter((d) => d.receiver === 'hangs');
     expect(after.every((d) => d.outcome === 'dropped')).toBe(true);
     expect(after[0]!.lastError).toBe('the operator stopped before it was delivered');
+    await source.stop();
+  });
+
+  test('an upgrade cancelled before it started: one cancelled result, downtime null (nothing measured)', async () => {
+    const rec = await recordingReceiver();
+    servers.push(rec.server);
+    const source = new StandaloneSource({ db });
+    await source.putHAPair(parseHAPair(hapairYaml('p-cancel'), 'test'));
+    await source.createUpgradeRequest({
+      metadata: { name: 'u-cancel' },
+      spec: {
+        pairRef: { name: 'p-cancel' },
+        package: { path: '/pkgs/app-2.0.0.tar.gz', version: '2.0.0' },
+        cancel: { reason: 'not tonight' },
+      },
+    });
+    const n = notifier([{ name: 'all', url: rec.url }]);
+    const r = new UpgradeReconciler({
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async () => {
+        throw new Error('no runtime is needed to cancel');
+      },
+      logger,
+      now: () => new Date(at0),
+      actor: 'operator@test',
+      notifier: n,
+    });
+    expect(await r.reconcile('u-cancel')).toEqual({});
+    expect(await r.reconcile('u-cancel')).toEqual({});
+    await n.idle();
+    const events = rec.got.map((g) => JSON.parse(g.body));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'io.pairshift.upgrade.cancelled',
+      subject: 'u-cancel',
+      data: { phase: 'CANCELLED', downtime: null, rolledBack: false, toVersion: '2.0.0' },
+    });
     await source.stop();
   });
 
