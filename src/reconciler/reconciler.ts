@@ -537,7 +537,12 @@ export class UpgradeReconciler {
       await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
       await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
       this.#notify({
-        ...factBase(request, this.deps.now(), action.reason),
+        // Dated by the halt's start: the same halt always makes the same event id.
+        ...factBase(
+          request,
+          new Date(next.facts.halted?.sinceMs ?? this.deps.now().getTime()),
+          action.reason,
+        ),
         kind: 'halted',
         phase: next.context.phase,
         reason: action.code,
