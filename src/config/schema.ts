@@ -2,8 +2,8 @@
 // keys are refused (a typo must not silently fall back to a default), and
 // every message names the field and what was expected.
 import { z } from 'zod';
-import { receiverListSchema } from '../notify/receiver-schema.js';
 import { parseDuration } from './duration.js';
+import { receiverListSchema } from './receivers.js';
 
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);

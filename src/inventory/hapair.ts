@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { receiverListSchema } from '../notify/receiver-schema.js';
+import { receiverListSchema } from '../config/receivers.js';
 import { normaliseFingerprint } from './fingerprint.js';
 
 // Descriptions (.describe) are what `kubectl explain hapair.spec...` shows:

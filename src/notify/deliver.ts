@@ -5,9 +5,9 @@
 // never put into a result: results carry a status code or an error code.
 import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { ReceiverConfig } from '../config/receivers.js';
+import type { CloudEvent } from '../core/notification.js';
 import { secrets } from '../log/redact.js';
-import type { CloudEvent } from './events.js';
-import type { ReceiverConfig } from './receiver-schema.js';
 import { slackBody } from './slack.js';
 
 export const SIGNATURE_HEADER = 'X-Pairshift-Signature';

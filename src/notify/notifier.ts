@@ -4,6 +4,15 @@
 // notify() returns at once and never throws; which receivers a pair has is
 // looked up on an intake chain of its own, in order, so events reach each
 // queue in the order they happened.
+
+import type { ReceiverConfig } from '../config/receivers.js';
+import {
+  buildEvent,
+  type CloudEvent,
+  kindOfEvent,
+  type NotifyFact,
+  type NotifySink,
+} from '../core/notification.js';
 import type { Logger } from '../log/logger.js';
 import {
   dropLeftovers,
@@ -14,15 +23,7 @@ import {
 import type { SqlClient } from '../store/sql-client.js';
 import { DEFAULT_RETRY, type RetryPolicy } from './backoff.js';
 import { sendOnce } from './deliver.js';
-import {
-  buildEvent,
-  type CloudEvent,
-  kindOfEvent,
-  type NotifyFact,
-  type NotifySink,
-} from './events.js';
 import { type DeliveryLog, type QueueOptions, ReceiverQueue } from './queue.js';
-import type { ReceiverConfig } from './receiver-schema.js';
 
 export interface NotifySettings {
   readonly retry: RetryPolicy;

@@ -3,10 +3,11 @@
 // backoff until delivered or given up before the next one goes. push()
 // returns at once; everything else happens on the queue's own timers, so a
 // slow or dead receiver delays only its own later events, never the caller.
+
+import type { ReceiverConfig } from '../config/receivers.js';
+import type { CloudEvent } from '../core/notification.js';
 import { nextRetry, type RetryPolicy } from './backoff.js';
 import type { AttemptResult } from './deliver.js';
-import type { CloudEvent } from './events.js';
-import type { ReceiverConfig } from './receiver-schema.js';
 
 /** Where the queue writes down what it did (the delivery table). */
 export interface DeliveryLog {

@@ -1,7 +1,7 @@
 // The Slack-compatible body (`{"text": ...}`, what Slack, Mattermost and
 // Rocket.Chat incoming webhooks take) for a receiver with format: slack.
 // Pure: one line a person in a channel understands without the JSON.
-import type { CloudEvent } from './events.js';
+import type { CloudEvent } from '../core/notification.js';
 
 /** "1.2 s" / "850 ms": the probe's figures as people read them. */
 export function formatMs(ms: number): string {

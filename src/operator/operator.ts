@@ -4,10 +4,10 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type Observable, Subject, type Subscription } from 'rxjs';
+import type { ReceiverConfig } from '../config/receivers.js';
 import type { UpgradeSettings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import { Notifier, type NotifySettings } from '../notify/notifier.js';
-import type { ReceiverConfig } from '../notify/receiver-schema.js';
 import type { TrustedKey } from '../packages/signing.js';
 import { ReconcileLoop } from '../reconciler/loop.js';
 import { type RuntimeFactory, UpgradeReconciler } from '../reconciler/reconciler.js';

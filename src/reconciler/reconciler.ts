@@ -30,6 +30,7 @@ import {
   type UpgradeEvent,
   upgradeMachine,
 } from '../core/machine.js';
+import type { MeasuredDowntime, NotifyFact, NotifySink } from '../core/notification.js';
 import type { PairObservation } from '../core/observed.js';
 import { isTerminal, type Phase } from '../core/phases.js';
 import { plan, STEP_RETRY, stopBeforeStart } from '../core/planner.js';
@@ -38,7 +39,6 @@ import type { UpgradeRequest, UpgradeRequestStatus } from '../core/upgrade-reque
 import type { HAPair } from '../inventory/hapair.js';
 import type { Logger } from '../log/logger.js';
 import { redact } from '../log/redact.js';
-import type { MeasuredDowntime, NotifyFact, NotifySink } from '../notify/events.js';
 import {
   commitTransition,
   loadMemory,

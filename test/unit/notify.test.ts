@@ -4,12 +4,12 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { receiverListSchema, receiverSchema } from '../../src/config/receivers.js';
+import { buildEvent, type NotifyFact } from '../../src/core/notification.js';
 import { TERMINAL_PHASES } from '../../src/core/phases.js';
 import { delayCap, nextRetry, type RetryPolicy } from '../../src/notify/backoff.js';
 import { bodyFor, signature } from '../../src/notify/deliver.js';
-import { buildEvent, type NotifyFact } from '../../src/notify/events.js';
 import { notifySettingsFrom } from '../../src/notify/notifier.js';
-import { receiverListSchema, receiverSchema } from '../../src/notify/receiver-schema.js';
 import { slackText } from '../../src/notify/slack.js';
 
 const at = new Date('2026-12-06T04:00:00.000Z');

@@ -3,13 +3,11 @@
 // the reconciler hands over a fact, this turns it into the event every
 // receiver gets, so the same fact always makes the same event (and the same
 // id: a receiver, and the delivery table, can tell a repeat from a new one).
-import type { Phase } from '../core/phases.js';
+// The delivery (queues, HTTP, the delivery table) is src/notify's.
+import type { NotifyKind } from '../config/receivers.js';
+import type { Phase } from './phases.js';
 
 export const EVENT_TYPE_PREFIX = 'io.pairshift.upgrade';
-
-/** The kinds of notification a receiver can ask for (receiver.events). */
-export const NOTIFY_KINDS = ['phase', 'halted', 'result'] as const;
-export type NotifyKind = (typeof NOTIFY_KINDS)[number];
 
 /** A terminal phase's word in the result event's type. */
 const RESULT_WORD: Partial<Record<Phase, string>> = {

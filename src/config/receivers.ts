@@ -4,7 +4,10 @@
 // secret, and the URL itself when it carries one (a Slack webhook URL is a
 // credential), each come from a file (a mounted Secret in a cluster).
 import { z } from 'zod';
-import { NOTIFY_KINDS } from './events.js';
+
+/** The kinds of notification a receiver can ask for (receiver.events). */
+export const NOTIFY_KINDS = ['phase', 'halted', 'result'] as const;
+export type NotifyKind = (typeof NOTIFY_KINDS)[number];
 
 const absPath = z.string().regex(/^\//, { error: 'expected an absolute path' });
 
