@@ -24,6 +24,7 @@ export const receiverSchema = z
     url: z
       .string()
       .regex(/^https?:\/\/[^\s/?#]+[^\s]*$/, { error: 'expected an http:// or https:// URL' })
+      .max(2048)
       .optional()
       .describe('Where events are POSTed. Give url or urlFile, not both.'),
     urlFile: absPath
@@ -57,8 +58,10 @@ export const receiverSchema = z
 export type ReceiverConfig = z.output<typeof receiverSchema>;
 
 /** A list of receivers whose names are unique. */
+// Bounded: the API server estimates a CEL rule's cost from the list's maxItems.
 export const receiverListSchema = z
   .array(receiverSchema)
+  .max(20, { error: 'at most 20 receivers' })
   .refine((rs) => new Set(rs.map((r) => r.name)).size === rs.length, {
     error: 'two receivers have the same name',
   });
