@@ -165,10 +165,14 @@ describe('retry schedule', () => {
     expect(nextRetry(3, 0, 0, p, () => 0)).toEqual({ do: 'retry', afterMs: 0 });
     expect(nextRetry(3, 0, 0, p, () => 0.999999)).toEqual({ do: 'retry', afterMs: 3999 });
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5 }), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (n, r) => {
-        const d = nextRetry(n, 0, 0, p, () => r);
-        return d.do === 'retry' && d.afterMs >= 0 && d.afterMs < delayCap(n, p);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.double({ min: 0, max: 0.9999999, noNaN: true }),
+        (n, r) => {
+          const d = nextRetry(n, 0, 0, p, () => r);
+          return d.do === 'retry' && d.afterMs >= 0 && d.afterMs < delayCap(n, p);
+        },
+      ),
     );
   });
 
