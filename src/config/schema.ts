@@ -115,7 +115,7 @@ export const configFileSchema = z
         queueLimit: count(1, 100_000),
         retry: z
           .object({
-            /** Attempts in all (default 10). */
+            /** Attempts in all (default 20). */
             maxAttempts: count(1, 100),
             /** No attempt starts later than this after the event (default 15m). */
             maxAge: duration,

@@ -13,8 +13,13 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
 }
 
+/**
+ * Defaults that outlast a receiver down for minutes: 20 attempts, whose
+ * waits (full jitter, capped at 60 s) add up to about 7 minutes on average,
+ * within 15 minutes in all.
+ */
 export const DEFAULT_RETRY: RetryPolicy = {
-  maxAttempts: 10,
+  maxAttempts: 20,
   maxAgeMs: 15 * 60_000,
   baseDelayMs: 1000,
   maxDelayMs: 60_000,

@@ -7,7 +7,7 @@ import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { receiverListSchema, receiverSchema } from '../../src/config/receivers.js';
 import { buildEvent, type NotifyFact } from '../../src/core/notification.js';
 import { TERMINAL_PHASES } from '../../src/core/phases.js';
-import { delayCap, nextRetry, type RetryPolicy } from '../../src/notify/backoff.js';
+import { DEFAULT_RETRY, delayCap, nextRetry, type RetryPolicy } from '../../src/notify/backoff.js';
 import { bodyFor, signature } from '../../src/notify/deliver.js';
 import { notifySettingsFrom } from '../../src/notify/notifier.js';
 import { slackText } from '../../src/notify/slack.js';
@@ -188,11 +188,20 @@ describe('retry schedule', () => {
     expect(nextRetry(2, 0, 59_500, p, () => 0.5)).toMatchObject({ do: 'give-up' });
   });
 
+  test('the defaults outlast a receiver down for a minute, by a wide margin', () => {
+    const p = DEFAULT_RETRY;
+    const caps = Array.from({ length: p.maxAttempts - 1 }, (_, i) => delayCap(i + 1, p));
+    // The mean wait is half the cap; even the waits of a quarter of the cap add up past 60 s.
+    const quarter = caps.reduce((a, b) => a + b, 0) / 4;
+    expect(quarter).toBeGreaterThan(60_000);
+    expect(p.maxAgeMs).toBeGreaterThanOrEqual(10 * 60_000);
+  });
+
   test('configuration defaults and overrides', () => {
     expect(notifySettingsFrom()).toEqual({
       requestTimeoutMs: 10_000,
       queueLimit: 1000,
-      retry: { maxAttempts: 10, maxAgeMs: 900_000, baseDelayMs: 1000, maxDelayMs: 60_000 },
+      retry: { maxAttempts: 20, maxAgeMs: 900_000, baseDelayMs: 1000, maxDelayMs: 60_000 },
     });
     expect(notifySettingsFrom({ retry: { maxAttempts: 3 } }).retry.maxAttempts).toBe(3);
   });
