@@ -14,6 +14,7 @@ import { ReplicaPresence } from '../api/upload-replicas.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import type { ConfigFile } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
+import { notifySettingsFrom } from '../notify/notifier.js';
 import { createOperatorMetrics } from '../operator/metrics.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
@@ -188,6 +189,10 @@ export function registerOperatorCommands(program: Command): void {
         trustedKeys,
         workDir,
         concurrency: resolved.concurrency,
+        notifications: {
+          receivers: ctx.config.notifications?.receivers ?? [],
+          settings: notifySettingsFrom(ctx.config.notifications),
+        },
         ...(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS
           ? { killAfterActions: Number(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS) }
           : {}),
