@@ -292,7 +292,13 @@ describe('prober, database', () => {
     }
     const db = report.db!;
     expect(db.writes.unknown).toBeGreaterThanOrEqual(1);
-    expect(db.reasons['timeout after send']).toBe(db.writes.unknown);
+    // every unknown write timed out after it was sent (a probe whose answer
+    // this process handled late, when its event loop was busy, says so after
+    // a comma: "timeout after send, handled late")
+    const timedOutAfterSend = Object.entries(db.reasons)
+      .filter(([reason]) => reason.startsWith('timeout after send'))
+      .reduce((n, [, count]) => n + count, 0);
+    expect(timedOutAfterSend).toBe(db.writes.unknown);
     // While commits hang every probe is down, and only then.
     // Commits were held, not refused: a probe sent less than one timeout
     // before the release was answered in time, so by definition (the send
