@@ -101,7 +101,12 @@ describe('links in docs/manual', () => {
   const files = readdirSync(manualDir).filter((f) => f.endsWith('.md'));
 
   test('the four manuals are there', () => {
-    expect(files.sort()).toEqual(['README.md', 'operations.md', 'rollback.md', 'troubleshooting.md']);
+    expect(files.sort()).toEqual([
+      'README.md',
+      'operations.md',
+      'rollback.md',
+      'troubleshooting.md',
+    ]);
   });
 
   test('every relative link points to an existing file and heading', () => {
@@ -169,12 +174,15 @@ describe('the reference pages the manuals link to are complete', () => {
     const settings = Object.keys(upgradeSettingsSchema.shape);
     expect(settings.filter((k) => !rowOf(upgrade, k))).toEqual([]);
     // each row has a default column that is not empty
-    const empty = [...keys.map((k) => rowOf(every, k)!), ...settings.map((k) => rowOf(upgrade, k)!)]
-      .filter((row) => row.split('|')[2]!.trim() === '');
+    const empty = [
+      ...keys.map((k) => rowOf(every, k)!),
+      ...settings.map((k) => rowOf(upgrade, k)!),
+    ].filter((row) => row.split('|')[2]!.trim() === '');
     expect(empty).toEqual([]);
     // and the doc names no key the schema does not know
     const known = new Set([...keys, 'upgrade.*']);
-    const rows = [...every.matchAll(/^\| ([a-z][\w.*]+) \|/gm)].map((m) => m[1]!)
+    const rows = [...every.matchAll(/^\| ([a-z][\w.*]+) \|/gm)]
+      .map((m) => m[1]!)
       .filter((k) => k !== 'key'); // the header row
     expect(rows.filter((k) => !known.has(k))).toEqual([]);
   });
