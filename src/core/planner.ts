@@ -11,6 +11,7 @@ import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, event, halt, type Step, step, wait } from './actions.js';
 import { decide, NO_JITTER, type RetrySettings } from './error-policy.js';
 import { BRING_BACK_STEPS, type JournalFacts, runsOf } from './journal.js';
+import { type LostNodeInput, lostNodeAction, lostNodeNote } from './lost-node.js';
 import type { UpgradeContext } from './machine.js';
 import {
   type NodeObservation,
@@ -95,42 +96,23 @@ export function plan(input: PlanInput): Action {
   if (limitStart !== null && nowMs - limitStart > settings.upgradeTimeout) {
     const what = ctx.phase === 'ROLLBACK' ? 'rollback' : 'upgrade';
     return event(
-      { type: 'TIMED_OUT', limit: `${what} timeout ${formatDuration(settings.upgradeTimeout)}` },
+      {
+        type: 'TIMED_OUT',
+        limit: `${what} timeout ${formatDuration(settings.upgradeTimeout)}${lostNodeNote(lostInput(input))}`,
+      },
       `the ${what} ran past its time limit`,
     );
   }
 
-  for (const [name, since] of Object.entries(j.unreachableSinceMs)) {
-    if (nowMs - since >= settings.unreachableGrace) {
-      return event(
-        {
-          type: 'NODE_UNREACHABLE',
-          node: name,
-          error: `no SSH answer for ${formatDuration(nowMs - since)}`,
-        },
-        `${name} stayed unreachable`,
-      );
-    }
-  }
+  // A node past the unreachable grace: end UNREACHABLE when that leaves
+  // both nodes on the old version, else halt until it answers (lost-node.ts).
+  const requested = requestedStop(input);
+  const lostAction = lostNodeAction(lostInput(input), requested);
+  if (lostAction) return lostAction;
   const lost = input.observed.nodes.find((n) => !n.reachable);
   if (lost) return wait(`${lost.name} is not answering; retrying before giving up`);
 
-  if (j.cancelRequested && !j.requestsSent.includes('cancel')) {
-    return event({ type: 'CANCEL_REQUESTED', reason: j.cancelRequested }, 'cancel requested');
-  }
-  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && !ctx.backupVerified) {
-    // Nothing has changed on a node yet: rolling back means stopping here.
-    return event(
-      {
-        type: 'CANCEL_REQUESTED',
-        reason: `rollback requested before any node changed: ${j.rollbackRequested}`,
-      },
-      'rollback requested; nothing to roll back yet',
-    );
-  }
-  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && ctx.phase !== 'ROLLBACK') {
-    return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
-  }
+  if (requested) return requested;
 
   // A component that died by itself comes back (bounded) or halts the
   // upgrade naming it, before the phase plans around it (core/repair.ts).
@@ -168,6 +150,39 @@ export function plan(input: PlanInput): Action {
   const failed = failure(input);
   if (failed) return failed;
   return bounded(input, phaseAction(input));
+}
+
+function lostInput(input: PlanInput): LostNodeInput {
+  return {
+    ctx: input.ctx,
+    fromVersion: input.request.fromVersion,
+    settings: input.settings,
+    observed: input.observed,
+    journal: input.journal,
+    nowMs: input.nowMs,
+  };
+}
+
+/** A person's cancel or rollback not yet fed to the machine, as the event for it, or null. */
+function requestedStop(input: PlanInput): Action | null {
+  const { ctx, journal: j } = input;
+  if (j.cancelRequested && !j.requestsSent.includes('cancel')) {
+    return event({ type: 'CANCEL_REQUESTED', reason: j.cancelRequested }, 'cancel requested');
+  }
+  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && !ctx.backupVerified) {
+    // Nothing has changed on a node yet: rolling back means stopping here.
+    return event(
+      {
+        type: 'CANCEL_REQUESTED',
+        reason: `rollback requested before any node changed: ${j.rollbackRequested}`,
+      },
+      'rollback requested; nothing to roll back yet',
+    );
+  }
+  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && ctx.phase !== 'ROLLBACK') {
+    return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
+  }
+  return null;
 }
 
 /** The next action of the current phase, before the bounds on runs and waits. */

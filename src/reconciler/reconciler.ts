@@ -16,7 +16,7 @@ import {
   emptyJournal,
   enterPhase,
   type JournalFacts,
-  recordReachability,
+  recordSight,
   recordStep,
   recordWait,
   type StepOutcome,
@@ -362,11 +362,7 @@ export class UpgradeReconciler {
     const observed = await runtime.observe({
       compareConfig: memory.context.phase === 'VERIFY' && memory.facts.configChecked === true,
     });
-    const facts = recordReachability(
-      memory.facts,
-      Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
-      nowMs,
-    );
+    const facts = recordSight(memory.facts, observed, nowMs);
     return { memory: { ...memory, facts }, observed, nowMs };
   }
 

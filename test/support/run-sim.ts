@@ -8,7 +8,7 @@ import {
   emptyJournal,
   enterPhase,
   type JournalFacts,
-  recordReachability,
+  recordSight,
   recordStep,
   recordWait,
 } from '../../src/core/journal.js';
@@ -89,11 +89,7 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
     if (round === s.rollbackAtRound)
       j = { ...j, rollbackRequested: 'operator wants the old version' };
     const observed = sim.observe();
-    j = recordReachability(
-      j,
-      Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
-      now,
-    );
+    j = recordSight(j, observed, now);
     const action = plan({
       ctx,
       request: { fromVersion: FROM, targetVersion: TO },
