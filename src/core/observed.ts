@@ -26,6 +26,11 @@ export interface NodeObservation {
   /** keepalived's status command says running; absent when not read this round. */
   readonly keepalivedRunning?: boolean;
   readonly holdsVip: boolean;
+  /**
+   * A running standby's WAL receiver is streaming from its primary; absent
+   * for a primary, a stopped database, or when not read.
+   */
+  readonly streaming?: boolean;
   /** A standby's replay distance behind its primary in bytes; null for a primary or unknown. */
   readonly replayLagBytes: number | null;
   readonly rsyncPaused: boolean;

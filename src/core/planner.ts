@@ -574,6 +574,15 @@ function rollback(input: PlanInput): Action {
   const unproven = observed.nodes.find((n) => !passed(n));
   if (unproven)
     return step('CHECK_HEALTH', unproven.name, 'prove health after the rollback (3.4.6)');
+  // A rolled-back pair whose standby does not stream is a broken pair, not
+  // a finished rollback (lab fault matrix: stop-replication in VIP_SWITCH
+  // ended FAILED with b's standby 2389 acknowledged writes behind). Wait for
+  // it; past the wait bound this is a halt naming it (bounded()).
+  const notStreaming = observed.nodes.find((n) => n.dbRole === 'standby' && n.streaming === false);
+  if (notStreaming)
+    return wait(
+      `the standby database on ${notStreaming.name} is not streaming from the primary (WAL receiver not running); replication must be back before the rollback ends`,
+    );
   return event({ type: 'ROLLBACK_DONE' }, `both nodes back on ${request.fromVersion} and healthy`);
 }
 

@@ -87,7 +87,14 @@ export function allCases(filter: { fault?: string[]; phase?: string[] } = {}): F
   );
 }
 
-export type CaseResult = 'terminal' | 'halted' | 'did not end' | 'error';
+/**
+ * terminal: ended in a terminal phase with the fault held; halted: halted
+ * (Stalled=True) and still halted `resumeBoundMs` after the fault was
+ * undone (a halt that never resumed); resumed: halted, then, with the fault
+ * undone, resumed by itself and ended in a terminal phase (judged as
+ * terminal, and its halt must have named the fault).
+ */
+export type CaseResult = 'terminal' | 'halted' | 'resumed' | 'did not end' | 'error';
 
 export interface CaseReport {
   fault: FaultKind;
@@ -99,11 +106,26 @@ export interface CaseReport {
   endPhase: string | null;
   /** The status message, or the Stalled condition's message for a halt. */
   message: string;
+  /** The Stalled message when the case halted (also when it resumed later). */
+  haltMessage: string | null;
+  /** From the request written to the halt, when it halted. */
+  timeToHaltMs: number | null;
+  /** From the request written to the end (terminal, or the halt that never resumed). */
   timeToEndMs: number;
   clientHttpLongestMs: number | null;
   clientWriteLongestMs: number | null;
   acked: number;
+  /**
+   * Acknowledged writes missing from the node that serves at the end (the
+   * primary): what clients lost. Null when the read-back failed.
+   */
   lost: number | null;
+  /**
+   * The standby at the end, apart from the loss: whether its primary saw
+   * it streaming, and how many acknowledged writes it lacks (a standby not
+   * streaming is a broken pair, not a lost write).
+   */
+  standby: { node: string | null; streaming: boolean; missing: number | null };
   /** Acknowledged writes missing on each node's database (the prober's read-back), to tell a lagging standby from a lost write. */
   missingPerNode: Record<string, number>;
   versions: Record<string, string | null>;
@@ -118,6 +140,8 @@ export interface CaseReport {
 export interface CaseOptions {
   /** Hard bound from the request written to terminal or halted. */
   boundMs: number;
+  /** After a halt and the fault undone: how long the upgrade gets to resume and end (default 150 s). */
+  resumeBoundMs?: number;
   /** Version upgraded to (the lab's good package). */
   target: string;
   from: string;
@@ -250,17 +274,40 @@ export async function runCase(
     ended = Date.now();
   }
   // the fault is undone before the pair is judged: "whenever the network allows"
-  const undoError = await runFault(lab.name, c.fault, c.node, {
-    undo: true,
-    stageDir: join(lab.work, 'stage', name),
-  }).then(
-    () => null,
-    (e: unknown) => String(e),
-  );
-  if (c.fault === 'link-cut' || c.fault === 'kill-sshd') {
-    // the harness's own connections open across the cut may hang: start afresh
-    await lab.shell.close();
-    lab.shell = new SshPool(await sshEndpoints(lab.pair));
+  const undo = async (): Promise<string | null> => {
+    const e = await runFault(lab.name, c.fault, c.node, {
+      undo: true,
+      stageDir: join(lab.work, 'stage', name),
+    }).then(
+      () => null,
+      (err: unknown) => String(err),
+    );
+    if (c.fault === 'link-cut' || c.fault === 'kill-sshd') {
+      // the harness's own connections open across the cut may hang: start afresh
+      await lab.shell.close();
+      lab.shell = new SshPool(await sshEndpoints(lab.pair));
+    }
+    return e;
+  };
+  const undoError = await undo();
+  // A halt waits for the cause to go: with the fault undone the upgrade
+  // should resume by itself and end. One that does not is reported as a
+  // halt that never resumed.
+  const haltMessage = result === 'halted' ? (stalled(status)?.message ?? null) : null;
+  const timeToHaltMs = result === 'halted' ? ended - started : null;
+  if (result === 'halted') {
+    const deadline = Date.now() + (o.resumeBoundMs ?? 150_000);
+    for (;;) {
+      const s = await op.status(name).catch(() => undefined);
+      if (s) status = s;
+      if (s && isTerminal(s.phase) && s.finishedAt) {
+        result = 'resumed';
+        ended = Date.now();
+        break;
+      }
+      if (Date.now() > deadline) break;
+      await sleep(250);
+    }
   }
   const holders = await settledVip(lab, 20_000);
   let probe: ReturnType<typeof clientFigures> | null = null;
@@ -282,19 +329,44 @@ export async function runCase(
       `did not end within ${o.boundMs / 1000} s (phase ${status?.phase ?? 'none'}; phases ${history.map((h) => h.to).join('>')})`,
     );
   if (result === 'error') violations.push(`the case itself failed: ${status?.message ?? ''}`);
-  const halt = stalled(status);
-  if (result === 'halted' && !FAULT_WORDS[c.fault].test(halt!.message))
-    violations.push(`Stalled does not name the fault: "${halt!.message}"`);
+  if (haltMessage !== null && !FAULT_WORDS[c.fault].test(haltMessage))
+    violations.push(`Stalled does not name the fault: "${haltMessage}"`);
   if (holders.length !== 1)
     violations.push(`VIP held by ${holders.length} nodes (${holders.join(',')})`);
   const keys = Object.values(keyAfter);
   if (keys[0] !== keys[1] || keyAfter.a !== keyBefore.a)
     violations.push('root key not byte-identical on both nodes (or changed)');
-  if (probe?.lost !== 0)
+  // Lost means missing from the node that serves at the end; a standby
+  // behind is reported apart (standby), it is not a lost write.
+  const primary = state?.primary ?? null;
+  const lost =
+    probe && probe.lost !== null
+      ? primary && primary in probe.missingPerNode
+        ? probe.missingPerNode[primary]!
+        : probe.lost
+      : null;
+  const standbyNode = primary ? (primary === 'a' ? 'b' : 'a') : null;
+  const standby = {
+    node: standbyNode,
+    streaming: (state?.replication ?? []).includes('streaming'),
+    missing: standbyNode ? (probe?.missingPerNode[standbyNode] ?? null) : null,
+  };
+  if (lost !== 0)
     violations.push(
-      `acknowledged writes lost: ${probe?.lost ?? 'unverified'} (missing per node ${JSON.stringify(probe?.missingPerNode ?? {})})`,
+      `acknowledged writes lost on the primary ${primary ?? '(none)'}: ${lost ?? 'unverified'} (missing per node ${JSON.stringify(probe?.missingPerNode ?? {})})`,
     );
-  if (result === 'terminal' && state) {
+  // a standby not streaming at the end must at least be named by the operator
+  const namesStandby = /standby|replicat|wal receiver/i.test(status?.message ?? '');
+  if (
+    (result === 'terminal' || result === 'resumed') &&
+    state &&
+    !standby.streaming &&
+    !namesStandby
+  )
+    violations.push(
+      `standby ${standbyNode ?? '(none)'} not streaming after ${status?.phase} (missing ${standby.missing ?? '?'} acknowledged writes) and the operator's message does not name it`,
+    );
+  if ((result === 'terminal' || result === 'resumed') && state) {
     const want = status!.phase === 'COMPLETE' ? o.target : o.from;
     if (state.versions.a !== want || state.versions.b !== want)
       violations.push(
@@ -312,18 +384,21 @@ export async function runCase(
     injected,
     result,
     endPhase: status?.phase ?? null,
-    message: (halt?.message ?? status?.message ?? '').slice(0, 300),
+    message: (stalled(status)?.message ?? status?.message ?? '').slice(0, 300),
+    haltMessage: haltMessage?.slice(0, 400) ?? null,
+    timeToHaltMs,
     timeToEndMs: ended - started,
     clientHttpLongestMs: probe?.httpLongestMs ?? null,
     clientWriteLongestMs: probe?.writeLongestMs ?? null,
     acked: probe?.acked ?? 0,
-    lost: probe?.lost ?? null,
+    lost,
+    standby,
     missingPerNode: probe?.missingPerNode ?? {},
     versions: state?.versions ?? {},
     vipHolders: holders,
     violations,
     failedSteps: failedSteps.slice(-5),
-    ok: (result === 'terminal' || result === 'halted') && violations.length === 0,
+    ok: ['terminal', 'halted', 'resumed'].includes(result) && violations.length === 0,
   };
   return report;
 }
@@ -337,7 +412,7 @@ export function formatTable(rows: readonly CaseReport[]): string {
   const sep = '|---|---|---|---|---|---|---|---|';
   const body = rows.map(
     (r) =>
-      `| ${r.fault} | ${r.node} | ${r.phase}${r.injected ? '' : ' (not reached)'} | ${r.result} | ${r.endPhase ?? '-'} | ${fmt(r.timeToEndMs)} | ${fmt(r.clientHttpLongestMs)} / ${fmt(r.clientWriteLongestMs)} | ${r.violations.length ? r.violations.join('; ').replace(/\|/g, '/') : 'all held'} |`,
+      `| ${r.fault} | ${r.node} | ${r.phase}${r.injected ? '' : ' (not reached)'} | ${r.result}${r.timeToHaltMs !== null ? ` (halted at ${fmt(r.timeToHaltMs)})` : ''} | ${r.endPhase ?? '-'} | ${fmt(r.timeToEndMs)} | ${fmt(r.clientHttpLongestMs)} / ${fmt(r.clientWriteLongestMs)} | ${r.violations.length ? r.violations.join('; ').replace(/\|/g, '/') : 'all held'} |`,
   );
   return [head, sep, ...body].join('\n');
 }
@@ -389,7 +464,11 @@ export class FaultBench {
       { ...this.o, boundMs },
       `${this.lab.name}${++this.#n}`,
     );
-    if (r.result !== 'terminal' || !(await atStart(this.lab, this.o.from))) await this.#reset();
+    if (
+      (r.result !== 'terminal' && r.result !== 'resumed') ||
+      !(await atStart(this.lab, this.o.from))
+    )
+      await this.#reset();
     return r;
   }
 
