@@ -339,17 +339,20 @@ export async function runCase(
   // Lost means missing from the node that serves at the end; a standby
   // behind is reported apart (standby), it is not a lost write.
   const primary = state?.primary ?? null;
-  const lost =
-    probe && probe.lost !== null
-      ? primary && primary in probe.missingPerNode
-        ? probe.missingPerNode[primary]!
-        : probe.lost
-      : null;
   const standbyNode = primary ? (primary === 'a' ? 'b' : 'a') : null;
+  // the prober names each node by its database endpoint ("198.19.85.11:5432/app")
+  const missingOn = (n: string | null): number | null => {
+    const address = lab.pair.spec.nodes.find((x) => x.name === n)?.address;
+    const key = Object.keys(probe?.missingPerNode ?? {}).find(
+      (k) => k === n || (address !== undefined && k.startsWith(`${address}:`)),
+    );
+    return key === undefined ? null : probe!.missingPerNode[key]!;
+  };
+  const lost = probe && probe.lost !== null ? (missingOn(primary) ?? probe.lost) : null;
   const standby = {
     node: standbyNode,
     streaming: (state?.replication ?? []).includes('streaming'),
-    missing: standbyNode ? (probe?.missingPerNode[standbyNode] ?? null) : null,
+    missing: missingOn(standbyNode),
   };
   if (lost !== 0)
     violations.push(
