@@ -273,7 +273,8 @@ export function recordReachability(
 
 /**
  * Reachability and each reachable node's last sight from this round's
- * observation (a node that does not answer keeps the sight it had).
+ * observation (a node that does not answer, or answers only in part, keeps
+ * the sight it had).
  */
 export function recordSight(
   j: JournalFacts,
@@ -287,7 +288,11 @@ export function recordSight(
   );
   const seen: Record<string, LastSeen> = { ...j.lastSeen };
   for (const n of observed.nodes) {
-    if (!n.reachable) continue;
+    // A node read only in part this round (a probe failed: its fields read
+    // as "stopped", "unknown") is not a sight: lab kill-sshd in VIP_SWITCH
+    // left b "last seen with its services stopped" from the round sshd died.
+    const partial = (observed.problems ?? []).some((p) => p.startsWith(`${n.name}: `));
+    if (!n.reachable || partial) continue;
     seen[n.name] = {
       installedVersion: n.installedVersion,
       servicesRunning: n.servicesRunning,

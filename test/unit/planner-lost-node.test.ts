@@ -203,6 +203,17 @@ describe('the lost-node decision, planned directly', () => {
     });
   });
 
+  test('a round that read b only in part is not a sight of b', () => {
+    const j = recordSight(emptyJournal(now), pair(a, b), now);
+    const partial = recordSight(
+      j,
+      { ...pair(a, { ...b, servicesRunning: false }), problems: ['b: services: timed out'] },
+      now + 1000,
+    );
+    expect(partial.lastSeen?.b).toEqual(j.lastSeen?.b);
+    expect(partial.lastSeen?.a?.atMs).toBe(now + 1000);
+  });
+
   test("a person's cancel is still fed to the machine while halted", () => {
     const j = journal({ ...b, installedVersion: TO }, { cancelRequested: 'give up' });
     expect(planIn('VIP_SWITCH', j)).toMatchObject({
