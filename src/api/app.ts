@@ -108,6 +108,8 @@ interface Locals {
   caller?: Caller;
   upgradeId?: string;
   responseBody?: unknown;
+  /** 100 Continue was sent (askForBody). */
+  continued?: boolean;
 }
 
 const locals = (res: Response) => res.locals as Locals;
@@ -351,11 +353,10 @@ function tokenGate(tokens: readonly ApiToken[]): RequestHandler {
       );
     }
     locals(res).caller = caller;
-    // A client that asked to be told before it sends its body (Expect:
-    // 100-continue) hears "go on" only now, once its token is good.
-    if (req.headers.expect?.toLowerCase() === '100-continue' && !res.headersSent) {
-      res.writeContinue();
-    }
+    // A client that sent Expect: 100-continue hears "go on" only when its
+    // body is about to be read (askForBody), not here: a refusal decided
+    // from the headers (403, 413, 415) then reaches it before it sends a
+    // byte, rather than racing its upload into a closing socket.
     next();
   };
 }
@@ -393,8 +394,27 @@ function jsonBodyReader(bodyBytes: number): RequestHandler {
         ),
       );
     }
+    const declared = Number(req.headers['content-length']);
+    if (declared > bodyBytes) {
+      return next(
+        new ApiProblem('PS-1601', `the body is ${declared} bytes; the limit is ${bodyBytes}`),
+      );
+    }
+    askForBody(req, res);
     jsonParser(req, res, next);
   };
+}
+
+/**
+ * Sends 100 Continue to a client that asked for it (Expect: 100-continue),
+ * once, right before its body is read: everything decided from the headers
+ * has been decided by then.
+ */
+export function askForBody(req: Request, res: Response): void {
+  if (req.headers.expect?.toLowerCase() !== '100-continue') return;
+  if (res.headersSent || locals(res).continued) return;
+  locals(res).continued = true;
+  res.writeContinue();
 }
 
 /**
@@ -498,6 +518,7 @@ async function triggerWithUpload(
   res: Response,
 ): Promise<TriggerAnswer> {
   const received = await receivePackage(req, {
+    beforeBody: () => askForBody(req, res),
     workDir: upload.workDir,
     trustedKeys: upload.trustedKeys,
     maxBytes: upload.maxBytes,

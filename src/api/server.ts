@@ -1,9 +1,10 @@
 // Serving the API on a host:port (pairshift operator --listen). Header and
 // request timeouts are bounded so slow clients cannot hold sockets open.
+
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type ApiDeps, createApiApp } from './app.js';
+import { listenOn } from './listen.js';
 import { ApiProblem, PROBLEM_MEDIA_TYPE, toProblem } from './problems.js';
 
 export interface RunningApi {
@@ -11,6 +12,12 @@ export interface RunningApi {
   readonly url: string;
   /** Waits until api_request_log holds every request answered so far. */
   flushRequestLog(): Promise<void>;
+  /**
+   * Graceful shutdown: new connections are refused at once; requests in
+   * flight (an upload streaming in) may finish until the deadline. Resolves
+   * with how many were still running then (0: a clean drain). stop() after.
+   */
+  drain(deadlineMs: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -70,6 +77,12 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
   // Every socket, including ones node handed over raw (CONNECT, parse
   // errors), so stop() leaves nothing open.
   const sockets = new Set<Duplex>();
+  // Requests between arrival and their response's end: what drain() waits for.
+  let inFlight = 0;
+  server.on('request', (_req, res) => {
+    inFlight++;
+    res.once('close', () => inFlight--);
+  });
   server.on('connection', (s: Duplex) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
@@ -83,19 +96,25 @@ export async function startApiServer(listen: string, deps: ApiDeps): Promise<Run
       'Method Not Allowed',
     ),
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = await listenOn(server, host, port);
   return {
     server,
-    url: `http://${shown}:${addr.port}`,
+    url,
     flushRequestLog: () => app.flushRequestLog(),
+    async drain(deadlineMs) {
+      // close() stops the listener: a new connection is refused by the
+      // kernel from here on, while open sockets carry on.
+      server.close();
+      const until = Date.now() + deadlineMs;
+      for (;;) {
+        // Keep-alive sockets between requests would otherwise hold the
+        // server open; a socket mid-request is not idle and is left alone.
+        server.closeIdleConnections();
+        if (inFlight === 0 || Date.now() >= until) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return inFlight;
+    },
     async stop() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -38,6 +38,8 @@ export interface ReceiveOptions {
   protection?: (pair: string) => Promise<PairProtection | null>;
   /** Bounds for the unpacked package; default: STAGE_LIMITS with the total capped (see below). */
   limits?: Partial<TarLimits>;
+  /** Called once the headers are judged, right before the body is read (100 Continue). */
+  beforeBody?: () => void;
 }
 
 export interface ReceivedPackage {
@@ -114,7 +116,12 @@ interface Collected {
 }
 
 /** Streams the multipart body into dir; enforces maxBytes while reading. */
-async function collectParts(req: Request, dir: string, maxBytes: number): Promise<Collected> {
+async function collectParts(
+  req: Request,
+  dir: string,
+  maxBytes: number,
+  beforeBody: () => void = () => undefined,
+): Promise<Collected> {
   const boundary = multipartBoundary(req.headers['content-type']);
   if (!boundary)
     throw new PackageRejected(
@@ -132,6 +139,7 @@ async function collectParts(req: Request, dir: string, maxBytes: number): Promis
     );
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge();
+  beforeBody();
 
   const parser = new MultipartParser(boundary);
   const seen = new Set<string>();
@@ -305,7 +313,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
   let kept = false;
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
-    const collected = await collectParts(req, dir, opts.maxBytes);
+    const collected = await collectParts(req, dir, opts.maxBytes, opts.beforeBody);
     const { pair, reason, options } = requireParts(collected);
     const installed = opts.installedVersion ? await opts.installedVersion(pair) : null;
     const protect = (await opts.protection?.(pair)) ?? undefined;

@@ -6,11 +6,14 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { filter, merge } from 'rxjs';
-import { type RunningApi, startApiServer } from '../api/server.js';
+import { operatorProbes, type RunningProbes, startProbesServer } from '../api/probes-server.js';
+import { parseListen, type RunningApi, startApiServer } from '../api/server.js';
 import { loadApiTokens } from '../api/tokens.js';
 import { UploadJanitor } from '../api/upload-janitor.js';
+import { formatDuration, parseDuration } from '../config/duration.js';
 import type { ConfigFile } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
+import { createOperatorMetrics } from '../operator/metrics.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
 import type { ResourceSource } from '../reconciler/source.js';
@@ -32,7 +35,12 @@ export interface OperatorCliOptions {
   kubeconfig?: string;
   namespace?: string;
   listen?: string;
+  metricsListen?: string;
+  shutdownGrace?: string;
 }
+
+/** Below Kubernetes' default terminationGracePeriodSeconds (30 s), with room to exit. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 
 export const DEFAULT_WORK_DIR = '/var/lib/pairshift/work';
 export const DEFAULT_CONCURRENCY = 4;
@@ -44,6 +52,10 @@ export interface OperatorSettings {
   readonly manifestsDir: string | undefined;
   readonly concurrency: number;
   readonly listen: string | undefined;
+  /** Probes and metrics (/livez, /readyz, /metrics); off when undefined. */
+  readonly metricsListen: string | undefined;
+  /** How long a SIGTERM lets running steps and uploads finish. */
+  readonly shutdownGraceMs: number;
   readonly keyPaths: readonly string[];
 }
 
@@ -62,7 +74,20 @@ export function resolveOperatorSettings(
   if (!/^\d+$/.test(String(concurrency)) || Number(concurrency) < 1 || Number(concurrency) > 64) {
     throw new Error(`--concurrency: expected a whole number from 1 to 64, got "${concurrency}"`);
   }
+  let shutdownGraceMs = config.operator?.shutdownGrace ?? DEFAULT_SHUTDOWN_GRACE_MS;
+  if (flags.shutdownGrace !== undefined) {
+    const ms = parseDuration(flags.shutdownGrace);
+    if (ms === null || ms <= 0) {
+      throw new Error(
+        `--shutdown-grace: expected a positive duration like "25s" or "1m", got "${flags.shutdownGrace}"`,
+      );
+    }
+    shutdownGraceMs = ms;
+  }
+  if (flags.metricsListen !== undefined) parseListen(flags.metricsListen);
   return {
+    metricsListen: flags.metricsListen ?? config.metrics?.listen,
+    shutdownGraceMs,
     workDir: resolve(flags.workDir ?? config.packages?.workDir ?? DEFAULT_WORK_DIR),
     manifestsDir: manifestsDir ? resolve(manifestsDir) : undefined,
     concurrency: Number(concurrency),
@@ -101,6 +126,14 @@ export function registerOperatorCommands(program: Command): void {
     .option(
       '--listen <host:port>',
       'serve the REST API (and /health) here, e.g. 127.0.0.1:8080 (default: api.listen in the configuration)',
+    )
+    .option(
+      '--metrics-listen <host:port>',
+      'serve /livez, /readyz and /metrics here, no token (default: metrics.listen in the configuration; off)',
+    )
+    .option(
+      '--shutdown-grace <duration>',
+      `on SIGTERM, how long running steps and uploads may finish (default ${formatDuration(DEFAULT_SHUTDOWN_GRACE_MS)})`,
     )
     .action(async (o: OperatorCliOptions) => {
       const ctx = await openContext(o);
@@ -141,7 +174,9 @@ export function registerOperatorCommands(program: Command): void {
           onProblem: (m) => logger.warn(m),
         });
       }
+      const metrics = resolved.metricsListen ? createOperatorMetrics() : undefined;
       const op = await startOperator({
+        ...(metrics ? { metrics } : {}),
         db: ctx.db,
         source,
         settings: ctx.settings,
@@ -208,17 +243,76 @@ export function registerOperatorCommands(program: Command): void {
         });
         logger.info(`API listening on ${api.url}`);
       }
-      await new Promise<void>((done) => {
-        const stop = () => done();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+      let probes: RunningProbes | null = null;
+      let probeDeps: ReturnType<typeof operatorProbes> | null = null;
+      if (metrics && resolved.metricsListen) {
+        metrics.readLeader(() => source.mayAct?.() ?? true);
+        probeDeps = operatorProbes({
+          storeQuery: () => ctx.db.query('SELECT 1'),
+          sourceState: () => source.state(),
+          sourceStarted: () => running,
+          loopStopped: () => op.loop.stopped,
+          draining: () => op.draining,
+          metrics: async () => ({
+            contentType: metrics.registry.contentType,
+            body: await metrics.registry.metrics(),
+          }),
+        });
+        probes = await startProbesServer(resolved.metricsListen, probeDeps).catch(
+          async (err: unknown) => {
+            await api?.stop();
+            await janitor.stop();
+            await op.stop();
+            await ctx.db.close();
+            throw new Error(`cannot serve probes and metrics on ${resolved.metricsListen}`, {
+              cause: err,
+            });
+          },
+        );
+        logger.info(`probes and metrics listening on ${probes.url}`);
+      }
+      const signal = await new Promise<string>((done) => {
+        process.once('SIGINT', () => done('SIGINT'));
+        process.once('SIGTERM', () => done('SIGTERM'));
       });
-      logger.info('stopping');
+      const grace = resolved.shutdownGraceMs;
+      // A second signal while draining: the caller will not wait; go now,
+      // as after a kill (the journal shows what was running).
+      const again = () => {
+        logger.warn('second signal while draining: exiting at once');
+        process.exit(1);
+      };
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
+      logger.info(`${signal}: draining (up to ${formatDuration(grace)}): no new step starts`);
+      // Readiness is 503 from here (op.draining); the API refuses new
+      // connections and lets requests in flight (uploads) finish.
+      const [drained, requestsLeft] = await Promise.all([
+        op.drain(grace),
+        api ? api.drain(grace) : Promise.resolve(0),
+      ]);
+      if (!drained.clean) {
+        // Not stopped cleanly: the step's RUNNING row and the journal make the
+        // next operator observe it as in flight and go on from there. The
+        // Lease is not released: it expires, so no replica acts while the
+        // step's remote command may still be running on its node.
+        logger.error(
+          `shutdown grace of ${formatDuration(grace)} ran out with step(s) still running: ${drained.leftRunning.join('; ')}; exiting without waiting`,
+        );
+        process.exit(1);
+      }
+      if (requestsLeft > 0) {
+        logger.warn(`shutdown grace ran out with ${requestsLeft} API request(s) still running`);
+      }
       running = false;
       await api?.stop();
       await janitor.stop();
       await op.stop();
+      // Released (the default): the next replica takes over at once.
       await elector?.stop();
+      await probes?.stop();
+      probeDeps?.stop();
       await ctx.db.close();
+      logger.info('stopped: every running step finished and was recorded');
     });
 }

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
@@ -76,6 +76,9 @@ async function* bodyChunks(body: Body): AsyncGenerator<Buffer> {
   }
 }
 
+/** How long an upload waits for 100 Continue before it sends its body anyway. */
+const CONTINUE_WAIT_MS = 1000;
+
 async function call(
   c: ApiClient,
   method: 'GET' | 'POST',
@@ -88,10 +91,15 @@ async function call(
   if (body) {
     headers['content-type'] = body.contentType;
     headers['content-length'] = body.length;
+    // The API judges the headers first (token, role, size) and answers a
+    // refusal before any byte of the body: nothing is uploaded in vain, and
+    // the answer is not lost to a write into a socket it already closed.
+    headers.expect = '100-continue';
   }
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  let req!: ClientRequest;
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = send(url, { method, headers, timeout: 120_000 }, resolve);
+    req = send(url, { method, headers, timeout: 120_000 }, resolve);
     req.on('timeout', () => req.destroy(new Error('the API did not answer within 120 s')));
     req.on('error', (err) =>
       reject(new Error(`cannot reach the API at ${c.base.origin}`, { cause: err })),
@@ -100,12 +108,28 @@ async function call(
       req.end();
       return;
     }
-    // The server may answer (413, 422) before the upload ends: stop sending
-    // then, and keep its answer rather than the write error.
-    req.on('response', () => undefined);
-    pipeline(Readable.from(bodyChunks(body)), req).catch((err: unknown) => {
-      if (!req.destroyed) req.destroy(err as Error);
+    // Send once the API says "go on"; a server (or proxy) that never says
+    // it gets the body after a second, as curl does. A final answer first
+    // (401, 413) means the body is never sent.
+    let sending = false;
+    const sendBody = () => {
+      if (sending) return;
+      sending = true;
+      clearTimeout(unasked);
+      pipeline(Readable.from(bodyChunks(body)), req).catch((err: unknown) => {
+        if (!req.destroyed) req.destroy(err as Error);
+      });
+    };
+    const unasked = setTimeout(sendBody, CONTINUE_WAIT_MS);
+    req.on('continue', sendBody);
+    req.on('response', () => {
+      clearTimeout(unasked);
+      sending = true;
     });
+  });
+  // An answer that came before the body was sent leaves the request open.
+  res.once('end', () => {
+    if (!req.writableFinished) req.destroy();
   });
   const parts: Buffer[] = [];
   for await (const chunk of res) parts.push(chunk as Buffer);

@@ -135,11 +135,13 @@ export function applyEnv(config: ConfigFile, env: NodeJS.ProcessEnv): ConfigFile
  * variable, so every one of them resolves flag > environment > file >
  * default (src/cli/operator.ts applies the flag and the default).
  */
-const OPERATOR_ENV: readonly [string, 'packages' | 'operator' | 'api', string][] = [
+const OPERATOR_ENV: readonly [string, 'packages' | 'operator' | 'api' | 'metrics', string][] = [
   ['PAIRSHIFT_WORK_DIR', 'packages', 'workDir'],
   ['PAIRSHIFT_MANIFESTS_DIR', 'operator', 'manifestsDir'],
   ['PAIRSHIFT_CONCURRENCY', 'operator', 'concurrency'],
   ['PAIRSHIFT_API_LISTEN', 'api', 'listen'],
+  ['PAIRSHIFT_METRICS_LISTEN', 'metrics', 'listen'],
+  ['PAIRSHIFT_SHUTDOWN_GRACE', 'operator', 'shutdownGrace'],
 ];
 
 function operatorEnv(config: ConfigFile, env: NodeJS.ProcessEnv): Partial<ConfigFile> {

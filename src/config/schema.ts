@@ -77,6 +77,26 @@ export const configFileSchema = z
         manifestsDir: z.string().min(1),
         /** Upgrades reconciled at once (different pairs). */
         concurrency: count(1, 64),
+        /**
+         * How long a SIGTERM waits for the running steps to finish (and API
+         * uploads to drain) before the process exits anyway; keep it below
+         * the pod's terminationGracePeriodSeconds (default 25s).
+         */
+        shutdownGrace: duration,
+      })
+      .partial()
+      .strict()
+      .optional(),
+    /**
+     * Probes and metrics (/livez, /readyz, /metrics) on their own port, with
+     * no token and no allowlist: they reveal nothing secret. Off unless set.
+     */
+    metrics: z
+      .object({
+        /** host:port, e.g. 0.0.0.0:8081. */
+        listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):\d{1,5}$/, {
+          error: 'expected host:port like 0.0.0.0:8081',
+        }),
       })
       .partial()
       .strict()

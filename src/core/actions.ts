@@ -2,6 +2,7 @@
 // shown in a dry run and checked by tests. Each carries the reason it was
 // chosen, in words a person reading the upgrade's log understands. The
 // executor (reconciler/execute.ts) turns them into idempotent driver calls.
+import type { HaltReason } from './event-reasons.js';
 import type { UpgradeEvent } from './machine.js';
 
 export type Step =
@@ -55,7 +56,7 @@ export type Action =
       /** What a person must do ("restore VRRP between the nodes, or cancel"). */
       readonly todo: string;
       /** The Stalled condition's reason, one CamelCase word ("SplitBrain", "StepBudgetSpent"). */
-      readonly code: string;
+      readonly code: HaltReason;
       readonly reason: string;
     }
   /** The upgrade is finished and tidied up. */
@@ -80,7 +81,12 @@ export const wait = (reason: string, untilMs: number | null = null): Action => (
   reason,
 });
 
-export const halt = (cause: string, did: string, todo: string, code = 'Halted'): Action => ({
+export const halt = (
+  cause: string,
+  did: string,
+  todo: string,
+  code: HaltReason = 'Halted',
+): Action => ({
   kind: 'halt',
   cause,
   did,

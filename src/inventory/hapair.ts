@@ -10,38 +10,58 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { normaliseFingerprint } from './fingerprint.js';
 
+// Descriptions (.describe) are what `kubectl explain hapair.spec...` shows:
+// the CRD generator copies them and test/unit/crd.test.ts fails on a field
+// without one.
 const command = z.string().min(1, { error: 'expected a shell command line' });
 const absPath = z.string().regex(/^\//, { error: 'expected an absolute path' });
 const port = z.number().int().min(1).max(65535, { error: 'expected a port from 1 to 65535' });
-const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, { error: 'expected an IPv4 address' });
+// z.ipv4: octets 0-255, and `format: ipv4` in the CRD.
+const ipv4 = z.ipv4({ error: 'expected an IPv4 address' });
 
 const hostKey = z.object({
-  type: z.string().optional(),
+  type: z.string().optional().describe('Key type, e.g. ssh-ed25519.'),
   fingerprint: z
     .string()
-    .regex(/^(SHA256:)?[A-Za-z0-9+/]{43}=?$/, { error: 'expected an OpenSSH SHA256 fingerprint' }),
-  publicKey: z.string().optional(),
+    .regex(/^(SHA256:)?[A-Za-z0-9+/]{43}=?$/, { error: 'expected an OpenSSH SHA256 fingerprint' })
+    .describe('The pinned host key: its OpenSSH SHA256 fingerprint (ssh-keygen -lf).'),
+  publicKey: z.string().optional().describe('The public key itself, when known.'),
 });
 
 const node = z.object({
   name: z
     .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: 'expected a DNS-label node name' }),
-  hostname: z.string().optional(),
-  address: ipv4,
-  ssh: z.object({ port: port.optional(), hostKey }),
-  initialRole: z.record(z.string(), z.string()).optional(),
-  keepalivedPriority: z.number().int().min(1).max(255).optional(),
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: 'expected a DNS-label node name' })
+    .describe("The node's name in the pair (a DNS label); unique in the pair."),
+  hostname: z.string().optional().describe('The host name, for people and logs.'),
+  address: ipv4.describe('The IPv4 address the operator reaches the node on (SSH, /health).'),
+  ssh: z
+    .object({
+      port: port.optional().describe('SSH port of this node; default: spec.ssh.port.'),
+      hostKey: hostKey.describe('The host key the SSH client pins; any other is refused.'),
+    })
+    .describe('SSH to this node.'),
+  initialRole: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe('Roles at inventory time, e.g. {database: primary, vip: master}; informational.'),
+  keepalivedPriority: z
+    .number()
+    .int()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("This node's keepalived priority when it is not switching."),
 });
 
 const service = z.object({
-  name: z.string().min(1),
-  port,
-  healthPath: z.string().optional(),
-  versionPath: z.string().optional(),
-  start: command,
-  stop: command,
-  status: command,
+  name: z.string().min(1).describe('The service name (java, python, ...).'),
+  port: port.describe('The port it listens on.'),
+  healthPath: z.string().optional().describe('HTTP path of its health check, e.g. /health.'),
+  versionPath: z.string().optional().describe('HTTP path that reports its version.'),
+  start: command.describe('Shell command that starts it.'),
+  stop: command.describe('Shell command that stops it.'),
+  status: command.describe('Shell command that exits 0 when it runs.'),
 });
 
 export const haPairSchema = z.object({
@@ -55,65 +75,102 @@ export const haPairSchema = z.object({
     annotations: z.record(z.string(), z.string()).optional(),
   }),
   spec: z.object({
-    vip: z.object({
-      address: ipv4,
-      prefixLength: z.number().int().min(1).max(32),
-      interface: z.string(),
-    }),
-    ssh: z.object({
-      user: z.string().min(1),
-      port: port.default(22),
-      privateKeyPath: absPath,
-      knownHostsPath: absPath.optional(),
-    }),
-    nodes: z.array(node).length(2, { error: 'a pair has exactly two nodes' }),
-    keepalived: z.object({
-      configPath: absPath,
-      instance: z.string().min(1),
-      virtualRouterId: z.number().int().min(1).max(255).optional(),
-      advertIntervalSeconds: z.number().positive().optional(),
-      faultFile: absPath.optional(),
-      start: command,
-      stop: command,
-      status: command,
-      reload: command,
-    }),
-    services: z.array(service).min(1),
-    database: z.object({
-      /** GaussDB/openGauss speak the same protocol; their tools differ (gs_ctl, gs_dump). */
-      engine: z.enum(['postgresql', 'gaussdb', 'opengauss']).default('postgresql'),
-      port,
-      name: z.string().min(1),
-      user: z.string().min(1),
-      superuser: z.string().min(1),
-      replicationUser: z.string().min(1),
-      passFile: absPath.optional(),
-      osUser: z.string().min(1),
-      dataDir: absPath,
-      binDir: absPath,
-      socketDir: absPath.optional(),
-      logFile: absPath.optional(),
-      start: command,
-      stop: command,
-      status: command,
-    }),
-    rsync: z.object({
-      source: absPath,
-      direction: z.literal('vip-holder-to-peer'),
-      periodSeconds: z.number().positive(),
-      pause: command,
-      resume: command,
-      status: command,
-      runOnce: command.optional(),
-    }),
-    paths: z.object({
-      appDir: absPath,
-      appJar: absPath,
-      configDir: absPath,
-      rootKey: absPath,
-      backupDir: absPath,
-      logDir: absPath.optional(),
-    }),
+    vip: z
+      .object({
+        address: ipv4.describe('The virtual IP clients use.'),
+        prefixLength: z.number().int().min(1).max(32).describe('Its prefix length, e.g. 24.'),
+        interface: z.string().describe('The interface keepalived puts it on.'),
+      })
+      .describe('The virtual IP keepalived moves between the nodes.'),
+    ssh: z
+      .object({
+        user: z.string().min(1).describe('The user the operator logs in as.'),
+        port: port.default(22).describe('SSH port (default 22); a node may override it.'),
+        privateKeyPath: absPath.describe(
+          "The operator's private key file (mounted from a Secret; never in the resource).",
+        ),
+        knownHostsPath: absPath.optional().describe('A known_hosts file to use as well.'),
+      })
+      .describe('How the operator reaches the nodes.'),
+    nodes: z
+      .array(node.describe('One server of the pair.'))
+      .length(2, { error: 'a pair has exactly two nodes' })
+      .describe('The two servers, by unique name.'),
+    keepalived: z
+      .object({
+        configPath: absPath.describe('keepalived.conf on each node.'),
+        instance: z.string().min(1).describe('The vrrp_instance holding the VIP.'),
+        virtualRouterId: z
+          .number()
+          .int()
+          .min(1)
+          .max(255)
+          .optional()
+          .describe('Its virtual_router_id.'),
+        advertIntervalSeconds: z
+          .number()
+          .positive()
+          .optional()
+          .describe('Its advert_int, seconds.'),
+        faultFile: absPath
+          .optional()
+          .describe('A file whose presence makes the node give up the VIP (track_file).'),
+        start: command.describe('Shell command that starts keepalived.'),
+        stop: command.describe('Shell command that stops keepalived.'),
+        status: command.describe('Shell command that exits 0 when keepalived runs.'),
+        reload: command.describe('Shell command that reloads its configuration.'),
+      })
+      .describe('Keepalived on the nodes.'),
+    services: z
+      .array(service.describe('One service of the product.'))
+      .min(1)
+      .describe("The product's services on each node (the Java and the Python service)."),
+    database: z
+      .object({
+        /** GaussDB/openGauss speak the same protocol; their tools differ (gs_ctl, gs_dump). */
+        engine: z
+          .enum(['postgresql', 'gaussdb', 'opengauss'])
+          .default('postgresql')
+          .describe('postgresql (default), gaussdb or opengauss: which tools to use.'),
+        port: port.describe('The database port on each node.'),
+        name: z.string().min(1).describe("The product's database."),
+        user: z.string().min(1).describe("The product's database user."),
+        superuser: z.string().min(1).describe('The user for switchover and backups.'),
+        replicationUser: z.string().min(1).describe('The streaming replication user.'),
+        passFile: absPath.optional().describe('A pgpass file (mounted from a Secret).'),
+        osUser: z.string().min(1).describe('The OS user that owns the cluster.'),
+        dataDir: absPath.describe('The data directory.'),
+        binDir: absPath.describe('Where the server binaries are (pg_ctl, pg_dump).'),
+        socketDir: absPath.optional().describe('The Unix socket directory.'),
+        logFile: absPath.optional().describe('The server log file.'),
+        start: command.describe('Shell command that starts the database.'),
+        stop: command.describe('Shell command that stops the database.'),
+        status: command.describe('Shell command that exits 0 when the database runs.'),
+      })
+      .describe('The database: one primary, one streaming standby.'),
+    rsync: z
+      .object({
+        source: absPath.describe('The folder copied (the configuration, with the root key).'),
+        direction: z
+          .literal('vip-holder-to-peer')
+          .describe("vip-holder-to-peer: the VIP holder's copy wins."),
+        periodSeconds: z.number().positive().describe('How often the job runs, seconds.'),
+        pause: command.describe('Shell command that pauses the job.'),
+        resume: command.describe('Shell command that resumes it.'),
+        status: command.describe('Shell command that prints its state.'),
+        runOnce: command.optional().describe('Shell command that runs one copy now.'),
+      })
+      .describe('The rsync job keeping the configuration in step.'),
+    paths: z
+      .object({
+        appDir: absPath.describe('The application folder.'),
+        appJar: absPath.describe("The Java service's jar."),
+        configDir: absPath.describe('The configuration folder.'),
+        rootKey: absPath.describe('The root key file: backed up byte-exact, never overwritten.'),
+        backupDir: absPath.describe('Where backups go.'),
+        logDir: absPath.optional().describe("The application's log folder."),
+      })
+      .describe('Paths on the nodes.'),
   }),
 });
 

@@ -13,6 +13,7 @@ import { createPairRuntime } from '../reconciler/runtime.js';
 import type { ResourceSource } from '../reconciler/source.js';
 import { storeRecords } from '../store/records.js';
 import type { SqlClient } from '../store/sql-client.js';
+import type { OperatorMetrics } from './metrics.js';
 
 export interface OperatorOptions {
   readonly db: SqlClient;
@@ -30,6 +31,16 @@ export interface OperatorOptions {
    * an OOM kill would. Set by PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS.
    */
   readonly killAfterActions?: number;
+  /** Instruments to feed (the CLI serves them on --metrics-listen). */
+  readonly metrics?: OperatorMetrics;
+}
+
+/** What a drain ended with. */
+export interface DrainResult {
+  /** True when every running reconcile reached a boundary before the deadline. */
+  readonly clean: boolean;
+  /** Steps still running at the deadline ("upgrade: PHASE/STEP node"), empty when clean. */
+  readonly leftRunning: readonly string[];
 }
 
 export interface RunningOperator {
@@ -40,17 +51,31 @@ export interface RunningOperator {
    * transition, a status written): what the API's progress view listens to.
    */
   readonly actions$: Observable<string>;
+  /** True once drain() was called (readiness reads it). */
+  readonly draining: boolean;
+  /**
+   * Graceful shutdown, first half: no new reconcile, step or transition
+   * starts; a step already running finishes and is recorded. Resolves when
+   * no reconcile runs any more, or at the deadline with what was left
+   * running (the journal shows it RUNNING: the next operator sees it as in
+   * flight and observes before acting, as after a kill).
+   */
+  drain(deadlineMs: number): Promise<DrainResult>;
   stop(): Promise<void>;
 }
 
 export async function startOperator(o: OperatorOptions): Promise<RunningOperator> {
-  const records = storeRecords(o.db);
+  const records = o.metrics ? o.metrics.records(storeRecords(o.db)) : storeRecords(o.db);
+  let draining = false;
+  /** Steps running now, by upgrade: what a drain that runs out of time names. */
+  const runningSteps = new Map<string, string>();
   const log = (message: string, meta?: Record<string, unknown>) => o.logger.debug(message, meta);
   const runtimes: RuntimeFactory =
     o.runtimes ??
     ((args) =>
       createPairRuntime({
         ...args,
+        ...(o.metrics ? { sshObserver: o.metrics.ssh } : {}),
         // A dry run measures no downtime: nothing will move.
         ...(args.dryRun ? { probeVip: false } : {}),
         records,
@@ -72,10 +97,21 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       actions.next(id);
       chaos?.(id, action);
     },
+    draining: () => draining,
+    observer: {
+      ...o.metrics?.reconcile,
+      stepStarted: (e) => runningSteps.set(e.upgradeId, `${e.upgradeId}: ${e.label}`),
+      stepFinished: (e) => {
+        runningSteps.delete(e.upgradeId);
+        o.metrics?.reconcile.stepFinished?.(e);
+      },
+    },
   });
   const loop = new ReconcileLoop({
     concurrency: o.concurrency ?? 4,
-    reconcile: (key) => reconciler.reconcile(key),
+    // While draining, a key that comes up is not reconciled at all: building
+    // its runtime alone (staging, agents) would touch the nodes.
+    reconcile: (key) => (draining ? Promise.resolve({}) : reconciler.reconcile(key)),
     backoff: { baseMs: 1000, maxMs: 30_000 },
   });
   const subs: Subscription[] = [];
@@ -93,6 +129,10 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       }
     }),
   );
+  if (o.metrics) {
+    subs.push(o.metrics.followLoop(loop.events$));
+    o.metrics.readLoop(() => ({ queued: loop.queued(), running: loop.running().length }));
+  }
   subs.push(loop.connect(o.source.changes$));
   await o.source.start();
   for (const r of await o.source.listUpgradeRequests()) loop.trigger(r.metadata.name);
@@ -101,6 +141,24 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     loop,
     reconciler,
     actions$: actions.asObservable(),
+    get draining() {
+      return draining;
+    },
+    async drain(deadlineMs) {
+      draining = true;
+      const until = Date.now() + deadlineMs;
+      // The loop's own record of what runs; polled, since a reconcile that
+      // stops at a boundary ends with an ordinary 'succeeded' event.
+      while (loop.running().length > 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      if (loop.running().length === 0) return { clean: true, leftRunning: [] };
+      const named = [...runningSteps.values()];
+      return {
+        clean: false,
+        leftRunning: named.length > 0 ? named : loop.running().map((k) => `${k}: (no step)`),
+      };
+    },
     async stop() {
       for (const s of subs) s.unsubscribe();
       loop.stop();

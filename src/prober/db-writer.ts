@@ -31,25 +31,66 @@ export function describeDbUrl(url: string): string {
   }
 }
 
-export async function ensureProbeTable(url: string, table: string, timeoutMs: number) {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS "${checkTableName(table)}" (
-         run_id text NOT NULL,
-         seq bigint NOT NULL,
-         sent_at timestamptz NOT NULL,
-         PRIMARY KEY (run_id, seq))`,
-    );
-  } catch (err) {
-    throw new Error(`cannot prepare probe table "${table}" on ${describeDbUrl(url)}`, {
-      cause: err,
-    });
-  } finally {
-    await endClient(client);
+/** How long the prober keeps trying to create its table before it gives up. */
+export const PREPARE_DEADLINE_MS = 20_000;
+
+/**
+ * Creates the probe table through the VIP. A prober may start while the VIP
+ * or the primary is moving (a switchover, a VRRP hiccup on a loaded host), so
+ * a refused connection or a read-only standby behind the VIP is retried until
+ * deadlineMs; any other error (bad password, no such database) fails at once.
+ */
+export async function ensureProbeTable(
+  url: string,
+  table: string,
+  timeoutMs: number,
+  deadlineMs = PREPARE_DEADLINE_MS,
+) {
+  const name = checkTableName(table);
+  const until = performance.now() + deadlineMs;
+  for (let attempt = 1; ; attempt++) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS "${name}" (
+           run_id text NOT NULL,
+           seq bigint NOT NULL,
+           sent_at timestamptz NOT NULL,
+           PRIMARY KEY (run_id, seq))`,
+      );
+      return;
+    } catch (err) {
+      if (!isPassing(err) || performance.now() + 500 >= until) {
+        const tries = attempt > 1 ? ` (${attempt} attempts)` : '';
+        throw new Error(`cannot prepare probe table "${table}" on ${describeDbUrl(url)}${tries}`, {
+          cause: err,
+        });
+      }
+    } finally {
+      await endClient(client);
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/** SQLSTATEs and socket errors that a moving VIP or primary explains. */
+const PASSING_SQLSTATES = new Set([
+  '25006', // read_only_sql_transaction: the VIP is on a standby
+  '57P01', // admin_shutdown
+  '57P03', // cannot_connect_now: starting up or being promoted
+]);
+const PASSING_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT']);
+
+function isPassing(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e?.code === 'string' && (PASSING_SQLSTATES.has(e.code) || PASSING_ERRNOS.has(e.code)))
+    return true;
+  // pg reports its own connect timeout and a closed socket by message only
+  return (
+    typeof e?.message === 'string' && /timeout|terminated|Connection terminated/i.test(e.message)
+  );
 }
 
 /**

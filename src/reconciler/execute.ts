@@ -509,12 +509,44 @@ async function checkConfig({ deps, syncCtx, upgradeId, dryRun }: StepEnv): Promi
       )
     ).filter((n): n is string => n !== null);
     if (holders.length === 1) {
-      await shell.exec(holders[0]!, ['sh', '-c', runOnce], { timeoutMs: 60_000 });
-      pushed = `sync round on ${holders[0]}; `;
+      const tries = await syncRound(shell, holders[0]!, runOnce, deps.sleep);
+      pushed = `sync round on ${holders[0]}${tries > 1 ? ` (attempt ${tries})` : ''}; `;
     }
   }
   const c = await compareConfigAcrossNodes(syncCtx, { upgradeId });
   return `${pushed}${c.consistent ? 'consistent' : `differ: ${describeDifferences(c.differences)}`}`;
+}
+
+/** A push is network work (rsync over ssh to the peer): a round is tried this often before the check fails. */
+export const SYNC_ROUND_ATTEMPTS = 3;
+const SYNC_ROUND_GAP_MS = 2000;
+
+/**
+ * Runs the sync job's one-round command on the VIP holder. A failed round
+ * (the peer's sshd slow to accept, a connect timeout on a loaded host) is
+ * run again, up to SYNC_ROUND_ATTEMPTS in all, so one hiccup of the job
+ * does not roll back a finished upgrade; the last failure is what the step
+ * reports. Returns the attempt that succeeded.
+ */
+async function syncRound(
+  shell: ExecutorDeps['shell'],
+  node: string,
+  runOnce: string,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await shell.exec(node, ['sh', '-c', runOnce], { timeoutMs: 60_000 });
+      return attempt;
+    } catch (err) {
+      if (attempt >= SYNC_ROUND_ATTEMPTS) {
+        if (err instanceof DriverError)
+          throw err.within(`running the sync job's round (${attempt} attempts)`);
+        throw err;
+      }
+      await sleep(SYNC_ROUND_GAP_MS);
+    }
+  }
 }
 
 async function restore({ deps, action, ctx, backupCtx, upgradeId, dryRun }: StepEnv) {

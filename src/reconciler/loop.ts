@@ -135,6 +135,13 @@ export class ReconcileLoop {
     return [...this.#states].filter(([, s]) => s.running).map(([k]) => k);
   }
 
+  /** Keys waiting for a free slot (metrics: the queue depth). */
+  queued(): number {
+    let n = 0;
+    for (const s of this.#states.values()) if (s.queued) n++;
+    return n;
+  }
+
   stop(): void {
     this.#stopped = true;
     for (const s of this.#states.values()) s.timer?.unsubscribe();

@@ -12,6 +12,8 @@ import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, describeAction, type Step } from '../core/actions.js';
 import { conditionsFor } from '../core/conditions.js';
 import { decide, kindOf, type Random, type RetrySettings } from '../core/error-policy.js';
+import type { ErrorKind } from '../core/errors.js';
+import { phaseEventReason, REASON } from '../core/event-reasons.js';
 import {
   emptyJournal,
   enterPhase,
@@ -23,12 +25,13 @@ import {
 } from '../core/journal.js';
 import {
   initialContext,
+  type TransitionRecord,
   type UpgradeContext,
   type UpgradeEvent,
   upgradeMachine,
 } from '../core/machine.js';
 import type { PairObservation } from '../core/observed.js';
-import { isTerminal } from '../core/phases.js';
+import { isTerminal, type Phase } from '../core/phases.js';
 import { plan, STEP_RETRY, stopBeforeStart } from '../core/planner.js';
 import { estimatedCompletion, progressPercent, stepLabel } from '../core/status.js';
 import type { UpgradeRequest, UpgradeRequestStatus } from '../core/upgrade-request.js';
@@ -50,8 +53,9 @@ import {
   createUpgradeTask,
   getUpgradeTask,
 } from '../store/upgrades.js';
+import { leaseGatedDb } from './lease-gated-db.js';
 import type { ReconcileOutcome } from './loop.js';
-import { CLEANUP_FINALIZER, type ResourceSource } from './source.js';
+import { CLEANUP_FINALIZER, LeaseLostError, type ResourceSource } from './source.js';
 
 /** The pair-facing side of one upgrade: built once, used by every reconcile of it. */
 export interface UpgradeRuntime {
@@ -103,6 +107,38 @@ export interface ReconcilerDeps {
   readonly random?: Random;
   /** Called after every action: tests use it to stop the operator at each boundary. */
   readonly afterAction?: (upgradeId: string, action: Action) => void;
+  /** Told what happened (metrics); never asked anything back. */
+  readonly observer?: ReconcileObserver;
+  /**
+   * True once the operator is shutting down: no new step or transition
+   * starts; a step already running finishes and is recorded.
+   */
+  readonly draining?: () => boolean;
+}
+
+/**
+ * What a reconcile did, for metrics. Every field is a bounded code (phase,
+ * step, event, error kind) or a number: nothing here may carry free text.
+ */
+export interface ReconcileObserver {
+  /** A step is about to run on the nodes; label is "PHASE/STEP node". */
+  stepStarted?(e: { readonly upgradeId: string; readonly label: string }): void;
+  stepFinished?(e: {
+    readonly upgradeId: string;
+    readonly phase: Phase;
+    readonly step: Step;
+    readonly outcome: 'ok' | ErrorKind;
+    readonly seconds: number;
+  }): void;
+  /** A committed transition; secondsInPhase is how long the machine was in `from`. */
+  transitioned?(e: {
+    readonly from: Phase;
+    readonly to: Phase;
+    readonly event: string;
+    readonly secondsInPhase: number | null;
+  }): void;
+  /** The final figures of the operator's VIP probe, once per finished upgrade. */
+  downtimeMeasured?(e: { readonly httpLongestMs: number; readonly httpTotalMs: number }): void;
 }
 
 const WAIT_REQUEUE_MS = 1000;
@@ -137,7 +173,13 @@ export class UpgradeReconciler {
    */
   readonly #catchUp = new Set<string>();
 
-  constructor(private readonly deps: ReconcilerDeps) {
+  private readonly deps: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    // Every store statement of a reconcile asks for the Lease first (the
+    // checks below stop a reconcile at its next action; this one stops it
+    // at its next write, wherever that is).
+    this.deps = { ...deps, db: leaseGatedDb(deps.db, () => deps.source.mayAct?.() ?? true) };
     this.#random = deps.random ?? Math.random;
   }
 
@@ -167,6 +209,16 @@ export class UpgradeReconciler {
     // A replica without the Lease does nothing, not even a status write: the
     // leader does it, and this replica is triggered again if it gets the Lease.
     if (!this.#mayAct()) return {};
+    try {
+      return await this.#reconcileLeading(name);
+    } catch (err) {
+      // A gated write (store, status, finalizer) found the Lease gone.
+      if (err instanceof LeaseLostError) return this.#lostLease(name, err.message);
+      throw err;
+    }
+  }
+
+  async #reconcileLeading(name: string): Promise<ReconcileOutcome> {
     this.#catchUp.add(name);
     const request = await this.deps.source.getUpgradeRequest(name);
     if (!request) {
@@ -183,6 +235,11 @@ export class UpgradeReconciler {
     if (memory && isTerminal(memory.context.phase) && request.status?.finishedAt) {
       await this.#dropRuntime(name);
       return {};
+    }
+    // Building a runtime reaches the nodes (the agent is installed where it
+    // is missing): a side effect like a step, so the Lease is confirmed first.
+    if (!this.#runtimes.has(name) && !(await this.#confirmMayAct())) {
+      return this.#lostLease(name, 'connecting to the pair not started');
     }
     let runtime: UpgradeRuntime;
     try {
@@ -201,6 +258,26 @@ export class UpgradeReconciler {
 
   #mayAct(): boolean {
     return this.deps.source.mayAct?.() ?? true;
+  }
+
+  /**
+   * mayAct() confirmed with the source (the Lease read from the server):
+   * asked right before each action and around each step, where a takeover
+   * the elector has not noticed yet would otherwise let a step run.
+   */
+  async #confirmMayAct(): Promise<boolean> {
+    const { source } = this.deps;
+    return source.confirmMayAct ? source.confirmMayAct() : this.#mayAct();
+  }
+
+  #draining(): boolean {
+    return this.deps.draining?.() ?? false;
+  }
+
+  /** Stops a reconcile at a boundary because the operator shuts down; the next operator goes on. */
+  async #drained(name: string, what: string): Promise<ReconcileOutcome> {
+    this.deps.logger.info(`shutting down: stopping this reconcile (${what})`, { upgradeId: name });
+    return {};
   }
 
   /** Stops a reconcile whose replica lost the Lease; getting it back triggers every name again. */
@@ -324,6 +401,8 @@ export class UpgradeReconciler {
     let memory = initial;
     const max = this.deps.maxStepsPerReconcile ?? 50;
     for (let i = 0; i < max; i++) {
+      // Shutting down: stop at this boundary (the last step is recorded).
+      if (this.#draining()) return this.#drained(name, 'before observing again');
       const fresh = (await this.deps.source.getUpgradeRequest(name)) ?? request;
       const round = await this.#observe(runtime, withRequests(memory, fresh));
       memory = round.memory;
@@ -341,7 +420,10 @@ export class UpgradeReconciler {
       this.deps.logger.debug(describeAction(action), { upgradeId: name });
       // Checked again before each action: the Lease may have been lost (or
       // the process frozen past it) while the last one ran.
-      if (!this.#mayAct()) return this.#lostLease(name, `next: ${describeAction(action)}`);
+      if (!(await this.#confirmMayAct())) {
+        return this.#lostLease(name, `next: ${describeAction(action)}`);
+      }
+      if (this.#draining()) return this.#drained(name, `next: ${describeAction(action)}`);
       if (action.kind !== 'halt') memory = await this.#resumed(name, memory, action);
       const acted = await this.#act(fresh, memory, runtime, settings, action, round.observed);
       this.deps.afterAction?.(name, action);
@@ -465,7 +547,7 @@ export class UpgradeReconciler {
     await saveMemory(this.deps.db, name, next);
     const message = `resumed: no longer halted (${h.cause}); next: ${describeAction(action)}`;
     await this.#log(name, 'INFO', message);
-    await this.deps.source.recordEvent(name, 'Normal', 'Resumed', message);
+    await this.deps.source.recordEvent(name, 'Normal', REASON.Resumed, message);
     return next;
   }
 
@@ -501,18 +583,30 @@ export class UpgradeReconciler {
     // The last moment before the pair changes: the status write just above
     // may have taken long enough for the Lease to go.
     // (Its RUNNING row stays: the leader that runs it overwrites it.)
-    if (!this.#mayAct()) {
+    if (!(await this.#confirmMayAct())) {
       return { outcome: await this.#lostLease(name, `${describeAction(action)} not run`) };
     }
+    if (this.#draining()) {
+      return { outcome: await this.#drained(name, `${describeAction(action)} not run`) };
+    }
+    this.deps.observer?.stepStarted?.({ upgradeId: name, label });
+    const t0 = performance.now();
     const outcome = await runtime.execute(
       action.step,
       action.node,
       before.context,
       request.spec.rollback?.restoreDatabase === true,
     );
+    this.deps.observer?.stepFinished?.({
+      upgradeId: name,
+      phase,
+      step: action.step,
+      outcome: outcome.ok ? 'ok' : outcome.kind,
+      seconds: (performance.now() - t0) / 1000,
+    });
     // The step ran; if the Lease went meanwhile, another replica may already
     // be writing this upgrade's memory: writing ours would take it back.
-    if (!this.#mayAct()) {
+    if (!(await this.#confirmMayAct())) {
       const what = `${describeAction(action)} ran but is not recorded by this replica`;
       return { outcome: await this.#lostLease(name, what) };
     }
@@ -580,7 +674,7 @@ export class UpgradeReconciler {
       const next = { ...memory, facts };
       await saveMemory(db, name, next);
       await this.#log(name, 'WARNING', `${e.type} refused: ${r.reason}`);
-      await source.recordEvent(name, 'Warning', 'Refused', r.reason);
+      await source.recordEvent(name, 'Warning', REASON.Refused, r.reason);
       return next;
     }
     facts = {
@@ -592,13 +686,19 @@ export class UpgradeReconciler {
     };
     const next = { context: r.context, facts };
     await commitTransition(db, name, r.record, next);
+    this.#transitioned(r.record, memory.facts.phaseEnteredAtMs);
     const warn = ['FAILED', 'TIMEOUT', 'UNREACHABLE', 'ROLLBACK'].includes(r.context.phase);
     await this.#log(
       name,
       warn ? 'WARNING' : 'INFO',
       `${r.record.from} -> ${r.record.to}: ${r.record.cause}`,
     );
-    await source.recordEvent(name, warn ? 'Warning' : 'Normal', r.context.phase, r.record.cause);
+    await source.recordEvent(
+      name,
+      warn ? 'Warning' : 'Normal',
+      phaseEventReason(r.context.phase),
+      r.record.cause,
+    );
     return next;
   }
 
@@ -680,6 +780,14 @@ export class UpgradeReconciler {
     });
     const eta = estimatedCompletion(memory.facts.upgradeStartedAtMs, now.getTime(), progress);
     const seen = await runtime.downtime(finished || isTerminal(phase));
+    // Once per upgrade: the first publish that finishes it (a restarted
+    // operator's probe reports what it measured since its start).
+    if (seen && (finished || isTerminal(phase)) && prev?.finishedAt === undefined) {
+      this.deps.observer?.downtimeMeasured?.({
+        httpLongestMs: seen.httpLongestMs,
+        httpTotalMs: seen.httpTotalMs,
+      });
+    }
     const problems = observed?.problems?.length ? observationProblems(observed.problems) : null;
     const records = await recordsFor(this.deps.db, request.metadata.name);
     const status: UpgradeRequestStatus = {
@@ -785,9 +893,10 @@ export class UpgradeReconciler {
           tempFilesRemoved: true,
         },
       });
+      this.#transitioned(r.record, memory ? facts.phaseEnteredAtMs : null);
       await this.#log(name, 'INFO', `IDLE -> CANCELLED: ${reason}`);
     }
-    await source.recordEvent(name, 'Normal', 'CANCELLED', reason);
+    await source.recordEvent(name, 'Normal', REASON.Cancelled, reason);
     if (deleted) {
       await this.#dropRuntime(name);
       await source.removeFinalizer?.(name);
@@ -871,7 +980,7 @@ export class UpgradeReconciler {
       typeof node === 'string' ? node : null,
     );
     await this.#log(name, 'ERROR', message);
-    await this.deps.source.recordEvent(name, 'Warning', 'CannotStart', message);
+    await this.deps.source.recordEvent(name, 'Warning', REASON.CannotStart, message);
     await this.#finishWithoutRuntime(request, ctx, message);
     return isTerminal(ctx.phase) ? {} : { requeueAfterMs: START_RETRY.maxMs };
   }
@@ -903,7 +1012,9 @@ export class UpgradeReconciler {
       ctx = r.context;
       // Without a runtime there is nothing to tidy on the nodes.
       facts = { ...facts, tempFilesRemoved: true };
+      const enteredAtMs = facts.phaseEnteredAtMs;
       await commitTransition(this.deps.db, name, r.record, { context: ctx, facts });
+      this.#transitioned(r.record, memory ? enteredAtMs : null);
     }
     return ctx;
   }
@@ -980,6 +1091,16 @@ export class UpgradeReconciler {
     this.#runtimes.delete(name);
     this.#startFailures.delete(name);
     if (r) await (await r.catch(() => null))?.close();
+  }
+
+  #transitioned(record: TransitionRecord, phaseEnteredAtMs: number | null): void {
+    this.deps.observer?.transitioned?.({
+      from: record.from,
+      to: record.to,
+      event: record.event,
+      secondsInPhase:
+        phaseEnteredAtMs === null ? null : (record.at.getTime() - phaseEnteredAtMs) / 1000,
+    });
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { pairHealthProbe } from '../drivers/health/probes.js';
 import { KeepalivedDriver } from '../drivers/keepalived/driver.js';
 import type { RecordSink } from '../drivers/records.js';
 import { sshEndpoints } from '../drivers/ssh/endpoints.js';
-import { SshPool } from '../drivers/ssh/pool.js';
+import { type SshCommandObserver, SshPool } from '../drivers/ssh/pool.js';
 import { type HAPair, protectedPaths } from '../inventory/hapair.js';
 import { upgradePathProblem } from '../packages/index.js';
 import type { TrustedKey } from '../packages/signing.js';
@@ -34,6 +34,8 @@ export interface PairRuntimeOptions {
   /** Probe the VIP for downtime (default true). */
   readonly probeVip?: boolean;
   readonly dryRun?: boolean;
+  /** Told of every SSH command (metrics: latency and failures per node). */
+  readonly sshObserver?: SshCommandObserver;
 }
 
 /** How the operator probes the VIP (a client prober with these settings counts the same way). */
@@ -49,7 +51,7 @@ export async function createPairRuntime(o: PairRuntimeOptions): Promise<UpgradeR
     workDir: o.workDir,
     protect: { configDir: pair.spec.paths.configDir, paths: protectedPaths(pair) },
   });
-  const shell = new SshPool(await sshEndpoints(pair));
+  const shell = new SshPool(await sshEndpoints(pair), undefined, o.sshObserver);
   let prober: Prober | null = null;
   try {
     if (staged.version !== request.spec.package.version) {

@@ -67,6 +67,22 @@ export interface ResourceSource {
    * always acts.
    */
   mayAct?(): boolean;
+  /**
+   * mayAct(), confirmed with the source of truth right before a side effect
+   * (the Lease read from the API server). The reconciler asks before every
+   * action and around every step; without it, mayAct() decides.
+   */
+  confirmMayAct?(): Promise<boolean>;
+}
+
+/**
+ * Thrown by a gated write (status, finalizer, store) in a replica that does
+ * not hold the Lease: the reconcile that tried it stops there.
+ */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+  /** For the loop, should it ever see one: look again later, as for a wait. */
+  readonly kind = 'waiting' as const;
 }
 
 export const CLEANUP_FINALIZER = 'pairshift.io/cleanup';

@@ -10,6 +10,9 @@
 //   a new zod feature must be looked at, not lost.
 // - haPairCrd() / upgradeRequestCrd(): the CRD objects; renderCrdFiles()
 //   the YAML written by `npm run crds` and compared by a test.
+// Descriptions and formats come from the zod schemas (.describe, .meta):
+// they are about the data. What only the API server understands (list
+// types, CEL validation rules) is added here, by path (KUBE_EXTENSIONS).
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import {
@@ -46,6 +49,74 @@ const PASS_THROUGH = new Set([
   'minProperties',
   'maxProperties',
 ]);
+
+/**
+ * What only the API server understands, added to the converted schema at a
+ * path ("spec.nodes"; a path that does not exist is an error, so a renamed
+ * field cannot silently lose its rule). The CEL rules are evaluated in
+ * test/unit/crd-cel.test.ts on valid and invalid objects and changes.
+ */
+export const KUBE_EXTENSIONS: Record<string, Record<string, JsonSchema>> = {
+  UpgradeRequest: {
+    // Immutable once set: a new pair or package is a new upgrade (a new
+    // object); changing it under a running upgrade would leave the journal
+    // about something else. Transition rules only run on updates.
+    'spec.pairRef': {
+      'x-kubernetes-validations': [
+        {
+          rule: 'self == oldSelf',
+          message: 'spec.pairRef cannot change once set; create a new UpgradeRequest',
+        },
+      ],
+    },
+    'spec.package': {
+      'x-kubernetes-validations': [
+        {
+          rule: 'self == oldSelf',
+          message: 'spec.package cannot change once set; create a new UpgradeRequest',
+        },
+      ],
+    },
+    // One entry per condition type, merged by type on server-side apply.
+    'status.conditions': {
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    },
+  },
+  HAPair: {
+    // list-type map already makes the API server refuse two nodes with one
+    // name; the CEL rule says it in words (and holds for a client that
+    // validates with the schema but knows no list types).
+    'spec.nodes': {
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+      'x-kubernetes-validations': [
+        {
+          rule: 'self.all(n, self.exists_one(m, m.name == n.name))',
+          message: 'spec.nodes: the two nodes need different names',
+        },
+      ],
+    },
+  },
+};
+
+/** Adds the extensions at their paths (a copy); throws on a path that is not there. */
+export function withKubeExtensions(
+  schema: JsonSchema,
+  extensions: Record<string, JsonSchema>,
+): JsonSchema {
+  const out = structuredClone(schema);
+  for (const [path, ext] of Object.entries(extensions)) {
+    let node = out;
+    for (const part of path.split('.')) {
+      node = node.properties?.[part];
+      if (node === undefined)
+        throw new CrdSchemaError(`${path}: no such field for ${Object.keys(ext).join(', ')}`);
+    }
+    Object.assign(node, structuredClone(ext));
+  }
+  return out;
+}
 
 /** Keywords with no meaning for Kubernetes that carry no constraint here. */
 const DROPPED = new Set(['$schema', 'title', 'examples', 'id', '$id']);
@@ -251,15 +322,22 @@ export function zodToStructural(schema: z.ZodType, path = '$'): JsonSchema {
  * server's (it only allows restrictions on metadata.name); spec and status
  * come from zod.
  */
-function resourceSchema(spec: JsonSchema, status: JsonSchema | null): JsonSchema {
+function resourceSchema(
+  description: string,
+  spec: JsonSchema,
+  status: JsonSchema | null,
+): JsonSchema {
   const properties: JsonSchema = {
-    apiVersion: { type: 'string' },
-    kind: { type: 'string' },
+    apiVersion: {
+      type: 'string',
+      description: 'APIVersion defines the versioned schema of this representation of an object.',
+    },
+    kind: { type: 'string', description: 'Kind is the REST resource this object represents.' },
     metadata: { type: 'object' },
     spec,
   };
   if (status) properties.status = status;
-  return { type: 'object', required: ['spec'], properties };
+  return { type: 'object', description, required: ['spec'], properties };
 }
 
 export interface CrdNames {
@@ -321,10 +399,18 @@ export const HAPAIR_NAMES: CrdNames = {
 };
 
 export function upgradeRequestOpenApiSchema(): JsonSchema {
-  return resourceSchema(
-    zodToStructural(upgradeRequestSpecSchema, '$.spec'),
-    zodToStructural(upgradeRequestStatusSchema, '$.status'),
+  const schema = resourceSchema(
+    'UpgradeRequest: move one HAPair to a signed package, step by step, with zero downtime.',
+    {
+      ...zodToStructural(upgradeRequestSpecSchema, '$.spec'),
+      description: 'What is asked: the pair, the package, how, and cancel or rollback requests.',
+    },
+    {
+      ...zodToStructural(upgradeRequestStatusSchema, '$.status'),
+      description: "The operator's view: phase, progress, steps, conditions, backups, downtime.",
+    },
   );
+  return withKubeExtensions(schema, KUBE_EXTENSIONS.UpgradeRequest!);
 }
 
 export function haPairOpenApiSchema(): JsonSchema {
@@ -333,8 +419,17 @@ export function haPairOpenApiSchema(): JsonSchema {
   // zod schema yet; the status subresource is there so an observer can
   // write it without spec rights. This is the one place unknown fields are
   // kept, and it should become a zod schema when the observer lands.
-  const status = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
-  return resourceSchema(spec, status);
+  const status = {
+    type: 'object',
+    description: 'Observed state of the pair (not written yet; free-form until it has a schema).',
+    'x-kubernetes-preserve-unknown-fields': true,
+  };
+  const schema = resourceSchema(
+    'HAPair: the inventory of one high-availability pair of servers.',
+    { ...spec, description: 'The two nodes and how to reach and run them.' },
+    status,
+  );
+  return withKubeExtensions(schema, KUBE_EXTENSIONS.HAPair!);
 }
 
 export function upgradeRequestCrd(): JsonSchema {
@@ -346,7 +441,22 @@ export function upgradeRequestCrd(): JsonSchema {
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
       { name: 'Progress', type: 'integer', jsonPath: '.status.progress' },
       { name: 'Version', type: 'string', jsonPath: '.spec.package.version' },
+      {
+        name: 'Ready',
+        type: 'string',
+        description: "The Ready condition's status: True only on COMPLETE.",
+        jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+      },
       AGE,
+      {
+        // Wide only (-o wide): long. Ready's message is the status message,
+        // which while halted carries the halt's text (Stalled's cause).
+        name: 'Message',
+        type: 'string',
+        priority: 1,
+        description: "What is happening or why it stopped (the Ready condition's message).",
+        jsonPath: '.status.conditions[?(@.type=="Ready")].message',
+      },
     ],
     true,
   );

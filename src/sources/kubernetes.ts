@@ -36,7 +36,7 @@ import {
   takeUntil,
 } from 'rxjs';
 import { backoffDelay, decide, type Random, type RetrySettings } from '../core/error-policy.js';
-import { isTerminal } from '../core/phases.js';
+import { phaseEventReason } from '../core/event-reasons.js';
 import {
   API_GROUP,
   API_VERSION,
@@ -50,6 +50,7 @@ import {
 import { type HAPair, parseHAPair } from '../inventory/hapair.js';
 import {
   type EventType,
+  LeaseLostError,
   ResourceConflictError,
   ResourceNotFoundError,
   type ResourceSource,
@@ -57,6 +58,7 @@ import {
 } from '../reconciler/source.js';
 import { CLEANUP_FINALIZER, withFinalizer, withoutFinalizer } from './finalizer.js';
 import { mergePatchBetween } from './merge-patch.js';
+import { watchEnd } from './watch-end.js';
 
 export const GROUP_VERSION = 'v1alpha1';
 const UR_PLURAL = 'upgraderequests';
@@ -94,6 +96,8 @@ export interface KubernetesSourceOptions {
    * mayAct() answers with it, and the reconciler runs no step without it.
    */
   readonly holdsLease?: () => boolean;
+  /** holdsLease confirmed by reading the Lease (LeaseElector.confirmLease): confirmMayAct(). */
+  readonly confirmLease?: () => Promise<boolean>;
   /** Who writes Events (reportingInstance): the pod name, say. */
   readonly identity?: string;
   readonly log?: SourceLog;
@@ -162,7 +166,12 @@ function describe(err: unknown): string {
     message = (body as { message?: string }).message;
   }
   if (status !== undefined) return `HTTP ${status}${message ? `: ${message}` : ''}`;
-  return (err as Error)?.message?.split('\n')[0] ?? String(err);
+  const line = (err as Error)?.message?.split('\n')[0] ?? String(err);
+  // client-node 2.x fetches with undici, whose network errors all say
+  // "fetch failed": the reason (ECONNREFUSED, a TLS error) is in the cause.
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  const reason = cause?.code ?? cause?.message;
+  return typeof reason === 'string' && !line.includes(reason) ? `${line}: ${reason}` : line;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: raw Kubernetes JSON
@@ -228,6 +237,24 @@ export class KubernetesSource implements ResourceSource {
   /** False while another replica may be acting: this one must not change the pair. */
   mayAct(): boolean {
     return this.#opts.holdsLease?.() ?? true;
+  }
+
+  async confirmMayAct(): Promise<boolean> {
+    return this.#opts.confirmLease ? this.#opts.confirmLease() : this.mayAct();
+  }
+
+  /**
+   * The reconciler's writes (status, finalizers, Events) are its side
+   * effects on the cluster: a replica without the Lease makes none, checked
+   * at the last moment before each request (a conflict retry included), not
+   * only when the reconcile began.
+   */
+  #mustHoldLease(what: string, name: string): void {
+    if (!this.mayAct()) {
+      throw new LeaseLostError(
+        `${what} of UpgradeRequest ${this.namespace}/${name}: this replica does not hold the Lease`,
+      );
+    }
   }
 
   /** Names currently known from list + watch. */
@@ -329,10 +356,16 @@ export class KubernetesSource implements ResourceSource {
       ended = true;
       if (generation !== this.#watchGeneration || !this.#running) return;
       if (httpStatusOf(err) === 410) relist = true;
-      const failed = relist || errorEvent || (err !== null && err !== undefined && !isAbort(err));
-      // A watch that ends cleanly after a while (server timeout, restart) is
-      // resumed at once; one that fails, or ends at once, backs off.
-      const healthy = !failed && (events > 0 || Date.now() - startedAt > 1000);
+      // A watch that ends cleanly after a while (server timeout, restart,
+      // client-node's inactivity timeout) is resumed at once; one that
+      // fails, or ends at once, backs off.
+      const { failed, healthy } = watchEnd({
+        err,
+        relist,
+        errorEvent,
+        events,
+        livedMs: Date.now() - startedAt,
+      });
       if (healthy) {
         this.#failures = 0;
         this.#lastFailure = undefined;
@@ -515,6 +548,7 @@ export class KubernetesSource implements ResourceSource {
       const body = build(raw);
       if (body === null) return null;
       body.metadata = { ...(body.metadata ?? {}), resourceVersion: raw.metadata.resourceVersion };
+      this.#mustHoldLease(what, name);
       try {
         return { before: raw, after: (await send(body)) as Raw };
       } catch (err) {
@@ -571,7 +605,7 @@ export class KubernetesSource implements ResourceSource {
     if (written && (this.#opts.transitionEvents ?? true) && before !== checked.data.phase) {
       const phase = checked.data.phase;
       const type: EventType = FAILURE_PHASES.has(phase) ? 'Warning' : 'Normal';
-      const reason = isTerminal(phase) ? `Upgrade${titleCase(phase)}` : `Phase${titleCase(phase)}`;
+      const reason = phaseEventReason(phase);
       const message = `${before ?? 'new'} → ${phase}${checked.data.message ? `: ${checked.data.message}` : ''}`;
       await this.#createEvent(written.after, type, reason, message);
     }
@@ -656,22 +690,16 @@ export class KubernetesSource implements ResourceSource {
       reportingComponent: 'pairshift.io/operator',
       reportingInstance: this.#opts.identity ?? 'pairshift-operator',
     };
+    // Best effort like the rest of this method, and like every write of the
+    // reconciler's: none without the Lease.
+    if (!this.mayAct()) {
+      this.#log.debug('no Event without the Lease', { name, reason });
+      return;
+    }
     try {
       await this.#core.createNamespacedEvent({ namespace: this.namespace, body });
     } catch (err) {
       this.#log.warn('could not record an Event', { name, reason, error: describe(err) });
     }
   }
-}
-
-function titleCase(phase: string): string {
-  return phase
-    .toLowerCase()
-    .split('_')
-    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
-    .join('');
-}
-
-function isAbort(err: unknown): boolean {
-  return (err as { name?: string })?.name === 'AbortError';
 }

@@ -98,6 +98,47 @@ export class LeaseElector {
     return this.#leader.value && this.#now() - this.#renewedAt <= this.#deadlineMs;
   }
 
+  /**
+   * holdsLease(), confirmed against the Lease on the server, for the moment
+   * right before a side effect. The clock alone trusts that nobody writes
+   * the Lease before it expires; a holder that does not wait (a replica
+   * whose clock runs fast, a human with kubectl, a takeover that another
+   * elector believed was due) would otherwise go unnoticed until the next
+   * renewal, and a fast upgrade can run many steps in one renew interval.
+   * Another holder on the server: step down at once (so the source stops
+   * handing out names and every later check says no). The Lease unreadable
+   * (the API server away): the clock decides, as client-go does; nobody can
+   * take the Lease through a server that cannot be reached, and a replica
+   * cut off from it stops at the renew deadline.
+   */
+  async confirmLease(): Promise<boolean> {
+    if (!this.holdsLease()) return false;
+    let holder: string;
+    try {
+      const lease = (await this.#withTimeout(
+        this.#api.readNamespacedLease({ name: this.leaseName, namespace: this.#opts.namespace }),
+      )) as RawLease;
+      holder = lease.spec?.holderIdentity ?? '';
+    } catch (err) {
+      this.#log.debug('could not read the lease to confirm it: the clock decides', {
+        lease: this.leaseName,
+        error: (err as Error)?.message?.split('\n')[0],
+      });
+      return this.holdsLease();
+    }
+    if (holder !== this.identity) {
+      if (this.isLeader) {
+        this.#log.warn('the lease is held by someone else: stepping down', {
+          lease: this.leaseName,
+          holder,
+        });
+      }
+      this.#setLeader(false);
+      return false;
+    }
+    return this.holdsLease();
+  }
+
   start(): void {
     if (this.#running) return;
     this.#running = true;

@@ -3,7 +3,9 @@
 // Names flow on changes$ only while the replica leads (all of them once when
 // it becomes leader), and mayAct() answers from the Lease's freshness at the
 // moment of asking, so a replica frozen past its Lease does not act when it
-// wakes up (src/reconciler/reconciler.ts asks before every step).
+// wakes up; confirmMayAct() also reads the Lease, so a replica whose Lease
+// was taken over steps down before its next action, not at its next renewal
+// (src/reconciler/reconciler.ts asks before every action and around every step).
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubernetesSource, type SourceLog } from './kubernetes.js';
 import { LeaseElector } from './lease.js';
@@ -43,6 +45,7 @@ export function leaderElectedSource(o: ReplicaOptions): {
     identity: o.identity,
     isLeader$: elector.isLeader$,
     holdsLease: () => elector.holdsLease(),
+    confirmLease: () => elector.confirmLease(),
     // The reconciler records an Event for every transition itself.
     transitionEvents: false,
     ...(o.log ? { log: o.log } : {}),

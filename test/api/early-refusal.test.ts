@@ -69,6 +69,18 @@ describe('refusals before the body', () => {
     expect(r.closedByServer).toBe(true);
   });
 
+  it('a good token with a body over the limit: 413, no 100 Continue, connection closed', async () => {
+    const r = await sendHead(
+      'POST /api/v1/upgrade/trigger HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n' +
+        `Content-Length: 50000000\r\nExpect: 100-continue\r\nAuthorization: Bearer ${OPERATOR_TOKEN}\r\n\r\n`,
+      5000,
+    );
+    expect(r.received).not.toMatch(/100 Continue/);
+    expect(r.received).toMatch(/^HTTP\/1\.1 413 /);
+    expect(r.received).toMatch(/PS-1601/);
+    expect(r.closedByServer).toBe(true);
+  });
+
   it('a good token hears 100 Continue before it sends the body', async () => {
     const body = JSON.stringify({
       pair: 'lab',

@@ -9,6 +9,8 @@ import { type Cluster, LEASES, NS, sleep, startCluster, waitFor } from './suppor
 let cluster: Cluster;
 const electors: LeaseElector[] = [];
 const subs: Subscription[] = [];
+/** Overlap samplers still running: a failed test must not leave its interval behind (jest would not exit). */
+const samplers: NodeJS.Timeout[] = [];
 
 // Short, but with room for a loaded two-core CI machine.
 const TIMING = { leaseDurationSeconds: 2, renewIntervalMs: 200, renewDeadlineMs: 1200 };
@@ -30,6 +32,7 @@ function watchOverlap(a: LeaseElector, b: LeaseElector) {
   const timer = setInterval(() => {
     if (a.isLeader && b.isLeader) overlaps++;
   }, 10);
+  samplers.push(timer);
   return {
     stop() {
       clearInterval(timer);
@@ -44,6 +47,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   for (const s of subs.splice(0)) s.unsubscribe();
+  for (const t of samplers.splice(0)) clearInterval(t);
   for (const e of electors.splice(0)) await e.stop({ release: false });
   await cluster.close();
 });
@@ -94,7 +98,11 @@ test('two electors: exactly one leads; the other takes over after the leader sto
   expect(after.spec.holderIdentity).toBe('replica-b');
   expect(after.spec.leaseTransitions).toBe(1);
   expect(history).toEqual(['a:false', 'b:false', 'a:true', 'a:false', 'b:true']);
-});
+  // The steps above add up to about 5 s by design (2.5 s of steady leading,
+  // then a lease duration and a renew interval): jest's default 5 s is no
+  // bound for that on a shared two-core machine. The bounds that matter are
+  // the takeover times asserted above.
+}, 15_000);
 
 test('a released lease is taken over at once', async () => {
   const a = elector('replica-a');
@@ -158,4 +166,56 @@ test('holdsLease() reads the clock when asked: a leader frozen past its renew de
   now += TIMING.leaseDurationSeconds * 1000 + 1;
   expect(a.isLeader).toBe(true);
   expect(a.holdsLease()).toBe(false);
+});
+
+test('confirmLease() reads the Lease: a holder that took it without waiting is noticed before the next renewal, the leader steps down at once, and takes it again when released', async () => {
+  const a = new LeaseElector({
+    kubeConfig: cluster.kubeConfig,
+    namespace: NS,
+    identity: 'replica-a',
+    ...TIMING,
+    // One tick at start, the next only after the assertions below: what
+    // notices the intruder here is confirmLease, not a renewal.
+    renewIntervalMs: 1000,
+    renewDeadlineMs: 1200,
+  });
+  electors.push(a);
+  a.start();
+  await waitFor('a to lead', () => a.isLeader);
+  expect(await a.confirmLease()).toBe(true);
+  const lease = cluster.server.object(LEASES, 'pairshift-operator')!;
+  cluster.server.put(LEASES, { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder' } });
+  // By its own clock a still holds it: only the server knows otherwise.
+  expect(a.holdsLease()).toBe(true);
+  expect(await a.confirmLease()).toBe(false);
+  expect(a.isLeader).toBe(false);
+  expect(a.holdsLease()).toBe(false);
+  // Released: taken again at a's next tick (an empty holder is not waited for).
+  const taken = cluster.server.object(LEASES, 'pairshift-operator')!;
+  cluster.server.put(LEASES, { ...taken, spec: { ...taken.spec, holderIdentity: '' } });
+  await waitFor('a to lead again', () => a.isLeader, 5000);
+  expect(cluster.server.object(LEASES, 'pairshift-operator')!.spec.holderIdentity).toBe(
+    'replica-a',
+  );
+  expect(await a.confirmLease()).toBe(true);
+});
+
+test('confirmLease() with the API server away: the clock decides (nobody can take the Lease through it), so the leader acts until its renew deadline and no longer', async () => {
+  let now = Date.now();
+  const a = new LeaseElector({
+    kubeConfig: cluster.kubeConfig,
+    namespace: NS,
+    identity: 'replica-a',
+    ...TIMING,
+    renewIntervalMs: 1000,
+    renewDeadlineMs: 1200,
+    now: () => now,
+  });
+  electors.push(a);
+  a.start();
+  await waitFor('a to lead', () => a.isLeader);
+  await cluster.server.stop();
+  expect(await a.confirmLease()).toBe(true);
+  now += 1201;
+  expect(await a.confirmLease()).toBe(false);
 });

@@ -86,7 +86,7 @@ test('kubectl-applied upgrade runs to COMPLETE; delete of a running one cancels 
     ]);
     const events = cluster.server.objects(EVENTS).filter((e) => e.involvedObject?.name === 'to-v2');
     expect(events.map((e) => e.reason)).toEqual(
-      expect.arrayContaining(['PREPARE', 'VIP_SWITCH', 'COMPLETE']),
+      expect.arrayContaining(['PhasePrepare', 'PhaseVipSwitch', 'UpgradeComplete']),
     );
 
     // A second request on the same pair, deleted while it runs: cancelled at a

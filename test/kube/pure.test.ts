@@ -1,5 +1,5 @@
 // Pure helpers behind the Kubernetes source: the merge patch between two
-// statuses, and the finalizer list operations.
+// statuses, the finalizer list operations, how a watch ended.
 import fc from 'fast-check';
 import {
   CLEANUP_FINALIZER,
@@ -9,6 +9,7 @@ import {
   withoutFinalizer,
 } from '../../src/sources/finalizer.js';
 import { mergePatchBetween } from '../../src/sources/merge-patch.js';
+import { watchEnd } from '../../src/sources/watch-end.js';
 import { mergePatch } from '../support/kube-api-server.js';
 
 // JSON without nulls (null means "delete" in a merge patch, so a status never holds one).
@@ -54,4 +55,38 @@ test('finalizer helpers keep other controllers’ finalizers and are idempotent'
   expect(hasFinalizer({})).toBe(false);
   expect(isBeingDeleted({ deletionTimestamp: '2026-11-29T10:00:00Z' })).toBe(true);
   expect(isBeingDeleted({})).toBe(false);
+});
+
+describe('watchEnd: how a watch of UpgradeRequests ended', () => {
+  const quiet = { relist: false, errorEvent: false, events: 0, livedMs: 30_000 };
+  // What client-node 2.x's Watch hands its done callback after 30 s without data.
+  const idle = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+
+  test("client-node's inactivity timeout on a quiet watch is a clean end, resumed at once", () => {
+    expect(watchEnd({ ...quiet, err: idle })).toEqual({ failed: false, healthy: true });
+  });
+
+  test('a clean end after a while is healthy; one at once without events backs off', () => {
+    expect(watchEnd({ ...quiet, err: null })).toEqual({ failed: false, healthy: true });
+    expect(watchEnd({ ...quiet, err: null, livedMs: 50 })).toEqual({
+      failed: false,
+      healthy: false,
+    });
+    expect(watchEnd({ ...quiet, err: idle, livedMs: 50 }).healthy).toBe(false);
+  });
+
+  test('connection errors, ERROR events and 410 are failures, whatever came before', () => {
+    const refused = Object.assign(new TypeError('fetch failed'), {
+      cause: { code: 'ECONNREFUSED' },
+    });
+    const gone = Object.assign(new Error('Gone'), { statusCode: 410 });
+    expect(watchEnd({ ...quiet, err: refused, events: 3 }).failed).toBe(true);
+    expect(watchEnd({ ...quiet, err: gone, relist: true }).failed).toBe(true);
+    expect(watchEnd({ ...quiet, err: null, errorEvent: true }).failed).toBe(true);
+  });
+
+  test('our own abort is not a failure', () => {
+    const aborted = new DOMException('This operation was aborted', 'AbortError');
+    expect(watchEnd({ ...quiet, err: aborted }).failed).toBe(false);
+  });
 });

@@ -1,13 +1,13 @@
-// deploy/rbac.yaml grants exactly what the operator uses: every call the
-// Kubernetes source and the lease elector make (a full scenario against the
-// test API server) is allowed by the Role, and every verb in the Role is used.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
+// The Role as deployed (deploy/base/rbac.yaml, rendered by kustomize in each
+// overlay) grants exactly what the operator uses: every call the Kubernetes
+// source and the lease elector make (a full scenario against the test API
+// server) is allowed by the Role, and every verb in the Role is used.
+import { parse } from 'yaml';
 import { conditionsFor } from '../../src/core/conditions.js';
 import { KubernetesSource } from '../../src/sources/kubernetes.js';
 import { LeaseElector } from '../../src/sources/lease.js';
 import type { RequestRecord } from '../support/kube-api-server.js';
+import { find, kustomize } from '../support/kustomize.js';
 import {
   type Cluster,
   exampleHAPairText,
@@ -18,8 +18,6 @@ import {
   upgradeRequest,
   waitFor,
 } from './support.js';
-
-const root = join(import.meta.dirname ?? '.', '..', '..');
 
 /** "group resource verb" of one HTTP request, as the API server authorizes it. */
 function attributes(r: RequestRecord): string {
@@ -96,18 +94,32 @@ test('every request the operator makes is allowed by the Role, and every granted
   // The test server's own hook writes (put) are not requests; everything here is the operator.
   const used = new Set(cluster.server.requests.map(attributes));
 
-  const docs = parseAllDocuments(readFileSync(join(root, 'deploy', 'rbac.yaml'), 'utf8')).map((d) =>
-    d.toJS(),
-  );
-  const role = docs.find((d) => d.kind === 'Role');
-  const granted = new Set<string>();
-  for (const rule of role.rules) {
-    for (const g of rule.apiGroups)
-      for (const res of rule.resources) for (const v of rule.verbs) granted.add(`${g} ${res} ${v}`);
+  for (const overlay of ['deploy/overlays/single', 'deploy/overlays/ha']) {
+    const docs = kustomize(overlay);
+    const role = find(docs, 'Role');
+    const granted = new Set<string>();
+    for (const rule of role.rules) {
+      for (const g of rule.apiGroups)
+        for (const res of rule.resources)
+          for (const v of rule.verbs) granted.add(`${g} ${res} ${v}`);
+    }
+    expect([...used].filter((u) => !granted.has(u))).toEqual([]);
+    expect([...granted].filter((g) => !used.has(g))).toEqual([]);
+    // The operator's rights stay in its namespace: no ClusterRole is bound to it.
+    expect(docs.filter((d) => d.kind === 'ClusterRoleBinding')).toEqual([]);
+    const binding = find(docs, 'RoleBinding');
+    expect(binding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: role.metadata.name,
+    });
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'pairshift-operator', namespace: role.metadata.namespace },
+    ]);
+    // The pod runs as that ServiceAccount.
+    expect(find(docs, 'Deployment').spec.template.spec.serviceAccountName).toBe(
+      'pairshift-operator',
+    );
   }
-  expect([...used].filter((u) => !granted.has(u))).toEqual([]);
-  expect([...granted].filter((g) => !used.has(g))).toEqual([]);
   expect(UR).toContain(NS);
-  const binding = docs.find((d) => d.kind === 'RoleBinding');
-  expect(binding.subjects[0]).toMatchObject({ kind: 'ServiceAccount', name: 'pairshift-operator' });
 });

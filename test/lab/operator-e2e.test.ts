@@ -27,10 +27,11 @@ import {
   stepsOf,
   vipSwitches,
 } from './operator-harness.js';
+import { captureLabName, captureObject, capturing } from './status-capture.js';
 
 jest.setTimeout(600_000);
 
-const lab = new OperatorLab('e1');
+const lab = new OperatorLab(captureLabName('e1'));
 let db: SqlClient;
 let op: InProcessOperator;
 let n = 0;
@@ -104,9 +105,10 @@ async function runCase(
     await new Promise((r) => setTimeout(r, 1500)); // the prober sees the pair serving first
     const started = Date.now();
     lab.writeRequest(name, pkg, extra);
-    const side = during(name);
+    const side = Promise.all([during(name), captureRunning(label, name)]);
     const final = await op.waitTerminal(name, timeoutMs);
     await side;
+    captureObject(`${label}-final`, final, `operator-e2e.test.ts case ${label}, at its end`);
     const probe = await prober.stop();
     const history = await historyOf(db, name);
     const pair = await lab.pairState();
@@ -128,6 +130,23 @@ async function runCase(
     return { name, status: final.status!, probe, history, pair };
   } finally {
     prober.kill();
+  }
+}
+
+/**
+ * With the capture switch (test/lab/status-capture.ts): the first published
+ * status in UPGRADE_BACKUP, i.e. an upgrade running on the nodes.
+ */
+async function captureRunning(label: string, name: string): Promise<void> {
+  if (!capturing) return;
+  for (const deadline = Date.now() + 240_000; Date.now() < deadline; ) {
+    const r = await op.source.getUpgradeRequest(name);
+    if (r?.status?.phase === 'UPGRADE_BACKUP') {
+      captureObject(`${label}-running`, r, `operator-e2e.test.ts case ${label}, in UPGRADE_BACKUP`);
+      return;
+    }
+    if (r?.status?.finishedAt) return;
+    await new Promise((res) => setTimeout(res, 100));
   }
 }
 

@@ -97,6 +97,8 @@ export class OperatorLab {
   shell!: SshPool;
   packages!: Packages;
   #storeN = 0;
+  /** Operator children still running: a failed test must not leave one behind (it would keep jest alive). */
+  readonly #children = new Set<ChildProcess>();
 
   constructor(readonly name: string) {
     this.work = mkdtempSync(join(tmpdir(), `pairshift-${name}-e2e-`));
@@ -165,6 +167,7 @@ export class OperatorLab {
 
   /** Down, and the work folder removed (kept with PAIRSHIFT_KEEP_WORK=1: operator.log is in it). */
   async dispose(): Promise<void> {
+    for (const child of this.#children) child.kill('SIGKILL');
     await this.down();
     if (process.env.PAIRSHIFT_KEEP_WORK === '1') console.log(`work folder kept: ${this.work}`);
     else rmSync(this.work, { recursive: true, force: true });
@@ -239,7 +242,10 @@ export class OperatorLab {
    * `pairshift operator` as a child process on the store folder dir. With
    * killAfterActions it SIGKILLs itself after that many recorded actions.
    */
-  startChild(dir: string, opts: { killAfterActions?: number } = {}): ChildOperator {
+  startChild(
+    dir: string,
+    opts: { killAfterActions?: number; args?: readonly string[] } = {},
+  ): ChildOperator {
     const child = spawn(
       process.execPath,
       [
@@ -253,6 +259,7 @@ export class OperatorLab {
         this.packages.publicKeyPath,
         '--work-dir',
         join(this.work, 'stage'),
+        ...(opts.args ?? []),
       ],
       {
         cwd: REPO,
@@ -270,6 +277,8 @@ export class OperatorLab {
     const log = createWriteStream(join(this.work, 'operator-child.log'), { flags: 'a' });
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
     return new ChildOperator(child);
   }
 
@@ -495,8 +504,20 @@ export class InProcessOperator {
 export class ChildOperator {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = '';
+  /** Every line of its output (stdout and stderr), for waitFor. */
+  readonly lines: string[] = [];
+  readonly #waiters = new Set<() => void>();
 
   constructor(readonly child: ChildProcess) {
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let rest = '';
+      stream.on('data', (d: Buffer | string) => {
+        const parts = (rest + d.toString()).split('\n');
+        rest = parts.pop()!;
+        this.lines.push(...parts);
+        for (const w of this.#waiters) w();
+      });
+    }
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr = (this.stderr + d).slice(-4000);
     });
@@ -508,6 +529,33 @@ export class ChildOperator {
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     await this.exited;
+  }
+
+  /** The first output line matching re (already printed or to come); rejects on exit or timeout. */
+  waitFor(re: RegExp, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const hit = this.lines.find((l) => re.test(l));
+        if (hit === undefined) return;
+        done();
+        resolve(hit);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no line matching ${re} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.exited.then(() => {
+        check();
+        done();
+        reject(new Error(`the operator exited before a line matching ${re}`));
+      });
+      this.#waiters.add(check);
+      check();
+    });
   }
 }
 

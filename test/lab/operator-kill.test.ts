@@ -8,20 +8,11 @@
 // finish COMPLETE with no acknowledged write lost and no completed step's
 // side effect repeated. Needs root and what docs/lab.md lists.
 import { jest } from '@jest/globals';
-import { HAPPY_PATH, isTerminal, type Phase } from '../../src/core/phases.js';
+import { isTerminal, type Phase } from '../../src/core/phases.js';
 import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
 import type { SqlClient } from '../../src/store/sql-client.js';
-import { listLogs } from '../../src/store/upgrades.js';
-import {
-  buildDist,
-  clientFigures,
-  historyOf,
-  OperatorLab,
-  sleep,
-  stepsOf,
-  vipSwitches,
-  withStore,
-} from './operator-harness.js';
+import { buildDist, clientFigures, OperatorLab, sleep, withStore } from './operator-harness.js';
+import { expectCompletedOnce } from './resume-checks.js';
 
 jest.setTimeout(1_800_000);
 
@@ -90,79 +81,8 @@ describe('the operator killed with SIGKILL after every recorded action', () => {
     );
     console.log(runs.map((r) => `${r.phase}:${r.exit}:${r.ms}`).join(' '));
 
-    await withStore(store.dir, async (db) => {
-      const st = (await statusOf(db))!;
-      expect(st.phase).toBe('COMPLETE');
-      const history = await historyOf(db, NAME);
-      expect(history.map((h) => h.to)).toEqual(HAPPY_PATH);
-      // every step reached DONE
-      const steps = await stepsOf(db, NAME);
-      expect(steps.filter((s) => s.status !== 'DONE')).toEqual([]);
-      // each one-shot step was started exactly once (the reconciler logs each start)
-      const logs = (await listLogs(db, NAME, { page: 1, pageSize: 500 })).items.map(
-        (l) => l.message,
-      );
-      const starts = (prefix: string) => logs.filter((m) => m.startsWith(prefix)).length;
-      for (const s of [
-        'BACKUP on a:',
-        'BACKUP on b:',
-        'RUN_MIGRATIONS:',
-        'STOP_SERVICES on b:',
-        'INSTALL_PACKAGE on b:',
-        'START_SERVICES on b:',
-        'SWITCHOVER on b:',
-        'STOP_SERVICES on a:',
-        'INSTALL_PACKAGE on a:',
-        'START_SERVICES on a:',
-      ]) {
-        expect([s, starts(s)]).toEqual([s, 1]);
-      }
-      // one switchover, one backup file of each kind per node
-      const vip = await vipSwitches(db, NAME);
-      expect(vip.filter((v) => v.result === 'SUCCESS')).toHaveLength(1);
-      expect(vip.filter((v) => v.result === 'SUCCESS')[0]).toMatchObject({
-        from_node: 'a',
-        to_node: 'b',
-      });
-      const backups = await db.query<{ node: string; kind: string; sha256: string }>(
-        `SELECT node, kind, sha256 FROM backup_record WHERE upgrade_id = $1 AND state <> 'DELETED' ORDER BY node, kind`,
-        [NAME],
-      );
-      expect(backups.map((b) => `${b.node}:${b.kind}`)).toEqual(
-        expect.arrayContaining(['a:config', 'a:jar', 'b:config', 'b:jar']),
-      );
-      expect(new Set(backups.map((b) => `${b.node}:${b.kind}`)).size).toBe(backups.length);
-      for (const node of ['a', 'b'] as const) {
-        // exactly one backup set of this upgrade on the node itself
-        expect(await lab.backupSetsOf(node, NAME)).toHaveLength(1);
-        // the old jar kept exactly once, and it is the 1.0.0 jar that was backed up
-        const kept = await lab.inLab(node, [
-          'sh',
-          '-c',
-          'cd "$(dirname "$1")" && for f in "$(basename "$1")".*; do [ -f "$f" ] && sha256sum "$f"; done',
-          'sh',
-          lab.pair.spec.paths.appJar,
-        ]);
-        const lines = kept.stdout.trim().split('\n').filter(Boolean);
-        expect(lines).toHaveLength(1);
-        expect(lines[0]).toMatch(/\.1\.0\.0$/);
-        const jar = backups.find((b) => b.node === node && b.kind === 'jar')!;
-        expect(lines[0]!.split(/\s+/)[0]).toBe(jar.sha256);
-      }
-    });
-    // each migration applied once, on the primary (b now)
-    expect(
-      await lab.psql(
-        'b',
-        "SELECT string_agg(name || '=' || n, ',') FROM (SELECT name, count(*) AS n FROM pairshift_schema_migrations GROUP BY name) m",
-      ),
-    ).toBe('001_app_events.sql=1');
-    const pair = await lab.pairState();
-    expect(pair.versions).toEqual({ a: '2.0.0', b: '2.0.0' });
-    expect(pair.vipHolders).toEqual(['b']);
-    expect(pair.vipHolderHealthy).toBe(true);
-    expect(pair.configConsistent).toBe(true);
-    expect(Object.values(pair.rsync).map((s) => s.paused)).toEqual([false, false]);
+    expect((await withStore(store.dir, statusOf))?.phase).toBe('COMPLETE');
+    await expectCompletedOnce(lab, store.dir, NAME);
     expect(c.acked).toBeGreaterThan(100);
     expect(c.lost).toBe(0);
     expect(killed).toBeGreaterThan(30);

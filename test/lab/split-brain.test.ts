@@ -15,10 +15,11 @@ import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
 import { listLogs } from '../../src/store/upgrades.js';
 import { operatorLabSuite } from './lab-suite.js';
 import { clientFigures, historyOf, type NodeName, sleep, stepsOf } from './operator-harness.js';
+import { captureLabName, captureObject } from './status-capture.js';
 
 jest.setTimeout(420_000);
 
-const suite = operatorLabSuite('ht');
+const suite = operatorLabSuite(captureLabName('ht'));
 const { lab } = suite;
 
 /**
@@ -108,6 +109,11 @@ test('both nodes claim the VIP in UPGRADE_BACKUP: halted with Stalled=True and n
     // Halted, naming the cause.
     const halted = await statusUntil(name, (s) => stalled(s)?.status === 'True', 60_000);
     const c = stalled(halted)!;
+    captureObject(
+      'split-brain-halted',
+      await suite.op.source.getUpgradeRequest(name),
+      'split-brain.test.ts, halted on the split brain in UPGRADE_BACKUP',
+    );
     expect(c.reason).toBe('SplitBrain');
     expect(c.message).toMatch(/split brain: both a and b hold the VIP/);
     expect(c.message).toMatch(/resumes by itself/);

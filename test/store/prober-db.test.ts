@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import pg from 'pg';
+import { ensureProbeTable } from '../../src/prober/db-writer.js';
 import { type ProbeReport, startProber, type Verification } from '../../src/prober/index.js';
 import { freePort, type PgCluster, pgBinDir, startPgCluster } from '../support/pg-cluster.js';
 
@@ -313,6 +314,26 @@ describe('prober, database', () => {
     expect(v.unknownLanded.every((s) => report.db!.unknownSeqs.includes(s))).toBe(true);
     // Slots refused while every connection hung were never sent: none may exist.
     expect(v.failedButPresent).toEqual([]);
+  });
+
+  it('waits for a writable primary to create its table, then names the standby it met', async () => {
+    // A prober that starts while the VIP sits on a standby (a switchover, a
+    // VRRP hiccup) retries instead of failing on the first read-only answer.
+    const err = await ensureProbeTable(standbyUrl, 'probe_wait', 1000, 1600).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/cannot prepare probe table "probe_wait" .* \([2-9] attempts\)/);
+    expect((err?.cause as { code?: string } | undefined)?.code).toBe('25006');
+    // Not every error is worth a wait: a database that does not exist fails on the first try.
+    const missing = primaryUrl.replace(/\/[^/?]*(\?|$)/, '/no_such_db$1');
+    const once = await ensureProbeTable(missing, 'probe_wait', 1000, 10_000).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(once?.message).toMatch(/cannot prepare probe table/);
+    expect(once?.message).not.toMatch(/attempts/);
+    await ensureProbeTable(primaryUrl, 'probe_wait', 1000);
   });
 
   it('reports a node it cannot read instead of losing the measurement', async () => {

@@ -47,6 +47,11 @@ export interface RequestRecord {
   readonly status: number;
   /** Date.now() when answered. */
   readonly at: number;
+  /**
+   * Every Lease's holderIdentity ("namespace/name" -> holder) when the
+   * request arrived: who held the Lease while a write was made.
+   */
+  readonly leaseHolders: Readonly<Record<string, string>>;
 }
 
 type Hook = (server: KubeApiServer) => void;
@@ -232,6 +237,19 @@ export class KubeApiServer {
     return [...(this.#store.get(collection)?.values() ?? [])].map(clone);
   }
 
+  /** Every Lease's holderIdentity now: "namespace/name" -> holder ("" when released). */
+  leaseHolders(): Record<string, string> {
+    const holders: Record<string, string> = {};
+    for (const [collection, objects] of this.#store) {
+      if (!collection.endsWith('/leases')) continue;
+      for (const lease of objects.values()) {
+        holders[`${lease.metadata.namespace}/${lease.metadata.name}`] =
+          lease.spec?.holderIdentity ?? '';
+      }
+    }
+    return holders;
+  }
+
   /** Writes as another client would (bumps resourceVersion, notifies watchers). */
   put(collection: string, obj: KObject): KObject {
     const name = obj.metadata.name as string;
@@ -251,6 +269,7 @@ export class KubeApiServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.#url);
+    const leaseHolders = this.leaseHolders();
     const record = (status: number) =>
       this.requests.push({
         method: req.method ?? '',
@@ -258,6 +277,7 @@ export class KubeApiServer {
         contentType: req.headers['content-type'],
         status,
         at: Date.now(),
+        leaseHolders,
       });
     try {
       if (this.#down === '503') {

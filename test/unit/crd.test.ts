@@ -84,6 +84,15 @@ function forAjv(node: JsonSchema): JsonSchema {
 function validatorFor(crd: JsonSchema) {
   const ajv = new Ajv({ allErrors: true, strict: true });
   ajv.addFormat('int64', true);
+  // The formats the CRDs use, checked as the API server does (RFC 3339, dotted quad).
+  ajv.addFormat(
+    'date-time',
+    /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/,
+  );
+  ajv.addFormat(
+    'ipv4',
+    /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/,
+  );
   return ajv.compile(forAjv(crd.spec.versions[0].schema.openAPIV3Schema));
 }
 
@@ -201,14 +210,83 @@ describe('the CRDs', () => {
       'Phase',
       'Progress',
       'Version',
+      'Ready',
       'Age',
+      'Message',
     ]);
+    // Ready and Message read the Ready condition; Message only with -o wide.
+    const col = (name: string) =>
+      v.additionalPrinterColumns.find((c: JsonSchema) => c.name === name);
+    expect(col('Ready').jsonPath).toBe('.status.conditions[?(@.type=="Ready")].status');
+    expect(col('Ready').priority).toBeUndefined();
+    expect(col('Message').jsonPath).toBe('.status.conditions[?(@.type=="Ready")].message');
+    expect(col('Message').priority).toBe(1);
     expect(v.schema.openAPIV3Schema.properties.status.properties.phase.enum).toEqual([...PHASES]);
     // Status conditions carry observedGeneration as an integer.
     expect(
       v.schema.openAPIV3Schema.properties.status.properties.conditions.items.properties
         .observedGeneration,
-    ).toEqual({ type: 'integer', format: 'int64' });
+    ).toEqual({
+      type: 'integer',
+      format: 'int64',
+      description: 'metadata.generation of the spec this verdict is about.',
+    });
+  });
+
+  test('list types: conditions a map keyed by type, nodes a map keyed by name (keys required)', () => {
+    const ur = upgradeRequestCrd().spec.versions[0].schema.openAPIV3Schema;
+    const conditions = ur.properties.status.properties.conditions;
+    expect(conditions['x-kubernetes-list-type']).toBe('map');
+    expect(conditions['x-kubernetes-list-map-keys']).toEqual(['type']);
+    expect(conditions.items.required).toContain('type');
+    const nodes =
+      haPairCrd().spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.nodes;
+    expect(nodes['x-kubernetes-list-type']).toBe('map');
+    expect(nodes['x-kubernetes-list-map-keys']).toEqual(['name']);
+    expect(nodes.items.required).toContain('name');
+  });
+
+  test('formats: date-time on every time the status holds and on requestedAt; ipv4 on addresses', () => {
+    const paths = (crd: JsonSchema, format: string) => {
+      const out: string[] = [];
+      walk(crd.spec.versions[0].schema.openAPIV3Schema, '', (n, p) => {
+        if (n.format === format) out.push(p);
+      });
+      return out.sort();
+    };
+    expect(paths(upgradeRequestCrd(), 'date-time')).toEqual(
+      [
+        '.spec.cancel.requestedAt',
+        '.spec.rollback.requestedAt',
+        '.status.backups[].verifiedAt',
+        '.status.completedSteps[].at',
+        '.status.conditions[].lastTransitionTime',
+        '.status.estimatedCompletionTime',
+        '.status.finishedAt',
+        '.status.startedAt',
+        '.status.vipSwitch.at',
+      ].sort(),
+    );
+    expect(paths(haPairCrd(), 'ipv4')).toEqual(['.spec.nodes[].address', '.spec.vip.address']);
+  });
+
+  test.each([
+    ['UpgradeRequest', upgradeRequestCrd],
+    ['HAPair', haPairCrd],
+  ])('%s: every field under spec and status has a description (kubectl explain)', (_kind, make) => {
+    const root = make().spec.versions[0].schema.openAPIV3Schema;
+    const missing: string[] = [];
+    let seen = 0;
+    for (const top of ['spec', 'status']) {
+      walk(root.properties[top], `.${top}`, (n, p) => {
+        seen++;
+        // An array's items and a map's values are explained by the field itself.
+        if (p.endsWith('[]') || p.endsWith('.*')) return;
+        if (typeof n.description !== 'string' || n.description.trim() === '') missing.push(p);
+      });
+    }
+    expect(missing).toEqual([]);
+    expect(seen).toBeGreaterThan(10); // the walk did reach the fields
   });
 
   test('UpgradeRequest status: only measured downtime; the step, problems, backups and VIP switch it writes', () => {
@@ -221,8 +299,9 @@ describe('the CRDs', () => {
       'httpTotalMs',
       'withinBudget',
     ]);
-    expect(st.properties.currentStep).toEqual({ type: 'string' });
-    expect(st.properties.problems).toEqual({ type: 'array', items: { type: 'string' } });
+    expect(st.properties.currentStep.type).toBe('string');
+    expect(st.properties.problems.type).toBe('array');
+    expect(st.properties.problems.items).toEqual({ type: 'string' });
     // A backup is where it is and its checksums, never its content.
     expect(Object.keys(st.properties.backups.items.properties).sort()).toEqual([
       'kind',
@@ -257,7 +336,10 @@ describe('the CRDs', () => {
         throw new Error(`crds/${name} differs from the generator: run \`npm run crds\``);
       }
     }
-    const yamls = readdirSync(join(root, 'crds')).filter((f) => f.endsWith('.yaml'));
+    // kustomization.yaml is hand-written (deploy/base takes the CRDs through it).
+    const yamls = readdirSync(join(root, 'crds')).filter(
+      (f) => f.endsWith('.yaml') && f !== 'kustomization.yaml',
+    );
     expect(yamls.sort()).toEqual(Object.keys(renderCrdFiles()).sort());
   });
 });

@@ -301,6 +301,57 @@ describe('executeStep', () => {
     expect(s.cleaned).toBe(1);
   });
 
+  describe("CHECK_CONFIG: the sync job's round on the VIP holder, then the comparison", () => {
+    const withRunOnce: HAPair = {
+      ...pair,
+      spec: { ...pair.spec, rsync: { ...pair.spec.rsync, runOnce: 'sync-once' } },
+    };
+    const sum = `${'c'.repeat(64)} 600:0:0 ./root.key\0`;
+    const scripted = (roundFails: number) => {
+      let rounds = 0;
+      return new ScriptedShell([
+        // b holds the VIP
+        [
+          'ip -o -4 addr show',
+          (node) => ({
+            stdout: node === 'b' ? `2: eth0    inet 198.18.9.100/24 scope global eth0\n` : '',
+          }),
+        ],
+        [
+          'sync-once',
+          () =>
+            ++rounds <= roundFails
+              ? {
+                  exitCode: 1,
+                  stderr:
+                    'rsync exit 255: ssh: connect to host 198.18.9.11 port 22: Connection timed out',
+                }
+              : {},
+        ],
+        ['sha256', () => ({ stdout: sum })],
+      ]);
+    };
+    const rounds = (shell: ScriptedShell) => shell.log.filter((c) => c.line.includes('sync-once'));
+
+    it('a round that fails once is run again; the check passes and says which attempt pushed', async () => {
+      const shell = scripted(1);
+      const r = await run(deps(shell, { pair: withRunOnce }), 'CHECK_CONFIG', null);
+      expect(r).toMatchObject({ ok: true, detail: 'sync round on b (attempt 2); consistent' });
+      expect(rounds(shell).map((c) => c.node)).toEqual(['b', 'b']);
+    });
+
+    it('a round that keeps failing fails the check after 3 attempts, naming the job and its error', async () => {
+      const shell = scripted(99);
+      const r = await run(deps(shell, { pair: withRunOnce }), 'CHECK_CONFIG', null);
+      expect(r.ok).toBe(false);
+      expect(rounds(shell)).toHaveLength(3);
+      const detail = (r as { detail?: string; error?: string }).detail ?? JSON.stringify(r);
+      expect(detail).toMatch(
+        /b: while running the sync job's round \(3 attempts\).*exit 1.*Connection timed out/,
+      );
+    });
+  });
+
   it('a dry run changes nothing: no pause command, no cleanup, no removal', async () => {
     const shell = new ScriptedShell([['sync-status', () => status(false)]]);
     const s = staged();

@@ -122,3 +122,45 @@ test('a bad value is refused naming where it came from', async () => {
     '--concurrency: expected a whole number from 1 to 64, got "1e2"',
   );
 });
+
+describe('probes and metrics port, shutdown grace (issue 13)', () => {
+  const file = ['operator:', '  shutdownGrace: 40s', 'metrics:', '  listen: 0.0.0.0:9081'].join(
+    '\n',
+  );
+
+  test('off and 25s when set nowhere', async () => {
+    const r = await resolved([], {}, '');
+    expect([r.metricsListen, r.shutdownGraceMs]).toEqual([undefined, 25_000]);
+  });
+
+  test('the file, then the environment, then the flag', async () => {
+    expect(await resolved([], {}, file)).toMatchObject({
+      metricsListen: '0.0.0.0:9081',
+      shutdownGraceMs: 40_000,
+    });
+    expect(
+      await resolved(
+        [],
+        { PAIRSHIFT_METRICS_LISTEN: '127.0.0.1:9082', PAIRSHIFT_SHUTDOWN_GRACE: '50s' },
+        file,
+      ),
+    ).toMatchObject({ metricsListen: '127.0.0.1:9082', shutdownGraceMs: 50_000 });
+    expect(
+      await resolved(
+        ['--metrics-listen', '127.0.0.1:9083', '--shutdown-grace', '1m30s'],
+        { PAIRSHIFT_METRICS_LISTEN: '127.0.0.1:9082', PAIRSHIFT_SHUTDOWN_GRACE: '50s' },
+        file,
+      ),
+    ).toMatchObject({ metricsListen: '127.0.0.1:9083', shutdownGraceMs: 90_000 });
+  });
+
+  test('bad values are refused', async () => {
+    await expect(resolved(['--shutdown-grace', 'soon'])).rejects.toThrow(
+      '--shutdown-grace: expected a positive duration',
+    );
+    await expect(resolved(['--metrics-listen', 'nohost'])).rejects.toThrow('expected host:port');
+    await expect(resolved([], { PAIRSHIFT_SHUTDOWN_GRACE: 'never' })).rejects.toThrow(
+      'PAIRSHIFT_SHUTDOWN_GRACE',
+    );
+  });
+});

@@ -15,6 +15,21 @@ export interface NodeShell {
   exec(node: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
 }
 
+/**
+ * Why a command failed, as a bounded code (metrics labels must not carry
+ * free text: it is unbounded and may hold command output).
+ */
+export type SshFailureKind = 'connect' | 'timeout' | 'exit_code' | 'error';
+
+/** One command's outcome, for metrics: the node, how long, and how it failed (null: it did not). */
+export interface SshCommandEvent {
+  readonly node: string;
+  readonly seconds: number;
+  readonly failure: SshFailureKind | null;
+}
+
+export type SshCommandObserver = (e: SshCommandEvent) => void;
+
 export class SshPool implements NodeShell {
   readonly #endpoints = new Map<string, SshEndpoint>();
   readonly #connections = new Map<string, Promise<SshConnection>>();
@@ -24,6 +39,7 @@ export class SshPool implements NodeShell {
   constructor(
     endpoints: readonly SshEndpoint[],
     private readonly timeouts: SshTimeouts = DEFAULT_SSH_TIMEOUTS,
+    private readonly observe?: SshCommandObserver,
   ) {
     for (const e of endpoints) this.#endpoints.set(e.node, e);
   }
@@ -47,8 +63,24 @@ export class SshPool implements NodeShell {
   }
 
   async exec(node: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
-    const conn = await this.connection(node);
-    return conn.exec(argv, opts);
+    if (!this.observe) return (await this.connection(node)).exec(argv, opts);
+    // Timed from the caller's view: a connection opened for it counts.
+    const t0 = performance.now();
+    let failure: SshFailureKind | null = 'connect';
+    try {
+      const conn = await this.connection(node);
+      failure = null;
+      return await conn.exec(argv, opts);
+    } catch (err) {
+      failure ??= failureKind(err);
+      throw err;
+    } finally {
+      // An unknown node is not counted: its name is not in the inventory,
+      // so it would be an unbounded label.
+      if (this.#endpoints.has(node)) {
+        this.observe({ node, seconds: (performance.now() - t0) / 1000, failure });
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -56,4 +88,11 @@ export class SshPool implements NodeShell {
     this.#connections.clear();
     for (const p of all) (await p.catch(() => undefined))?.close();
   }
+}
+
+function failureKind(err: unknown): SshFailureKind {
+  if (!(err instanceof DriverError)) return 'error';
+  if (err.timedOut) return 'timeout';
+  if (err.exitCode !== undefined && err.exitCode !== null) return 'exit_code';
+  return 'error';
 }
