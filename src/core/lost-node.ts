@@ -24,6 +24,7 @@ import { type Action, event, halt } from './actions.js';
 import type { JournalFacts, LastSeen } from './journal.js';
 import type { UpgradeContext } from './machine.js';
 import { type NodeObservation, type PairObservation, serving } from './observed.js';
+import { timeLimitEvent } from './time-limit.js';
 
 export interface LostNodeInput {
   readonly ctx: UpgradeContext;
@@ -152,4 +153,93 @@ export function lostNodeNote(input: LostNodeInput): string {
   const lost = lostPastGrace(input.journal, input.settings, input.nowMs);
   if (!lost || safeToEndUnreachable(input)) return '';
   return `; ${lostCause(input, lost.name, lost.sinceMs)}: restore ${lost.name} and bring both nodes to one version by hand`;
+}
+
+/** What the reconciler knows when it cannot connect to the pair to go on (no runtime). */
+export interface LostAtStartInput {
+  readonly ctx: UpgradeContext;
+  /** The version the pair ran before the upgrade (the status' fromVersion); null when never read. */
+  readonly fromVersion: string | null;
+  readonly settings: UpgradeSettings;
+  readonly journal: JournalFacts;
+  readonly nowMs: number;
+  /** The node the connection failed to, after the start retries (they stand for the grace). */
+  readonly node: string;
+  /** What the connection said (words for the event; kept out of the halt's cause, which must stay stable). */
+  readonly error: string;
+}
+
+/** Neither node read: without a runtime the operator sees nothing of the pair. */
+function unread(name: string): NodeObservation {
+  return {
+    name,
+    reachable: false,
+    appVersion: null,
+    installedVersion: null,
+    servicesRunning: false,
+    healthy: false,
+    dbRole: 'unknown',
+    holdsVip: false,
+    replayLagBytes: null,
+    rsyncPaused: false,
+    configLocked: false,
+  };
+}
+
+/**
+ * The reconciler gave up connecting to a node (the runtime could not be
+ * built: after an operator restart, or once a runtime was dropped). The
+ * same rule as a node lost past the grace: the time limits first (as the
+ * planner has them), then NODE_UNREACHABLE only when that leaves both nodes
+ * serving the old version (nothing started, nothing changed yet, or both
+ * last seen unchanged on fromVersion), else a NodeUnreachable halt: the
+ * reconciler keeps trying to connect and goes on when the node answers.
+ */
+export function lostAtStartAction(input: LostAtStartInput): Action {
+  const { ctx, journal: j, settings, nowMs, node: name } = input;
+  const observed: PairObservation = {
+    nodes: [unread(ctx.masterNode), unread(ctx.backupNode)],
+    configConsistent: null,
+    migrationsApplied: false,
+  };
+  const li: LostNodeInput = {
+    ctx,
+    fromVersion: input.fromVersion ?? '',
+    settings,
+    observed,
+    journal: j,
+    nowMs,
+  };
+  const nodeUnreachable = event(
+    { type: 'NODE_UNREACHABLE', node: name, error: input.error },
+    `${name} could not be connected to`,
+  );
+  if (ctx.phase === 'IDLE' || UNCHANGED_PHASES.includes(ctx.phase)) return nodeUnreachable;
+  const safe = input.fromVersion !== null && safeToEndUnreachable(li);
+  const limit = timeLimitEvent(ctx, j, settings, nowMs, () =>
+    safe
+      ? ''
+      : `; ${lostAtStartCause(input)}: restore ${name} and bring both nodes to one version by hand`,
+  );
+  if (limit) return limit;
+  if (safe) return nodeUnreachable;
+  return halt(
+    lostAtStartCause(input),
+    `stopped in ${ctx.phase}: no step on either node; connecting again every few seconds`,
+    `restore SSH and the network to ${name}: the upgrade then goes on by itself and is finished or rolled back; ` +
+      `the time limits still run (upgradeTimeout ${formatDuration(settings.upgradeTimeout)}, then the rollback's own)`,
+    'NodeUnreachable',
+  );
+}
+
+/** The halt's cause when the pair cannot be connected to (stable from try to try). */
+function lostAtStartCause(input: LostAtStartInput): string {
+  const { ctx, journal: j, node: name } = input;
+  const other = name === ctx.masterNode ? ctx.backupNode : ctx.masterNode;
+  const from = input.fromVersion ?? 'the version it ran before (never read)';
+  return (
+    `${name} is unreachable: the operator cannot connect to it to go on with the upgrade in ${ctx.phase}, ` +
+    `${describeSeen(j.lastSeen?.[name])}; ${other} ${describeSeen(j.lastSeen?.[other])}: ` +
+    `ending UNREACHABLE now would not leave both nodes serving ${from}`
+  );
 }

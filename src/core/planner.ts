@@ -22,6 +22,7 @@ import {
 } from './observed.js';
 import { isTerminal } from './phases.js';
 import { repairOrHalt } from './repair.js';
+import { timeLimitEvent } from './time-limit.js';
 
 export interface PlanRequest {
   readonly fromVersion: string;
@@ -92,17 +93,8 @@ export function plan(input: PlanInput): Action {
 
   // Time limits: the whole upgrade, and a rollback on its own clock so a
   // rollback started by a timeout gets time to finish.
-  const limitStart = ctx.phase === 'ROLLBACK' ? j.phaseEnteredAtMs : j.upgradeStartedAtMs;
-  if (limitStart !== null && nowMs - limitStart > settings.upgradeTimeout) {
-    const what = ctx.phase === 'ROLLBACK' ? 'rollback' : 'upgrade';
-    return event(
-      {
-        type: 'TIMED_OUT',
-        limit: `${what} timeout ${formatDuration(settings.upgradeTimeout)}${lostNodeNote(lostInput(input))}`,
-      },
-      `the ${what} ran past its time limit`,
-    );
-  }
+  const limit = timeLimitEvent(ctx, j, settings, nowMs, () => lostNodeNote(lostInput(input)));
+  if (limit) return limit;
 
   // A node past the unreachable grace: end UNREACHABLE when that leaves
   // both nodes on the old version, else halt until it answers (lost-node.ts).
