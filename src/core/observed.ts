@@ -65,3 +65,20 @@ export function node(obs: PairObservation, name: string): NodeObservation {
 export function vipHolders(obs: PairObservation): NodeObservation[] {
   return obs.nodes.filter((n) => n.reachable && n.holdsVip);
 }
+
+/**
+ * The probes whose stand-ins (unknown version, stopped, not holding the VIP)
+ * the planner would act on: a node-changing step chosen from them can hit
+ * the node serving the clients.
+ */
+const DECIDING_PROBES = ['installed version', 'services', 'vip'] as const;
+
+/**
+ * One of the node's deciding probes failed this round (observe.ts lists it
+ * in problems as "<node>: <probe>: <error>"): its fields are not a reading.
+ */
+export function notReadInWhole(observed: PairObservation, name: string): boolean {
+  return (observed.problems ?? []).some((p) =>
+    DECIDING_PROBES.some((what) => p.startsWith(`${name}: ${what}: `)),
+  );
+}

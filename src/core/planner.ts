@@ -16,6 +16,7 @@ import type { UpgradeContext } from './machine.js';
 import {
   type NodeObservation,
   node,
+  notReadInWhole,
   type PairObservation,
   serving,
   vipHolders,
@@ -392,6 +393,8 @@ function upgradeNode(
   const { observed, request, journal, settings } = input;
   const n = node(observed, name);
   const other = observed.nodes.find((x) => x.name !== name)!;
+  // Its version and services read as stand-ins would install on a running node.
+  if (notReadInWhole(observed, name)) return wait(unreadWait(name));
   if (n.installedVersion !== request.targetVersion) {
     if (n.servicesRunning) {
       if (n.dbRole === 'standby' && (n.replayLagBytes ?? 1) > 0) {
@@ -502,6 +505,12 @@ function verify(input: PlanInput): Action {
 /** Back to the old version on every node that changed, one node at a time. */
 function rollback(input: PlanInput): Action {
   const { observed, request, journal, settings } = input;
+  // Every choice below reads versions, services and the VIP: from stand-ins
+  // the node serving the clients reads as "changed, stopped" and is the one
+  // restored (lab fault matrix, stop-replication in VIP_SWITCH at load 40:
+  // a SWITCHOVER to b planned with a on 1.0.0 holding the VIP).
+  const unread = observed.nodes.find((n) => n.reachable && notReadInWhole(observed, n.name));
+  if (unread) return wait(unreadWait(unread.name));
   const onOld = (n: NodeObservation) => n.installedVersion === request.fromVersion;
   const passed = (n: NodeObservation) =>
     (journal.healthPasses[n.name] ?? 0) >= settings.healthCheckConsecutivePasses;
@@ -608,6 +617,11 @@ function tidyUp(input: PlanInput): Action {
   if (!journal.tempFilesRemoved)
     return tidy('REMOVE_TEMP_FILES', only, 'package files no longer needed');
   return { kind: 'done', reason: `finished in ${input.ctx.phase}` };
+}
+
+/** The wait for a node read only in part (stable: bounded() counts it). */
+function unreadWait(name: string): string {
+  return `${name} was not read in whole this round (its installed version, services or VIP probe failed); looking again before acting on it`;
 }
 
 function failStep(why: string): Action {

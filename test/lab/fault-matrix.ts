@@ -89,8 +89,9 @@ export function allCases(filter: { fault?: string[]; phase?: string[] } = {}): F
 
 /**
  * terminal: ended in a terminal phase with the fault held; halted: halted
- * (Stalled=True) and still halted `resumeBoundMs` after the fault was
- * undone (a halt that never resumed); resumed: halted, then, with the fault
+ * (Stalled=True) and not ended `resumeBoundMs` after the fault was undone
+ * (resumedAfterUndoMs tells a halt that never resumed from one that
+ * resumed and was still running); resumed: halted, then, with the fault
  * undone, resumed by itself and ended in a terminal phase (judged as
  * terminal, and its halt must have named the fault).
  */
@@ -110,6 +111,14 @@ export interface CaseReport {
   haltMessage: string | null;
   /** From the request written to the halt, when it halted. */
   timeToHaltMs: number | null;
+  /**
+   * After a halt: from the fault undone to Stalled=False (the halt resumed),
+   * null when it never did. A 'halted' case with a figure here resumed but
+   * did not reach a terminal phase within the resume bound (the matrix of
+   * 2026-12-06 read such a case, link-cut in UPGRADE_MASTER rolling back,
+   * as "never resumed").
+   */
+  resumedAfterUndoMs: number | null;
   /** From the request written to the end (terminal, or the halt that never resumed). */
   timeToEndMs: number;
   clientHttpLongestMs: number | null;
@@ -295,11 +304,15 @@ export async function runCase(
   // halt that never resumed.
   const haltMessage = result === 'halted' ? (stalled(status)?.message ?? null) : null;
   const timeToHaltMs = result === 'halted' ? ended - started : null;
+  let resumedAfterUndoMs: number | null = null;
   if (result === 'halted') {
-    const deadline = Date.now() + (o.resumeBoundMs ?? 150_000);
+    const undone = Date.now();
+    const deadline = undone + (o.resumeBoundMs ?? 150_000);
     for (;;) {
       const s = await op.status(name).catch(() => undefined);
       if (s) status = s;
+      // Stalled went False: the halt resumed (whether or not it ends in time).
+      if (s && !stalled(s) && resumedAfterUndoMs === null) resumedAfterUndoMs = Date.now() - undone;
       if (s && isTerminal(s.phase) && s.finishedAt) {
         result = 'resumed';
         ended = Date.now();
@@ -390,6 +403,7 @@ export async function runCase(
     message: (stalled(status)?.message ?? status?.message ?? '').slice(0, 300),
     haltMessage: haltMessage?.slice(0, 400) ?? null,
     timeToHaltMs,
+    resumedAfterUndoMs,
     timeToEndMs: ended - started,
     clientHttpLongestMs: probe?.httpLongestMs ?? null,
     clientWriteLongestMs: probe?.writeLongestMs ?? null,
@@ -415,7 +429,7 @@ export function formatTable(rows: readonly CaseReport[]): string {
   const sep = '|---|---|---|---|---|---|---|---|';
   const body = rows.map(
     (r) =>
-      `| ${r.fault} | ${r.node} | ${r.phase}${r.injected ? '' : ' (not reached)'} | ${r.result}${r.timeToHaltMs !== null ? ` (halted at ${fmt(r.timeToHaltMs)})` : ''} | ${r.endPhase ?? '-'} | ${fmt(r.timeToEndMs)} | ${fmt(r.clientHttpLongestMs)} / ${fmt(r.clientWriteLongestMs)} | ${r.violations.length ? r.violations.join('; ').replace(/\|/g, '/') : 'all held'} |`,
+      `| ${r.fault} | ${r.node} | ${r.phase}${r.injected ? '' : ' (not reached)'} | ${r.result}${r.timeToHaltMs !== null ? ` (halted at ${fmt(r.timeToHaltMs)}${r.result === 'halted' ? (r.resumedAfterUndoMs !== null ? `; resumed ${fmt(r.resumedAfterUndoMs)} after the fault was undone, not ended in time` : '; never resumed') : ''})` : ''} | ${r.endPhase ?? '-'} | ${fmt(r.timeToEndMs)} | ${fmt(r.clientHttpLongestMs)} / ${fmt(r.clientWriteLongestMs)} | ${r.violations.length ? r.violations.join('; ').replace(/\|/g, '/') : 'all held'} |`,
   );
   return [head, sep, ...body].join('\n');
 }

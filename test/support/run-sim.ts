@@ -94,6 +94,7 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
       'split-brain',
       'no-effect',
       'sick',
+      'unread',
     ];
     if (fault && selfInflicted.includes(fault.kind)) sim.inject(fault);
     if (fault && ['crash', 'database-down', 'keepalived-down'].includes(fault.kind)) crashed = true;
