@@ -114,6 +114,10 @@ async function probeWhile(
     err += d;
   });
   const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  // measure only once its probes run
+  for (const until = Date.now() + 60_000; !err.includes('probe: started'); await sleep(50))
+    if (child.exitCode !== null || Date.now() > until)
+      throw new Error(`the prober did not start: ${err.slice(-400)}`);
   await sleep(2000);
   let failure: unknown;
   await during().catch((e) => {

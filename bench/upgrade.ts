@@ -89,6 +89,7 @@ async function oneRun(lab: OperatorLab, i: number): Promise<RunFigures> {
   const prober = lab.startClientProber();
   const name = `${lab.name}-bench-${i}`;
   try {
+    await prober.started(); // measuring from here on
     await sleep(1500); // the prober sees the pair serving first
     const started = Date.now();
     lab.writeRequest(name, lab.packages.v2);

@@ -44,6 +44,7 @@ import {
 } from './security.js';
 import { parseUpgradeId, STATUS_PATH, UpgradeApi } from './upgrades.js';
 import { PackageRejected, receivePackage } from './upload.js';
+import type { ReplicaSelf } from './upload-replicas.js';
 
 export interface ApiLimits {
   /** Largest JSON body accepted (bytes); default 64 KiB. */
@@ -67,6 +68,14 @@ export interface UploadSettings {
   readonly trustedKeys: TrustedKey[];
   /** Largest upload accepted, in bytes. */
   readonly maxBytes: number;
+  /** This replica, recorded in each upload folder (upload-replicas.ts). */
+  readonly owner?: ReplicaSelf;
+  /**
+   * Why an upload received here could not reach the replica that runs
+   * upgrades (ReplicaPresence.leaderProblem), or null; asked before the body
+   * is read, so the client learns it at once rather than in PREPARE.
+   */
+  readonly leaderProblem?: () => Promise<string | null>;
 }
 
 export interface ApiDeps {
@@ -121,16 +130,42 @@ function sendJson(res: Response, status: number, body: unknown, type = 'applicat
 
 function sendProblem(req: Request, res: Response, p: ApiProblem): void {
   for (const [k, v] of Object.entries(p.extra.headers ?? {})) res.setHeader(k, v);
-  // Refused before its body was read (403, 413, 415, 429 on an upload...):
-  // the unread body would be taken as the next request, so the connection
-  // ends with this answer.
+  // Refused before its body was read (403, 413, 415, 429 on an upload...).
   if (hasUnreadBody(req)) {
-    res.setHeader('Connection', 'close');
-    res.shouldKeepAlive = false;
+    if (req.headers.expect?.toLowerCase() === '100-continue' && !locals(res).continued) {
+      // It waits for 100 Continue and sends nothing more: end the connection.
+      res.setHeader('Connection', 'close');
+      res.shouldKeepAlive = false;
+    } else {
+      // Its body is on the way. Closing now would reset the connection
+      // with the client's bytes unread, and a reset can destroy this answer
+      // before the client reads it (EPIPE/ECONNRESET instead of a 403): read
+      // the rest and drop it, within bounds, then the connection goes on.
+      discardBody(req);
+    }
   }
   // A problem may quote what the client sent (an unknown field's name): no token in it.
   const problem = JSON.parse(secrets.maskText(JSON.stringify(toProblem(p, pathOf(req)))));
   sendJson(res, p.status, problem, PROBLEM_MEDIA_TYPE);
+}
+
+/** A refused body is read and dropped up to this much, for at most this long; past either the connection is cut. */
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
+const DISCARD_MAX_MS = 15_000;
+
+function discardBody(req: Request): void {
+  let seen = 0;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, DISCARD_MAX_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DISCARD_MAX_BYTES) cut();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.unpipe();
+  req.resume();
 }
 
 function hasUnreadBody(req: Request): boolean {
@@ -517,7 +552,10 @@ async function triggerWithUpload(
   req: Request,
   res: Response,
 ): Promise<TriggerAnswer> {
+  const unreachable = await upload.leaderProblem?.();
+  if (unreachable) throw new ApiProblem('PS-1903', unreachable, { reason: 'upload-not-shared' });
   const received = await receivePackage(req, {
+    ...(upload.owner ? { owner: upload.owner } : {}),
     beforeBody: () => askForBody(req, res),
     workDir: upload.workDir,
     trustedKeys: upload.trustedKeys,

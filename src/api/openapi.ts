@@ -149,6 +149,9 @@ export function buildOpenApi(): Record<string, unknown> {
             '422': problem(
               'The uploaded package was refused (signature, format, contents or version); see reason',
             ),
+            '503': problem(
+              'PS-1903: an upload to this replica cannot reach the leader (the upload folder is not shared with it)',
+            ),
             ...COMMON,
           },
         },

@@ -88,6 +88,11 @@ export const PROBLEMS = {
   },
   'PS-1901': { status: 500, title: 'Internal error', suggestion: 'retry' },
   'PS-1902': { status: 503, title: 'The operator is not ready', suggestion: 'retry' },
+  'PS-1903': {
+    status: 503,
+    title: 'An upload here cannot reach the replica that runs upgrades',
+    suggestion: 'contact-admin',
+  },
 } as const satisfies Record<string, ProblemType>;
 
 export type ProblemCode = keyof typeof PROBLEMS;

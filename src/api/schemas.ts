@@ -143,6 +143,22 @@ export const progressResponseSchema = z
       .nullable(),
     rollback_requested: z.boolean(),
     cancel_requested: z.boolean(),
+    halted: z
+      .object({
+        reason: z
+          .string()
+          .describe('The Stalled condition’s reason, one word (SplitBrain, StepBudgetSpent, ...).'),
+        message: z.string().describe('Why the operator cannot go on, for a person.'),
+        since: z
+          .string()
+          .nullable()
+          .describe('When the upgrade halted (the condition’s last flip).'),
+      })
+      .strict()
+      .nullable()
+      .describe(
+        'Set while the upgrade is halted (its Stalled condition is True): the operator does nothing on the nodes until the cause goes away or a person acts. Null otherwise, and always null in a terminal phase.',
+      ),
   })
   .strict()
   .register(apiRegistry, { id: 'ProgressResponse' });

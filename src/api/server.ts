@@ -139,7 +139,11 @@ function answerUnparsable(err: Error & { code?: string }, socket: Duplex): void 
   }
   const p =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? new ApiProblem('PS-1702', 'the request headers are larger than 16 KiB')
+      ? // Node 24's parser also stops at maxHeadersCount (Node 20 dropped the rest)
+        new ApiProblem(
+          'PS-1702',
+          `the request headers are larger than 16 KiB or have ${MAX_HEADERS} or more header fields; send fewer`,
+        )
       : new ApiProblem('PS-1001', 'the request is not valid HTTP/1.1');
   answerRaw(socket, p, p.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request');
 }

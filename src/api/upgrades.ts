@@ -95,6 +95,16 @@ function phaseOf(req: UpgradeRequest | null, task: UpgradeTask | null): Phase {
   return req?.status?.phase ?? task?.phase ?? 'IDLE';
 }
 
+/**
+ * The halt the reconciler published (Stalled=True), as the progress answer
+ * shows it; a finished upgrade is never halted, whatever an old condition says.
+ */
+function haltOf(st: UpgradeRequest['status'], phase: Phase): ProgressResponse['halted'] {
+  if (isTerminal(phase)) return null;
+  const c = st?.conditions.find((x) => x.type === 'Stalled' && x.status === 'True');
+  return c ? { reason: c.reason, message: c.message, since: c.lastTransitionTime } : null;
+}
+
 export class UpgradeApi {
   constructor(private readonly deps: UpgradeApiDeps) {}
 
@@ -247,6 +257,7 @@ export class UpgradeApi {
         : null,
       rollback_requested: req?.spec.rollback !== undefined,
       cancel_requested: req?.spec.cancel !== undefined,
+      halted: haltOf(st, phaseOf(req, task)),
     };
   }
 

@@ -10,6 +10,22 @@
 // an upload in progress (a refused one is removed by upload.ts itself), and
 // only after a day of nobody claiming it is it removed as abandoned.
 //
+// Replicas sharing the folder (deploy/overlays/ha; `presence` given): the
+// start-up rule above would remove another replica's upload in progress, so
+// a folder no upgrade refers to is judged by its owner (upload-replicas.ts:
+// each upload folder names the replica process that made it, each replica
+// keeps a heartbeat marker in the folder), in either pass:
+//   - owner running (its marker fresh, same start): an upload in progress,
+//     kept (removed as abandoned after a day, as above);
+//   - owner gone (no fresh marker, or the marker of a later start of that
+//     replica, which is how a restarted replica's own cut-short uploads go
+//     at its start-up sweep): removed;
+//   - no owner file: kept for OWNERLESS_GRACE_MS (the owner file is written
+//     right after the folder is made), then removed.
+// Which upgrades refer to which folder comes from the source, which both
+// replicas share (the Kubernetes API): an upgrade of either replica keeps its
+// folder on both.
+//
 // judgeUploadFolders is the whole decision, pure; UploadJanitor does the I/O
 // (list the folder, list the UpgradeRequests, remove) and never removes
 // anything when the listing fails.
@@ -19,6 +35,7 @@ import { auditTime, EMPTY, merge, type Observable, type Subscription, timer } fr
 import { isTerminal, type Phase } from '../core/phases.js';
 import type { UpgradeRequest } from '../core/upgrade-request.js';
 import type { ResourceSource } from '../reconciler/source.js';
+import { type ReplicaPresence, type ReplicaSelf, readOwner } from './upload-replicas.js';
 
 /**
  * Upload folders are `mkdtemp(workDir/upload_)`: an UpgradeRequest name
@@ -34,11 +51,22 @@ const LEGACY_UPLOAD_NAME = /^upload-[A-Za-z0-9]{6}$/;
 /** An unclaimed folder this old (while running) is an abandoned upload. */
 export const ABANDONED_AFTER_MS = 24 * 60 * 60 * 1000;
 
+/** An upload folder without an owner file this old is not being received. */
+export const OWNERLESS_GRACE_MS = 10 * 60 * 1000;
+
 export interface UploadFolder {
   /** Its name inside the work folder. */
   readonly name: string;
   /** Last modification (ms since the epoch). */
   readonly modifiedMs: number;
+  /** The replica process that made it (OWNER_FILE), when known. */
+  readonly owner?: ReplicaSelf;
+}
+
+/** The replicas sharing the folder, for judging folders no upgrade refers to. */
+export interface SharedFolderView {
+  /** Replica name -> boot id, for every replica whose marker is fresh (this one too). */
+  readonly live: ReadonlyMap<string, string>;
 }
 
 /** What the janitor needs to know of one UpgradeRequest. */
@@ -69,6 +97,8 @@ export interface JudgeInput {
   /** Folders earlier passes saw in use, with the upgrade that used them. */
   readonly claimed: ReadonlyMap<string, string>;
   readonly nowMs: number;
+  /** Given when replicas may share the folder: unclaimed folders are judged by owner. */
+  readonly shared?: SharedFolderView;
 }
 
 /** Whether a name in the work folder is an upload folder. */
@@ -99,7 +129,7 @@ export function judgeUploadFolders(input: JudgeInput): FolderVerdict[] {
     }
   }
   const verdicts: FolderVerdict[] = [];
-  for (const { name, modifiedMs } of input.folders) {
+  for (const { name, modifiedMs, owner } of input.folders) {
     if (!isUploadFolderName(name)) continue;
     if (upgradeNames.has(name)) {
       // A legacy-looking name that is an upgrade's own work folder.
@@ -140,6 +170,8 @@ export function judgeUploadFolders(input: JudgeInput): FolderVerdict[] {
         reason: `the UpgradeRequest ${formerUser} is gone`,
         upgrade: formerUser,
       });
+    } else if (input.shared) {
+      verdicts.push(judgeUnclaimedShared(name, modifiedMs, owner, input));
     } else if (input.pass === 'startup') {
       verdicts.push({
         folder: name,
@@ -161,6 +193,50 @@ export function judgeUploadFolders(input: JudgeInput): FolderVerdict[] {
     }
   }
   return verdicts;
+}
+
+const hours = (ms: number) => Math.floor(ms / 3_600_000);
+
+/** A folder no upgrade refers to, in a folder replicas may share: its owner decides. */
+function judgeUnclaimedShared(
+  folder: string,
+  modifiedMs: number,
+  owner: ReplicaSelf | undefined,
+  input: JudgeInput,
+): FolderVerdict {
+  const age = input.nowMs - modifiedMs;
+  if (!owner) {
+    return age >= OWNERLESS_GRACE_MS
+      ? {
+          folder,
+          remove: true,
+          reason: 'no upgrade uses it and it names no owner (an upload cut short)',
+        }
+      : {
+          folder,
+          remove: false,
+          reason: 'not claimed yet and its owner not written yet (an upload starting)',
+        };
+  }
+  const liveBoot = input.shared!.live.get(owner.replica);
+  if (liveBoot !== owner.boot) {
+    const gone =
+      liveBoot === undefined
+        ? `its replica ${owner.replica} is gone`
+        : `its replica ${owner.replica} has restarted since`;
+    return { folder, remove: true, reason: `no upgrade uses it and ${gone} (an upload cut short)` };
+  }
+  if (age >= ABANDONED_AFTER_MS)
+    return {
+      folder,
+      remove: true,
+      reason: `no upgrade has claimed it for ${hours(age)} h (an abandoned upload of ${owner.replica})`,
+    };
+  return {
+    folder,
+    remove: false,
+    reason: `not claimed by an upgrade yet (an upload in progress on ${owner.replica})`,
+  };
 }
 
 export function upgradeUse(r: UpgradeRequest): UpgradeUse {
@@ -191,7 +267,17 @@ export interface UploadJanitorOptions {
    */
   readonly batchMs?: number;
   readonly now?: () => number;
+  /**
+   * This replica's marker in a folder replicas may share: refreshed on every
+   * pass (the heartbeat), and folders no upgrade uses are judged by owner.
+   */
+  readonly presence?: ReplicaPresence;
+  /** How often the marker is rewritten besides every pass (default HEARTBEAT_MS). */
+  readonly heartbeatMs?: number;
 }
+
+/** Well inside REPLICA_STALE_AFTER_MS (5 min): ten beats may be missed. */
+export const HEARTBEAT_MS = 30_000;
 
 export class UploadJanitor {
   readonly #claimed = new Map<string, string>();
@@ -220,6 +306,22 @@ export class UploadJanitor {
     this.#subscription = merge(wakes, timer(interval, interval)).subscribe(() => {
       void this.tidy();
     });
+    const { presence, logger } = this.opts;
+    if (presence) {
+      // The heartbeat also on its own timer: a pass stuck on a slow source
+      // must not make the other replicas take this one for gone (and remove
+      // the uploads it is receiving).
+      const beat = this.opts.heartbeatMs ?? HEARTBEAT_MS;
+      this.#subscription.add(
+        timer(beat, beat).subscribe(() => {
+          presence
+            .announce()
+            .catch((err: unknown) =>
+              logger.warn(`cannot refresh this replica's marker: ${(err as Error).message}`),
+            );
+        }),
+      );
+    }
   }
 
   /** Stops the passes; waits for one under way. */
@@ -240,7 +342,15 @@ export class UploadJanitor {
     const { workDir, logger } = this.opts;
     let folders: UploadFolder[];
     let upgrades: UpgradeUse[];
+    let shared: SharedFolderView | undefined;
     try {
+      const { presence } = this.opts;
+      if (presence) {
+        // The heartbeat first: at start-up it is also what makes this
+        // replica's previous start count as gone.
+        await presence.announce();
+        shared = { live: await presence.liveReplicas() };
+      }
       folders = await this.#listFolders();
       // Nothing to judge: spare the store a query.
       if (folders.length === 0) return [];
@@ -256,6 +366,7 @@ export class UploadJanitor {
       pass,
       claimed: this.#claimed,
       nowMs: (this.opts.now ?? Date.now)(),
+      ...(shared ? { shared } : {}),
     });
     for (const v of verdicts) {
       if (!v.remove) {
@@ -292,8 +403,11 @@ export class UploadJanitor {
     const out: UploadFolder[] = [];
     for (const name of names) {
       if (!isUploadFolderName(name)) continue;
-      const st = await lstat(join(this.opts.workDir, name)).catch(() => undefined);
-      if (st?.isDirectory()) out.push({ name, modifiedMs: st.mtimeMs });
+      const path = join(this.opts.workDir, name);
+      const st = await lstat(path).catch(() => undefined);
+      if (!st?.isDirectory()) continue;
+      const owner = this.opts.presence ? await readOwner(path) : undefined;
+      out.push({ name, modifiedMs: st.mtimeMs, ...(owner ? { owner } : {}) });
     }
     return out;
   }

@@ -23,6 +23,7 @@ import { upgradePathProblem } from '../packages/version.js';
 import { badRequest, classifyPackageError, PackageRejected } from './package-errors.js';
 import { MultipartParser, multipartBoundary, type PartHeaders } from './package-multipart.js';
 import { UPLOAD_FOLDER_PREFIX } from './upload-janitor.js';
+import { type ReplicaSelf, writeOwner } from './upload-replicas.js';
 
 export { PackageRejected } from './package-errors.js';
 
@@ -40,6 +41,11 @@ export interface ReceiveOptions {
   limits?: Partial<TarLimits>;
   /** Called once the headers are judged, right before the body is read (100 Continue). */
   beforeBody?: () => void;
+  /**
+   * This replica, recorded in the upload folder (upload-replicas.ts) so that
+   * another replica sharing the folder leaves an upload in progress alone.
+   */
+  owner?: ReplicaSelf;
 }
 
 export interface ReceivedPackage {
@@ -197,8 +203,13 @@ async function collectParts(
             current.parts.push(Buffer.from(ev.chunk));
           }
         } else if (ev.type === 'part-end' && current) {
-          if (current.kind === 'file') await current.fh.close();
-          else fields.set(current.name, Buffer.concat(current.parts).toString('utf8'));
+          // Synced before the upgrade can name it: the leader may be another
+          // replica reading the same (shared) volume, and a crash of this one
+          // must not leave it a file shorter than the one verified here.
+          if (current.kind === 'file') {
+            await current.fh.sync();
+            await current.fh.close();
+          } else fields.set(current.name, Buffer.concat(current.parts).toString('utf8'));
           current = undefined;
         }
       }
@@ -313,6 +324,7 @@ export async function receivePackage(req: Request, opts: ReceiveOptions): Promis
   let kept = false;
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
+    if (opts.owner) await writeOwner(dir, opts.owner);
     const collected = await collectParts(req, dir, opts.maxBytes, opts.beforeBody);
     const { pair, reason, options } = requireParts(collected);
     const installed = opts.installedVersion ? await opts.installedVersion(pair) : null;

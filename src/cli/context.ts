@@ -30,12 +30,17 @@ export interface CommandContext {
 export function storeChoice(
   opts: ContextOptions,
   config: ConfigFile,
-): { databaseUrl: string | undefined; dataDir: string | undefined } {
+): {
+  databaseUrl: string | undefined;
+  dataDir: string | undefined;
+  passwordFile?: string | undefined;
+} {
   return opts.dataDir
     ? { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir }
     : {
         databaseUrl: opts.databaseUrl ?? config.store?.databaseUrl,
         dataDir: config.store?.dataDir,
+        passwordFile: config.store?.passwordFile,
       };
 }
 

@@ -10,9 +10,11 @@ import { operatorProbes, type RunningProbes, startProbesServer } from '../api/pr
 import { parseListen, type RunningApi, startApiServer } from '../api/server.js';
 import { loadApiTokens } from '../api/tokens.js';
 import { UploadJanitor } from '../api/upload-janitor.js';
+import { ReplicaPresence } from '../api/upload-replicas.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import type { ConfigFile } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
+import { notifySettingsFrom } from '../notify/notifier.js';
 import { createOperatorMetrics } from '../operator/metrics.js';
 import { startOperator } from '../operator/operator.js';
 import { loadTrustedKey } from '../packages/signing.js';
@@ -158,11 +160,14 @@ export function registerOperatorCommands(program: Command): void {
       const trustedKeys = await Promise.all(keyPaths.map((p) => loadTrustedKey(p)));
       let source: ResourceSource;
       let elector: LeaseElector | null = null;
+      // The Lease identity, and the name of this replica's marker in the
+      // upload folder (which replicas share in deploy/overlays/ha).
+      const identity = process.env.POD_NAME ?? hostname();
+      const presence = new ReplicaPresence({ workDir, replica: identity });
       if (o.kubernetes) {
         // Replicas may run; the one holding the Lease reconciles.
         const kubeConfig = loadKubeConfig({ kubeconfigPath: o.kubeconfig });
         const namespace = namespaceFrom(kubeConfig, o.namespace);
-        const identity = process.env.POD_NAME ?? hostname();
         const replica = leaderElectedSource({ kubeConfig, namespace, identity, log: logger });
         elector = replica.elector;
         source = replica.source;
@@ -184,6 +189,10 @@ export function registerOperatorCommands(program: Command): void {
         trustedKeys,
         workDir,
         concurrency: resolved.concurrency,
+        notifications: {
+          receivers: ctx.config.notifications?.receivers ?? [],
+          settings: notifySettingsFrom(ctx.config.notifications),
+        },
         ...(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS
           ? { killAfterActions: Number(process.env.PAIRSHIFT_CHAOS_KILL_AFTER_ACTIONS) }
           : {}),
@@ -192,10 +201,12 @@ export function registerOperatorCommands(program: Command): void {
       // folder no upgrade uses is then left over from a killed operator or a
       // gone upgrade), then removed as their upgrades end (each finished
       // reconcile and each resource change wakes a pass; at least every minute).
+      await mkdir(workDir, { recursive: true, mode: 0o700 });
       const janitor = new UploadJanitor({
         workDir,
         source,
         logger,
+        presence,
         wake$: merge(source.changes$, op.loop.events$.pipe(filter((e) => e.type === 'succeeded'))),
       });
       await janitor.sweepAtStart();
@@ -234,6 +245,13 @@ export function registerOperatorCommands(program: Command): void {
             workDir,
             trustedKeys,
             maxBytes: apiConfig.uploadLimit ?? 1024 ** 3,
+            owner: presence.self,
+            leaderProblem: () =>
+              presence.leaderProblem(
+                elector
+                  ? { leads: elector.isLeader, leader: elector.leader }
+                  : { leads: true, leader: null },
+              ),
           },
         }).catch(async (err: unknown) => {
           await janitor.stop();
@@ -307,6 +325,7 @@ export function registerOperatorCommands(program: Command): void {
       running = false;
       await api?.stop();
       await janitor.stop();
+      await presence.withdraw().catch(() => undefined);
       await op.stop();
       // Released (the default): the next replica takes over at once.
       await elector?.stop();

@@ -80,6 +80,10 @@ export function registerProbeCommands(program: Command): void {
       if (flags.duration !== undefined && !(flags.duration > 0)) {
         throw new Error(`--duration must be a positive number of seconds, got ${flags.duration}`);
       }
+      // Listen for the stop signal before starting: a SIGTERM that comes
+      // while the prober still starts (connecting, creating its table) then
+      // ends it with a report, not node's default death without one.
+      const stopped = untilDone(flags.duration);
       const prober = await startProber({
         httpUrl: flags.http,
         dbUrl: flags.db,
@@ -95,7 +99,9 @@ export function registerProbeCommands(program: Command): void {
             process.stderr.write(`${formatProgress(prober.snapshot())}\n`);
           }, PROGRESS_EVERY_MS)
         : undefined;
-      await untilDone(flags.duration);
+      // One line when the probes run, for whoever waits on it (the lab's tests).
+      process.stderr.write(`probe: started (${describeTargets(flags)})\n`);
+      await stopped;
       if (progress) clearInterval(progress);
       const report = await prober.stop();
       process.stdout.write(
@@ -106,6 +112,13 @@ export function registerProbeCommands(program: Command): void {
       const failure = verdict(report);
       if (failure) throw new Error(`probe verification failed: ${failure}`);
     });
+}
+
+function describeTargets(flags: ProbeFlags): string {
+  const parts = [];
+  if (flags.http) parts.push('HTTP');
+  if (flags.db) parts.push('database writes');
+  return `${parts.join(' and ')} at ${flags.rateHz} Hz`;
 }
 
 /** Resolves after `seconds`, or at the first SIGINT/SIGTERM. */

@@ -4,259 +4,79 @@
 // bearer token comes from --token-file or $PAIRSHIFT_API_TOKEN and is never
 // printed. A package upload streams the files from disk (no whole-file
 // buffering). A problem+json answer becomes one line: what went wrong, its
-// code and the suggested next step; the exit code is then 1.
+// code and the suggested next step. Exit codes: exit-codes.ts (the same for
+// every command here); watching and its codes: upgrade-watch.ts.
 
-import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { basename } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type Command, Option } from 'commander';
-import { isPhase, isTerminal } from '../core/phases.js';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { parseDuration } from '../config/duration.js';
+import {
+  type ApiOptions,
+  type Body,
+  call,
+  clientFrom,
+  DEFAULT_API_URL,
+  jsonBody,
+  ok,
+  uploadBody,
+} from './api-client.js';
+import { exitCodesHelp, usageError } from './exit-codes.js';
+import { type OutputFormat, outputOption, printResult } from './output.js';
+import { followProgress } from './upgrade-watch.js';
 
-export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
+export { DEFAULT_API_URL };
 
-interface ApiOptions {
-  api: string;
-  tokenFile?: string;
-  output: 'text' | 'json';
+interface CommonOptions extends ApiOptions {
+  output: OutputFormat;
 }
 
-interface ApiClient {
-  base: URL;
-  token: string | undefined;
-}
-
-/** The answer of one call: status and parsed JSON body (problem or result). */
-interface Answer {
-  status: number;
-  body: unknown;
-}
-
-async function clientFrom(o: ApiOptions): Promise<ApiClient> {
-  let base: URL;
-  try {
-    base = new URL(o.api);
-  } catch {
-    throw new Error(`--api ${JSON.stringify(o.api)} is not a URL like ${DEFAULT_API_URL}`);
-  }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:')
-    throw new Error(`--api ${o.api}: expected an http:// or https:// URL`);
-  let token: string | undefined;
-  if (o.tokenFile) {
-    try {
-      token = (await readFile(o.tokenFile, 'utf8')).trim();
-    } catch (err) {
-      throw new Error(`cannot read the token file ${o.tokenFile}`, { cause: err });
-    }
-    if (!token) throw new Error(`the token file ${o.tokenFile} is empty`);
-  } else if (process.env.PAIRSHIFT_API_TOKEN) {
-    token = process.env.PAIRSHIFT_API_TOKEN.trim();
-  }
-  return { base, token };
-}
-
-/** A request body: bytes or pieces streamed in order (files read as they are sent). */
-interface Body {
-  contentType: string;
-  length: number;
-  pieces: (Buffer | { file: string })[];
-}
-
-async function* bodyChunks(body: Body): AsyncGenerator<Buffer> {
-  for (const p of body.pieces) {
-    if (Buffer.isBuffer(p)) yield p;
-    else
-      for await (const chunk of createReadStream(p.file, { highWaterMark: 1024 * 1024 }))
-        yield chunk as Buffer;
-  }
-}
-
-/** How long an upload waits for 100 Continue before it sends its body anyway. */
-const CONTINUE_WAIT_MS = 1000;
-
-async function call(
-  c: ApiClient,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: Body,
-): Promise<Answer> {
-  const url = new URL(path, c.base);
-  const headers: Record<string, string | number> = { accept: 'application/json' };
-  if (c.token) headers.authorization = `Bearer ${c.token}`;
-  if (body) {
-    headers['content-type'] = body.contentType;
-    headers['content-length'] = body.length;
-    // The API judges the headers first (token, role, size) and answers a
-    // refusal before any byte of the body: nothing is uploaded in vain, and
-    // the answer is not lost to a write into a socket it already closed.
-    headers.expect = '100-continue';
-  }
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  let req!: ClientRequest;
-  const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    req = send(url, { method, headers, timeout: 120_000 }, resolve);
-    req.on('timeout', () => req.destroy(new Error('the API did not answer within 120 s')));
-    req.on('error', (err) =>
-      reject(new Error(`cannot reach the API at ${c.base.origin}`, { cause: err })),
-    );
-    if (!body) {
-      req.end();
-      return;
-    }
-    // Send once the API says "go on"; a server (or proxy) that never says
-    // it gets the body after a second, as curl does. A final answer first
-    // (401, 413) means the body is never sent.
-    let sending = false;
-    const sendBody = () => {
-      if (sending) return;
-      sending = true;
-      clearTimeout(unasked);
-      pipeline(Readable.from(bodyChunks(body)), req).catch((err: unknown) => {
-        if (!req.destroyed) req.destroy(err as Error);
-      });
-    };
-    const unasked = setTimeout(sendBody, CONTINUE_WAIT_MS);
-    req.on('continue', sendBody);
-    req.on('response', () => {
-      clearTimeout(unasked);
-      sending = true;
-    });
-  });
-  // An answer that came before the body was sent leaves the request open.
-  res.once('end', () => {
-    if (!req.writableFinished) req.destroy();
-  });
-  const parts: Buffer[] = [];
-  for await (const chunk of res) parts.push(chunk as Buffer);
-  const text = Buffer.concat(parts).toString('utf8');
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    // not JSON: shown as text below
-  }
-  return { status: res.statusCode ?? 0, body: parsed };
-}
-
-interface Problem {
-  title?: string;
-  detail?: string;
-  code?: string;
-  suggestion?: string;
-  status?: number;
-}
-
-/** Turns a non-2xx answer into one line for a person. */
-export function problemLine(a: Answer): string {
-  const p = (typeof a.body === 'object' && a.body !== null ? a.body : {}) as Problem;
-  if (!p.title && !p.detail) {
-    const text = typeof a.body === 'string' ? a.body.replace(/\s+/g, ' ').slice(0, 200) : '';
-    return `the API answered ${a.status}${text ? `: ${text}` : ''}`;
-  }
-  const what = [p.title, p.detail].filter(Boolean).join(': ');
-  const extra = [p.code, p.suggestion ? `suggestion: ${p.suggestion}` : undefined]
-    .filter(Boolean)
-    .join('; ');
-  return `${what} (${a.status}${extra ? ` ${extra}` : ''})`.replace(/\s*\n\s*/g, ' ');
-}
-
-function ok(a: Answer): Record<string, unknown> {
-  if (a.status < 200 || a.status >= 300) throw new Error(problemLine(a));
-  return (a.body ?? {}) as Record<string, unknown>;
-}
-
-function print(o: ApiOptions, value: unknown, text: () => string): void {
-  process.stdout.write(o.output === 'json' ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
-}
+const print = (o: CommonOptions, value: unknown, text: () => string) =>
+  printResult(o.output, value, text);
 
 const id = (s: string) => encodeURIComponent(s);
 
 function positiveInt(name: string) {
   return (v: string): number => {
-    if (!/^[1-9]\d{0,6}$/.test(v)) throw new Error(`${name} must be a whole number from 1`);
+    if (!/^[1-9]\d{0,6}$/.test(v))
+      throw new InvalidArgumentError(`${name} must be a whole number from 1`);
     return Number(v);
   };
 }
 
-/** Builds the multipart form for an upload; files are streamed when sent. */
-async function uploadBody(fields: [string, string][], files: [string, string][]): Promise<Body> {
-  const boundary = `pairshift-${randomBytes(12).toString('hex')}`;
-  const pieces: Body['pieces'] = [];
-  let length = 0;
-  const add = (b: Buffer) => {
-    pieces.push(b);
-    length += b.length;
+/** --interval: whole seconds (as it always took), or a duration from 100ms. */
+function interval(v: string): number {
+  const ms = /^\d{1,5}$/.test(v) ? Number(v) * 1000 : parseDuration(v);
+  if (ms === null || ms < 100)
+    throw new InvalidArgumentError(
+      `--interval takes seconds (2) or a duration from 100ms (500ms), not ${JSON.stringify(v)}`,
+    );
+  return ms;
+}
+
+/** A duration flag: "90s", "5m", "1h30m"; "0" only where it means "no limit". */
+function duration(name: string, zeroMeansNone: boolean) {
+  return (v: string): number => {
+    if (zeroMeansNone && v.trim() === '0') return 0;
+    const ms = parseDuration(v);
+    if (ms === null || ms <= 0)
+      throw new InvalidArgumentError(
+        `${name} takes a duration like 90s, 5m or 1h30m${zeroMeansNone ? ' (0: no limit)' : ''}, not ${JSON.stringify(v)}`,
+      );
+    return ms;
   };
-  for (const [name, value] of fields)
-    add(
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`,
-      ),
-    );
-  for (const [name, path] of files) {
-    let size: number;
-    try {
-      const st = await stat(path);
-      if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-      size = st.size;
-    } catch (err) {
-      throw new Error(`cannot read ${name} file ${path}`, { cause: err });
-    }
-    // The server ignores the filename; keep it a plain, quotable name.
-    const filename = basename(path).replace(/[^A-Za-z0-9._-]/g, '_');
-    add(
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\n` +
-          'Content-Type: application/octet-stream\r\n\r\n',
-      ),
-    );
-    pieces.push({ file: path });
-    length += size;
-    add(Buffer.from('\r\n'));
-  }
-  add(Buffer.from(`--${boundary}--\r\n`));
-  return { contentType: `multipart/form-data; boundary=${boundary}`, length, pieces };
-}
-
-function jsonBody(value: unknown): Body {
-  const b = Buffer.from(JSON.stringify(value));
-  return { contentType: 'application/json', length: b.length, pieces: [b] };
-}
-
-interface Progress {
-  upgrade_id: string;
-  pair: string;
-  target_version: string;
-  phase: string;
-  progress_percent: number;
-  current_step: string | null;
-  message: string | null;
-}
-
-function progressLine(p: Progress): string {
-  const step = p.current_step ? `, step ${p.current_step}` : '';
-  const msg = p.message ? ` — ${p.message}` : '';
-  return `${p.upgrade_id}: ${p.pair} -> ${p.target_version}  ${p.phase} ${p.progress_percent}%${step}${msg}`;
 }
 
 function apiOptions(cmd: Command): Command {
   return cmd
     .option('--api <url>', 'the operator API', DEFAULT_API_URL)
     .option('--token-file <file>', 'file holding the bearer token (default: $PAIRSHIFT_API_TOKEN)')
-    .addOption(
-      new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'),
-    );
+    .addOption(outputOption());
 }
 
 export function registerUpgradeCommands(program: Command): void {
   const up = program
     .command('upgrade')
-    .description('Drive upgrades through the operator REST API (trigger, progress, rollback, ...)');
+    .description('Drive upgrades through the operator REST API (trigger, progress, rollback, ...)')
+    .addHelpText('after', exitCodesHelp());
 
   apiOptions(
     up
@@ -273,10 +93,10 @@ export function registerUpgradeCommands(program: Command): void {
   ).action(async (o) => {
     const c = await clientFrom(o);
     if (Boolean(o.package) === Boolean(o.packagePath))
-      throw new Error('give either --package FILE (upload) or --package-path PATH --version V');
+      throw usageError('give either --package FILE (upload) or --package-path PATH --version V');
     let body: Body;
     if (o.package) {
-      if (o.version) throw new Error('--version goes with --package-path; an upload says its own');
+      if (o.version) throw usageError('--version goes with --package-path; an upload says its own');
       const fields: [string, string][] = [['pair', o.pair]];
       if (o.reason) fields.push(['reason', o.reason]);
       if (o.dryRun) fields.push(['options', JSON.stringify({ dry_run: true })]);
@@ -285,7 +105,7 @@ export function registerUpgradeCommands(program: Command): void {
         ['signature', o.signature ?? `${o.package}.sig`],
       ]);
     } else {
-      if (!o.version) throw new Error('--package-path needs --version');
+      if (!o.version) throw usageError('--package-path needs --version');
       body = jsonBody({
         pair: o.pair,
         package: {
@@ -312,26 +132,48 @@ export function registerUpgradeCommands(program: Command): void {
       .command('progress')
       .description('Show an upgrade’s phase and progress')
       .argument('<id>', 'upgrade id')
-      .option('--watch', 'keep showing changes until the upgrade ends')
-      .option(
-        '--interval <seconds>',
-        'with --watch: seconds between polls',
-        positiveInt('--interval'),
-        2,
+      .option('--watch', 'keep showing changes until the upgrade ends (exit code: how it ended)')
+      .addOption(
+        new Option(
+          '--interval <time>',
+          'with --watch: time between polls, in seconds or a duration (500ms)',
+        )
+          .argParser(interval)
+          .default(2000, '2s'),
+      )
+      .addOption(
+        new Option(
+          '--timeout <duration>',
+          'with --watch: give up (exit 5) after this long, e.g. 90s, 5m; 0: no limit',
+        )
+          .argParser(duration('--timeout', true))
+          .default(0, '0, no limit'),
+      )
+      .addOption(
+        new Option(
+          '--reconnect-for <duration>',
+          'with --watch: how long to keep trying an API that does not answer (then exit 4)',
+        )
+          .argParser(duration('--reconnect-for', false))
+          .default(120_000, '2m'),
       ),
   ).action(async (upgradeId: string, o) => {
     const c = await clientFrom(o);
-    let last = '';
-    for (;;) {
-      const p = ok(
-        await call(c, 'GET', `/api/v1/upgrade/progress/${id(upgradeId)}`),
-      ) as unknown as Progress;
-      const line = o.output === 'json' ? JSON.stringify(p) : progressLine(p);
-      if (line !== last) process.stdout.write(`${line}\n`);
-      last = line;
-      if (!o.watch || (isPhase(p.phase) && isTerminal(p.phase))) return;
-      await sleep(o.interval * 1000);
-    }
+    if (!o.watch && o.timeout > 0) throw usageError('--timeout goes with --watch');
+    const terminal = process.stdout.isTTY ? { columns: process.stdout.columns } : null;
+    process.exitCode = await followProgress({
+      upgradeId,
+      read: (silenceMs) =>
+        call(c, 'GET', `/api/v1/upgrade/progress/${id(upgradeId)}`, undefined, silenceMs),
+      watch: Boolean(o.watch),
+      intervalMs: o.interval,
+      timeoutMs: o.timeout,
+      reconnectForMs: o.reconnectFor,
+      format: o.output,
+      terminal,
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+    });
   });
 
   for (const action of ['rollback', 'cancel'] as const) {

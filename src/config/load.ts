@@ -104,6 +104,7 @@ export function applyEnv(config: ConfigFile, env: NodeJS.ProcessEnv): ConfigFile
   const plain: [string, (v: string) => void][] = [
     ['PAIRSHIFT_DATABASE_URL', (v) => (out.store!.databaseUrl = v)],
     ['PAIRSHIFT_DATA_DIR', (v) => (out.store!.dataDir = v)],
+    ['PAIRSHIFT_DATABASE_PASSWORD_FILE', (v) => (out.store!.passwordFile = v)],
   ];
   for (const [name, set] of plain) {
     const v = env[name];

@@ -3,6 +3,7 @@
 // every message names the field and what was expected.
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { receiverListSchema } from './receivers.js';
 
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
@@ -47,6 +48,13 @@ export const configFileSchema = z
       .object({
         databaseUrl: z.string().url({ error: 'expected a postgres:// URL' }).optional(),
         dataDir: z.string().min(1, { error: 'expected a folder path' }).optional(),
+        passwordFile: z
+          .string()
+          .min(1, { error: 'expected a file path' })
+          .optional()
+          .describe(
+            'PostgreSQL store only: a file holding the password (a Secret volume), read for every new connection; the URL then has none',
+          ),
       })
       .strict()
       .optional(),
@@ -97,6 +105,34 @@ export const configFileSchema = z
         listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):\d{1,5}$/, {
           error: 'expected host:port like 0.0.0.0:8081',
         }),
+      })
+      .partial()
+      .strict()
+      .optional(),
+    /**
+     * Webhooks on phase changes, halts and results (docs/notifications.md).
+     * Pairs add their own receivers in their HAPair (spec.notifications).
+     */
+    notifications: z
+      .object({
+        receivers: receiverListSchema,
+        /** One attempt's limit (default 10s). */
+        requestTimeout: duration,
+        /** Events waiting per receiver at most (default 1000). */
+        queueLimit: count(1, 100_000),
+        retry: z
+          .object({
+            /** Attempts in all (default 20). */
+            maxAttempts: count(1, 100),
+            /** No attempt starts later than this after the event (default 15m). */
+            maxAge: duration,
+            /** The first retry waits up to this (default 1s), doubling each time. */
+            baseDelay: duration,
+            /** The longest wait between attempts (default 60s). */
+            maxDelay: duration,
+          })
+          .partial()
+          .strict(),
       })
       .partial()
       .strict()

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { receiverListSchema } from '../config/receivers.js';
 import { normaliseFingerprint } from './fingerprint.js';
 
 // Descriptions (.describe) are what `kubectl explain hapair.spec...` shows:
@@ -171,6 +172,16 @@ export const haPairSchema = z.object({
         logDir: absPath.optional().describe("The application's log folder."),
       })
       .describe('Paths on the nodes.'),
+    notifications: z
+      .object({
+        receivers: receiverListSchema.describe(
+          'Webhook receivers of this pair, on top of the operator-wide ones (notifications.receivers of its configuration).',
+        ),
+      })
+      .optional()
+      .describe(
+        "Webhooks for this pair's upgrades: phase changes, halts and results (docs/notifications.md). Secrets come from files on the operator's side.",
+      ),
   }),
 });
 

@@ -4,8 +4,10 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type Observable, Subject, type Subscription } from 'rxjs';
+import type { ReceiverConfig } from '../config/receivers.js';
 import type { UpgradeSettings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
+import { Notifier, type NotifySettings } from '../notify/notifier.js';
 import type { TrustedKey } from '../packages/signing.js';
 import { ReconcileLoop } from '../reconciler/loop.js';
 import { type RuntimeFactory, UpgradeReconciler } from '../reconciler/reconciler.js';
@@ -33,6 +35,15 @@ export interface OperatorOptions {
   readonly killAfterActions?: number;
   /** Instruments to feed (the CLI serves them on --metrics-listen). */
   readonly metrics?: OperatorMetrics;
+  /**
+   * Webhooks (src/notify): the configuration's receivers and settings; each
+   * HAPair's own receivers are added for its upgrades. Always on: with no
+   * receiver anywhere, nothing is sent.
+   */
+  readonly notifications?: {
+    readonly receivers: readonly ReceiverConfig[];
+    readonly settings?: NotifySettings;
+  };
 }
 
 /** What a drain ended with. */
@@ -46,6 +57,7 @@ export interface DrainResult {
 export interface RunningOperator {
   readonly loop: ReconcileLoop;
   readonly reconciler: UpgradeReconciler;
+  readonly notifier: Notifier;
   /**
    * Names of upgrades, once per action the reconciler recorded (a step, a
    * transition, a status written): what the API's progress view listens to.
@@ -85,6 +97,17 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       }));
   const actions = new Subject<string>();
   const chaos = o.killAfterActions ? killAfter(o.killAfterActions, o.logger) : undefined;
+  const actor = `pairshift-operator@${hostname()}`;
+  const notifier = new Notifier({
+    db: o.db,
+    receivers: o.notifications?.receivers ?? [],
+    pairReceivers: async (pair) =>
+      (await o.source.getHAPair(pair))?.spec.notifications?.receivers ?? [],
+    ...(o.notifications?.settings ? { settings: o.notifications.settings } : {}),
+    owner: actor,
+    logger: o.logger,
+  });
+  await notifier.start();
   const reconciler = new UpgradeReconciler({
     source: o.source,
     db: o.db,
@@ -92,7 +115,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     runtimes,
     logger: o.logger,
     now: () => new Date(),
-    actor: `pairshift-operator@${hostname()}`,
+    actor,
+    notifier,
     afterAction: (id, action) => {
       actions.next(id);
       chaos?.(id, action);
@@ -140,6 +164,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   return {
     loop,
     reconciler,
+    notifier,
     actions$: actions.asObservable(),
     get draining() {
       return draining;
@@ -165,6 +190,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       actions.complete();
       await o.source.stop();
       await reconciler.close();
+      // Undelivered notifications are recorded dropped, not resumed (docs/notifications.md).
+      await notifier.stop();
     },
   };
 }

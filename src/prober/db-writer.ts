@@ -88,9 +88,7 @@ function isPassing(err: unknown): boolean {
   if (typeof e?.code === 'string' && (PASSING_SQLSTATES.has(e.code) || PASSING_ERRNOS.has(e.code)))
     return true;
   // pg reports its own connect timeout and a closed socket by message only
-  return (
-    typeof e?.message === 'string' && /timeout|terminated|Connection terminated/i.test(e.message)
-  );
+  return typeof e?.message === 'string' && /timeout|terminated/i.test(e.message);
 }
 
 /**

@@ -31,6 +31,7 @@ import {
   type UpgradeEvent,
   upgradeMachine,
 } from '../core/machine.js';
+import type { MeasuredDowntime, NotifyFact, NotifySink } from '../core/notification.js';
 import type { PairObservation } from '../core/observed.js';
 import { isTerminal, type Phase } from '../core/phases.js';
 import { plan, STEP_RETRY, stopBeforeStart } from '../core/planner.js';
@@ -115,6 +116,11 @@ export interface ReconcilerDeps {
    * starts; a step already running finishes and is recorded.
    */
   readonly draining?: () => boolean;
+  /**
+   * Told of phase changes, halts and results (webhooks, src/notify): it
+   * queues and returns at once, so no receiver can delay or fail a step.
+   */
+  readonly notifier?: NotifySink;
 }
 
 /**
@@ -527,6 +533,17 @@ export class UpgradeReconciler {
     if (fresh) {
       await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
       await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
+      this.#notify({
+        // Dated by the halt's start: the same halt always makes the same event id.
+        ...factBase(
+          request,
+          new Date(next.facts.halted?.sinceMs ?? this.deps.now().getTime()),
+          action.reason,
+        ),
+        kind: 'halted',
+        phase: next.context.phase,
+        reason: action.code,
+      });
     }
     await this.#publish(
       request,
@@ -687,7 +704,7 @@ export class UpgradeReconciler {
     };
     const next = { context: r.context, facts };
     await commitTransition(db, name, r.record, next);
-    this.#transitioned(r.record, memory.facts.phaseEnteredAtMs);
+    this.#transitioned(request, r.record, memory.facts.phaseEnteredAtMs);
     const warn = ['FAILED', 'TIMEOUT', 'UNREACHABLE', 'ROLLBACK'].includes(r.context.phase);
     await this.#log(
       name,
@@ -840,6 +857,15 @@ export class UpgradeReconciler {
     };
     await this.deps.source.updateStatus(request.metadata.name, status);
     this.#catchUp.delete(request.metadata.name);
+    this.#notifyResult(
+      request,
+      phase,
+      isTerminal(phase) && memory.context.rollbackOutcome !== null,
+      message,
+      now,
+      seen ? { longestMs: seen.httpLongestMs, totalMs: seen.httpTotalMs } : null,
+      runtime,
+    );
     return { ...request, status };
   }
 
@@ -894,7 +920,7 @@ export class UpgradeReconciler {
           tempFilesRemoved: true,
         },
       });
-      this.#transitioned(r.record, memory ? facts.phaseEnteredAtMs : null);
+      this.#transitioned(request, r.record, memory ? facts.phaseEnteredAtMs : null);
       await this.#log(name, 'INFO', `IDLE -> CANCELLED: ${reason}`);
     }
     await source.recordEvent(name, 'Normal', REASON.Cancelled, reason);
@@ -920,6 +946,7 @@ export class UpgradeReconciler {
       }),
       finishedAt: at.toISOString(),
     });
+    this.#notifyResult(request, r.context.phase, false, message, at, null);
     await this.#dropRuntime(name);
     return true;
   }
@@ -995,7 +1022,7 @@ export class UpgradeReconciler {
       }
       if (decided.kind === 'event') last = decided.event;
     }
-    const ctx = await this.#endBeforeStart(name, memory, message, last);
+    const ctx = await this.#endBeforeStart(request, memory, message, last);
     await this.#log(name, 'ERROR', message);
     await this.deps.source.recordEvent(name, 'Warning', REASON.CannotStart, message);
     await this.#finishWithoutRuntime(request, ctx, message, null);
@@ -1035,6 +1062,16 @@ export class UpgradeReconciler {
       await saveMemory(this.deps.db, name, next);
       await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
       await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
+      this.#notify({
+        ...factBase(
+          request,
+          new Date(next.facts.halted?.sinceMs ?? this.deps.now().getTime()),
+          action.reason,
+        ),
+        kind: 'halted',
+        phase: next.context.phase,
+        reason: action.code,
+      });
     }
     await this.#finishWithoutRuntime(
       request,
@@ -1052,11 +1089,12 @@ export class UpgradeReconciler {
    * transitions are taken, each committed with its history row.
    */
   async #endBeforeStart(
-    name: string,
+    request: UpgradeRequest,
     memory: UpgradeMemory | null,
     message: string,
     given: UpgradeEvent | null,
   ): Promise<UpgradeContext> {
+    const name = request.metadata.name;
     const at = this.deps.now();
     let ctx = memory?.context ?? initialContext({ masterNode: '?', backupNode: '?' });
     let facts = memory?.facts ?? emptyJournal(at.getTime());
@@ -1079,7 +1117,7 @@ export class UpgradeReconciler {
         ...(isTerminal(ctx.phase) ? { tempFilesRemoved: true } : {}),
       };
       await commitTransition(this.deps.db, name, r.record, { context: ctx, facts });
-      this.#transitioned(r.record, memory ? enteredAtMs : null);
+      this.#transitioned(request, r.record, memory ? enteredAtMs : null);
     }
     return ctx;
   }
@@ -1115,6 +1153,7 @@ export class UpgradeReconciler {
       }),
       ...(finished ? { finishedAt: at.toISOString() } : {}),
     });
+    this.#notifyResult(request, ctx.phase, false, message, at, null);
   }
 
   async #log(
@@ -1165,7 +1204,18 @@ export class UpgradeReconciler {
     if (r) await (await r.catch(() => null))?.close();
   }
 
-  #transitioned(record: TransitionRecord, phaseEnteredAtMs: number | null): void {
+  /** After every committed transition: metrics and the phase.changed notification. */
+  #transitioned(
+    request: UpgradeRequest,
+    record: TransitionRecord,
+    phaseEnteredAtMs: number | null,
+  ): void {
+    this.#notify({
+      ...factBase(request, record.at, record.cause),
+      kind: 'phase',
+      from: record.from,
+      to: record.to,
+    });
     this.deps.observer?.transitioned?.({
       from: record.from,
       to: record.to,
@@ -1173,6 +1223,39 @@ export class UpgradeReconciler {
       secondsInPhase:
         phaseEnteredAtMs === null ? null : (record.at.getTime() - phaseEnteredAtMs) / 1000,
     });
+  }
+
+  /** The upgrade's result, once, when its status first says it finished. */
+  #notifyResult(
+    request: UpgradeRequest,
+    phase: Phase,
+    rolledBack: boolean,
+    message: string,
+    at: Date,
+    downtime: MeasuredDowntime | null,
+    versions?: { fromVersion: string; targetVersion: string },
+  ): void {
+    if (!isTerminal(phase) || request.status?.finishedAt !== undefined) return;
+    const base = factBase(request, at, message);
+    this.#notify({
+      ...base,
+      ...(versions ? { fromVersion: versions.fromVersion, toVersion: versions.targetVersion } : {}),
+      kind: 'result',
+      phase,
+      rolledBack,
+      downtime,
+    });
+  }
+
+  /** Never throws, never waits: a notifier's problem is its own. */
+  #notify(fact: NotifyFact): void {
+    try {
+      this.deps.notifier?.notify(fact);
+    } catch (err) {
+      this.deps.logger.warn(`notification not queued: ${String(err)}`, {
+        upgradeId: fact.upgradeId,
+      });
+    }
   }
 
   async close(): Promise<void> {
@@ -1286,4 +1369,16 @@ async function withStoreSteps(
 /** A step's record: why it ran, and what the drivers did when they said. */
 function withDetail(reason: string, detail: string | undefined): string {
   return detail ? (redact(`${reason}; done: ${detail}`) as string) : reason;
+}
+
+/** What every notification of a request says: who, when, which versions, why. */
+function factBase(request: UpgradeRequest, at: Date, message: string) {
+  return {
+    upgradeId: request.metadata.name,
+    pair: request.spec.pairRef.name,
+    at,
+    fromVersion: request.status?.fromVersion ?? null,
+    toVersion: request.status?.targetVersion ?? request.spec.package.version ?? null,
+    message: redact(message) as string,
+  };
 }

@@ -97,6 +97,17 @@ export const KUBE_EXTENSIONS: Record<string, Record<string, JsonSchema>> = {
         },
       ],
     },
+    // The zod schema's refinements, which JSON Schema cannot carry.
+    'spec.notifications.receivers': {
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+      'x-kubernetes-validations': [
+        {
+          rule: 'self.all(r, has(r.url) != has(r.urlFile))',
+          message: 'spec.notifications.receivers: give exactly one of url and urlFile',
+        },
+      ],
+    },
   },
 };
 

@@ -59,6 +59,8 @@ export class LeaseElector {
   #renewedAt = 0;
   /** What we last saw on the Lease and when (our clock). */
   #observed = '';
+  /** The holder the last read of the Lease named ('' : nobody). */
+  #lastHolder = '';
   #observedAt = 0;
 
   constructor(opts: LeaseElectorOptions) {
@@ -81,6 +83,16 @@ export class LeaseElector {
 
   get isLeader(): boolean {
     return this.#leader.value;
+  }
+
+  /**
+   * Who leads, as far as this replica knows: itself while it leads, else the
+   * holder its last read of the Lease named ('' when nobody held it). For
+   * telling an API client where upgrades run (src/api/upload-replicas.ts),
+   * never for deciding whether to act (holdsLease, confirmLease).
+   */
+  get leader(): string {
+    return this.isLeader ? this.identity : this.#lastHolder;
   }
 
   /**
@@ -207,6 +219,7 @@ export class LeaseElector {
     }
     const spec = lease.spec ?? {};
     const holder: string = spec.holderIdentity ?? '';
+    this.#lastHolder = holder;
     const seen = `${holder}|${String(spec.renewTime)}|${lease.metadata?.resourceVersion}`;
     if (seen !== this.#observed) {
       this.#observed = seen;

@@ -10,10 +10,12 @@ export interface StoreOptions {
   databaseUrl?: string | undefined;
   /** Embedded data folder; default $PAIRSHIFT_DATA_DIR, else .pairshift/data under the cwd. */
   dataDir?: string | undefined;
+  /** PostgreSQL only: the password in this file (password-file.ts); default $PAIRSHIFT_DATABASE_PASSWORD_FILE. */
+  passwordFile?: string | undefined;
 }
 
 export type StoreChoice =
-  | { kind: 'postgres'; databaseUrl: string }
+  | { kind: 'postgres'; databaseUrl: string; passwordFile?: string }
   | { kind: 'embedded'; dataDir: string };
 
 /** Pure: which store the options and environment select. */
@@ -26,7 +28,11 @@ export function chooseStore(
     throw new Error('give either a database URL or a data folder, not both');
   }
   const databaseUrl = opts.databaseUrl || (opts.dataDir ? undefined : env.PAIRSHIFT_DATABASE_URL);
-  if (databaseUrl) return { kind: 'postgres', databaseUrl };
+  const passwordFile = opts.passwordFile || env.PAIRSHIFT_DATABASE_PASSWORD_FILE;
+  if (databaseUrl)
+    return { kind: 'postgres', databaseUrl, ...(passwordFile ? { passwordFile } : {}) };
+  if (opts.passwordFile)
+    throw new Error('a password file is for a PostgreSQL store: give its URL too');
   return {
     kind: 'embedded',
     dataDir: opts.dataDir || env.PAIRSHIFT_DATA_DIR || join(cwd, '.pairshift', 'data'),
@@ -35,5 +41,7 @@ export function chooseStore(
 
 export async function openStore(opts: StoreOptions = {}): Promise<SqlClient> {
   const choice = chooseStore(opts);
-  return choice.kind === 'postgres' ? openPostgres(choice.databaseUrl) : openPglite(choice.dataDir);
+  return choice.kind === 'postgres'
+    ? openPostgres(choice.databaseUrl, { passwordFile: choice.passwordFile })
+    : openPglite(choice.dataDir);
 }

@@ -2,6 +2,7 @@
 // failures become one sentence naming host:port and the reason, never the
 // password.
 import pg from 'pg';
+import { PasswordFileError, readPasswordFile } from './password-file.js';
 import { redactDatabaseUrl } from './redact.js';
 import type { SqlClient, SqlExecutor } from './sql-client.js';
 
@@ -77,22 +78,64 @@ class ConnectError extends Error {
   override name = 'ConnectError';
 }
 
-export async function openPostgres(databaseUrl: string): Promise<SqlClient> {
+/**
+ * A pg Client whose password is read from a file when it connects. pg takes
+ * a function as the password, but a connection string overrides it with the
+ * URL's own password even when the URL has none (''), hence the subclass.
+ */
+function clientWithPasswordFile(path: string): typeof pg.Client {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      (this as unknown as { password: () => Promise<string> }).password = () =>
+        readPasswordFile(path);
+    }
+  };
+}
+
+export interface PostgresOptions {
+  /** The password, read from this file for every new connection (password-file.ts); the URL then has none. */
+  readonly passwordFile?: string | undefined;
+}
+
+export async function openPostgres(
+  databaseUrl: string,
+  opts: PostgresOptions = {},
+): Promise<SqlClient> {
   const target = parseDatabaseUrl(databaseUrl);
   const where = describeTarget(target);
+  if (opts.passwordFile && new URL(databaseUrl).password) {
+    throw new Error(
+      `the store's URL for ${where} has a password and a password file is set too: give one`,
+    );
+  }
+  const passwordFile = opts.passwordFile;
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     max: 4,
+    ...(passwordFile ? { Client: clientWithPasswordFile(passwordFile) } : {}),
   });
   // An idle client losing its server must not crash the process; the next
   // query reports the failure instead.
   pool.on('error', () => {});
 
+  // While a client is checked out the pool stops listening for its errors
+  // (pg-pool removes its idle listener), and pg emits 'error' on a client
+  // whose server goes away even mid-query: with no listener that event would
+  // end the process. The query itself rejects with the error, and the pool
+  // drops a client that is no longer queryable when it is released.
+  const guarded = new WeakSet<pg.PoolClient>();
   const connect = async (): Promise<pg.PoolClient> => {
     try {
-      return await pool.connect();
+      const client = await pool.connect();
+      if (!guarded.has(client)) {
+        client.on('error', () => {});
+        guarded.add(client);
+      }
+      return client;
     } catch (err) {
+      if (err instanceof PasswordFileError) throw err;
       // The reason is complete on its own; pg's raw message would repeat it.
       throw new ConnectError(
         `cannot connect to PostgreSQL at ${where} (${connectFailureReason(err)})`,

@@ -298,6 +298,37 @@ describe('progress', () => {
     await advance(id, 'CANCELLED', false);
   });
 
+  test('halted: the Stalled condition while running, null before and at the end', async () => {
+    const r = await trigger('lab2');
+    const id = r.body.upgrade_id as string;
+    await advance(id, 'VIP_SWITCH', true);
+    const progress = () => call('GET', `/api/v1/upgrade/progress/${id}`, { token: VIEWER_TOKEN });
+    expect((await progress()).body.halted).toBeNull();
+    const status = (await h.source.getUpgradeRequest(id))!.status!;
+    const stalled = {
+      type: 'Stalled' as const,
+      status: 'True' as const,
+      reason: 'SplitBrain',
+      message: 'both nodes hold the VIP',
+      lastTransitionTime: '2026-11-29T14:05:00.000Z',
+    };
+    await h.source.updateStatus(id, { ...status, conditions: [stalled] });
+    h.progressChanged.next(id);
+    expect((await progress()).body.halted).toEqual({
+      reason: 'SplitBrain',
+      message: 'both nodes hold the VIP',
+      since: '2026-11-29T14:05:00.000Z',
+    });
+    // Stalled=False (resumed) is no halt; nor is any Stalled once finished
+    await h.source.updateStatus(id, { ...status, conditions: [{ ...stalled, status: 'False' }] });
+    h.progressChanged.next(id);
+    expect((await progress()).body.halted).toBeNull();
+    await h.source.updateStatus(id, { ...status, phase: 'FAILED', conditions: [stalled] });
+    h.progressChanged.next(id);
+    expect((await progress()).body).toMatchObject({ phase: 'FAILED', halted: null });
+    await advance(id, 'FAILED', true);
+  });
+
   test('400 on a bad id, 404 on an unknown one', async () => {
     const bad = await call('GET', '/api/v1/upgrade/progress/Not_An_Id!');
     expect(bad.status).toBe(400);

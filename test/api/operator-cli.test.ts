@@ -3,8 +3,8 @@
 // running reconciler picks up (held here by approved: false, so no node is
 // contacted). Runs the CLI in-process from source; tokens come from a file
 // named in the configuration and never show in what the operator prints.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { generateSigningKeyPair } from '../../src/packages/signing.js';
@@ -43,9 +43,18 @@ test('pairshift operator --listen: health, trigger, progress from the reconciler
     join(dir, 'config.yaml'),
     `api:\n  tokens:\n    - {name: ci, role: operator, tokenFile: ${join(dir, 'api.token')}}\n  allow: [127.0.0.0/8]\n`,
   );
-  // left by an earlier run: a half-written upload, and an upgrade's work folder
+  // left by an earlier run: a half-written upload (made by this replica's
+  // earlier start, as its owner file says), one from before owner files (an
+  // hour old), and an upgrade's work folder
   mkdirSync(join(dir, 'work', 'upload_Half01'), { recursive: true });
   writeFileSync(join(dir, 'work', 'upload_Half01', 'package.tar.gz'), 'cut short');
+  writeFileSync(
+    join(dir, 'work', 'upload_Half01', 'owner.json'),
+    JSON.stringify({ replica: process.env.POD_NAME ?? hostname(), boot: 'an-earlier-start' }),
+  );
+  mkdirSync(join(dir, 'work', 'upload_Old001'));
+  const hourAgo = (Date.now() - 3_600_000) / 1000;
+  utimesSync(join(dir, 'work', 'upload_Old001'), hourAgo, hourAgo);
   mkdirSync(join(dir, 'work', 'upg-20261129-0a1b2c3d'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -71,7 +80,7 @@ test('pairshift operator --listen: health, trigger, progress from the reconciler
     }, 30_000);
     expect(health.status).toBe('UP');
     // swept before the API came up
-    expect(readdirSync(join(dir, 'work'))).toEqual(['upg-20261129-0a1b2c3d']);
+    expect(readdirSync(join(dir, 'work')).sort()).toEqual(['.replicas', 'upg-20261129-0a1b2c3d']);
 
     const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
     const t = await fetch(`${base}/api/v1/upgrade/trigger`, {
@@ -102,6 +111,11 @@ test('pairshift operator --listen: health, trigger, progress from the reconciler
   expect(`${result.stdout}${result.stderr}`).toContain(
     'removed upload folder upload_Half01: no upgrade uses it',
   );
+  expect(`${result.stdout}${result.stderr}`).toContain(
+    'removed upload folder upload_Old001: no upgrade uses it',
+  );
+  // A clean stop withdraws this replica's marker from the upload folder.
+  expect(readdirSync(join(dir, 'work', '.replicas'))).toEqual([]);
   expect(`${result.stdout}${result.stderr}`).not.toContain(TOKEN);
   await expect(fetch(`${base}/health`)).rejects.toThrow();
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { parse } from 'yaml';
 import { loadApiTokens } from '../../src/api/tokens.js';
+import { REPLICAS_FOLDER } from '../../src/api/upload-replicas.js';
 import { parseHAPair } from '../../src/inventory/hapair.js';
 import { find, type KubeObject, kustomize, root, schemaProblems } from '../support/kustomize.js';
 import { runCli } from '../support/run-cli.js';
@@ -76,6 +77,18 @@ const rules: {
   pattern: RegExp;
   check: (m: RegExpMatchArray, cmd: string) => Promise<void> | void;
 }[] = [
+  {
+    // Needs a running pod: check it names the ha Deployment and lists the
+    // markers' folder (src/api/upload-replicas.ts) inside the shared claim's mount.
+    pattern: /^kubectl -n pairshift exec deploy\/(\S+) -- ls -l (\S+)$/,
+    check: (m) => {
+      const d = find(rendered.ha, 'Deployment', m[1]!);
+      const mount = (d.spec.template.spec.containers[0].volumeMounts as KubeObject[]).find(
+        (v) => v.name === 'packages',
+      );
+      expect(m[2]).toBe(`${mount!.mountPath}/${REPLICAS_FOLDER}`);
+    },
+  },
   {
     pattern: /^kubectl kustomize (\S+)$/,
     check: (m) => {

@@ -32,7 +32,7 @@ const container = (objs: KubeObject[]) => podSpec(objs).containers[0];
 const envNamed = (objs: KubeObject[], name: string) =>
   (container(objs).env as KubeObject[]).find((e) => e.name === name);
 
-describe.each(Object.entries(overlays))('overlay %s', (_name, objs) => {
+describe.each(Object.entries(overlays))('overlay %s', (overlay, objs) => {
   test('every object is valid against its Kubernetes schema', async () => {
     const problems = await schemaProblems(objs);
     expect(problems).toEqual([]);
@@ -87,12 +87,17 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objs) => {
       expect.objectContaining({ cpu: expect.any(String) }),
     );
     expect(container(objs).resources.limits.memory).toBeDefined();
-    // Writable only where a volume is mounted: /tmp and /var/lib/pairshift.
+    // Writable only where a volume is mounted: /tmp and /var/lib/pairshift
+    // (in ha, its work folder is the shared claim).
     const writable = (container(objs).volumeMounts as KubeObject[])
       .filter((m) => !m.readOnly)
       .map((m) => m.mountPath)
       .sort();
-    expect(writable).toEqual(['/tmp', '/var/lib/pairshift']);
+    expect(writable).toEqual(
+      overlay === 'ha'
+        ? ['/tmp', '/var/lib/pairshift', '/var/lib/pairshift/work']
+        : ['/tmp', '/var/lib/pairshift'],
+    );
   });
 
   test('command line, ports, probes, POD_NAME and the image are the shared conventions', () => {
@@ -131,7 +136,10 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objs) => {
     const secrets = new Set<string>();
     for (const v of pod.volumes as KubeObject[]) if (v.secret) secrets.add(v.secret.secretName);
     for (const e of container(objs).env as KubeObject[]) {
-      expect(e.value === undefined || !/PASSWORD|URL|TOKEN/.test(e.name)).toBe(true);
+      // a literal value may name a file (…_FILE), never be a secret itself
+      expect(
+        e.value === undefined || /_FILE$/.test(e.name) || !/PASSWORD|URL|TOKEN/.test(e.name),
+      ).toBe(true);
       if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name);
     }
     expect(secrets.size).toBeGreaterThan(0);
@@ -204,12 +212,69 @@ describe('the overlays differ as documented', () => {
       name: 'PAIRSHIFT_DATABASE_URL',
       valueFrom: { secretKeyRef: { name: 'pairshift-store', key: 'databaseUrl' } },
     });
+    // The password as a file from the Secret, mounted where the variable says.
+    expect(envNamed(ha, 'PAIRSHIFT_DATABASE_PASSWORD_FILE')).toEqual({
+      name: 'PAIRSHIFT_DATABASE_PASSWORD_FILE',
+      value: '/etc/pairshift/store/password',
+    });
+    const storeVolume = podSpec(ha).volumes.find((v: KubeObject) => v.name === 'store-password');
+    expect(storeVolume.secret).toMatchObject({
+      secretName: 'pairshift-store',
+      items: [{ key: 'password', path: 'password' }],
+    });
+    const mount = podSpec(ha).containers[0].volumeMounts.find(
+      (m: KubeObject) => m.name === 'store-password',
+    );
+    expect(mount).toEqual({
+      name: 'store-password',
+      mountPath: '/etc/pairshift/store',
+      readOnly: true,
+    });
+    // The base's mounts are still there (a strategic merge, not a replace).
+    expect(podSpec(ha).containers[0].volumeMounts.length).toBeGreaterThan(1);
     expect(envNamed(ha, 'PAIRSHIFT_DATA_DIR')).toBeUndefined();
-    expect(ha.filter((o) => o.kind === 'PersistentVolumeClaim')).toEqual([]);
+    // The one claim is the shared work folder (next test), never the store.
+    expect(
+      ha.filter((o) => o.kind === 'PersistentVolumeClaim').map((o) => o.metadata.name),
+    ).toEqual(['pairshift-packages']);
     expect(find(ha, 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 1 });
     expect(find(ha, 'PodDisruptionBudget').spec.maxUnavailable).toBeUndefined();
     // The docs must say why more than one replica needs the external store.
     expect(guide).toMatch(/external PostgreSQL[^.]*required[^.]*more than one replica/i);
+  });
+
+  test('ha: both replicas mount one ReadWriteMany claim at the work folder the config names', () => {
+    // Where uploads land: packages.workDir, unless a flag or the environment overrides it.
+    const config = parseConfig(find(ha, 'ConfigMap').data['config.yaml'] as string, 'config.yaml');
+    const workDir = config.packages?.workDir;
+    expect(workDir).toBe('/var/lib/pairshift/work');
+    expect(container(ha).args).not.toContain('--work-dir');
+    expect(envNamed(ha, 'PAIRSHIFT_WORK_DIR')).toBeUndefined();
+    // The mount that holds workDir is the deepest one containing it: the claim.
+    const mounts = (container(ha).volumeMounts as KubeObject[]).filter(
+      (m) => workDir === m.mountPath || workDir!.startsWith(`${m.mountPath}/`),
+    );
+    const holder = mounts.sort((x, y) => y.mountPath.length - x.mountPath.length)[0]!;
+    expect(holder).toEqual({ name: 'packages', mountPath: workDir });
+    expect(holder.readOnly).toBeUndefined();
+    const volume = (podSpec(ha).volumes as KubeObject[]).find((v) => v.name === holder.name);
+    expect(volume).toEqual({
+      name: 'packages',
+      persistentVolumeClaim: { claimName: 'pairshift-packages' },
+    });
+    const claim = find(ha, 'PersistentVolumeClaim', 'pairshift-packages');
+    expect(claim.metadata.namespace).toBe('pairshift');
+    expect(claim.spec.accessModes).toEqual(['ReadWriteMany']);
+    // One pod template for both replicas: the same claim at the same path in each.
+    expect(find(ha, 'Deployment').spec.replicas).toBe(2);
+    // single keeps its work folder on its one RWO data claim, no second claim.
+    const singleHolder = (container(single).volumeMounts as KubeObject[]).filter((m) =>
+      workDir!.startsWith(`${m.mountPath}/`),
+    );
+    expect(singleHolder.map((m) => m.name)).toEqual(['data']);
+    // The guide says what the claim is for and what it needs.
+    expect(guide).toMatch(/ReadWriteMany/);
+    expect(guide).toContain('pairshift-packages');
   });
 
   test('NetworkPolicy: the ports the operator uses, PostgreSQL only in ha', () => {
@@ -235,7 +300,7 @@ describe('the overlays differ as documented', () => {
   test('apart from the store, replicas and their consequences, the overlays are the same', () => {
     const kinds = (objs: KubeObject[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds(single).filter((k) => k !== 'PersistentVolumeClaim/pairshift-data')).toEqual(
-      kinds(ha),
+      kinds(ha).filter((k) => k !== 'PersistentVolumeClaim/pairshift-packages'),
     );
     for (const kind of [
       'Role',

@@ -79,6 +79,8 @@ test('two electors: exactly one leads; the other takes over after the leader sto
   await sleep(2500); // longer than the lease: a keeps renewing, b must not take over
   expect(a.isLeader).toBe(true);
   expect(b.isLeader).toBe(false);
+  // Who leads, as each sees it (what the API names when an upload cannot reach it).
+  expect([a.leader, b.leader]).toEqual(['replica-a', 'replica-a']);
   const lease = cluster.server.object(LEASES, 'pairshift-operator')!;
   expect(lease.spec.holderIdentity).toBe('replica-a');
   expect(lease.spec.leaseTransitions).toBe(0);
@@ -97,6 +99,7 @@ test('two electors: exactly one leads; the other takes over after the leader sto
   const after = cluster.server.object(LEASES, 'pairshift-operator')!;
   expect(after.spec.holderIdentity).toBe('replica-b');
   expect(after.spec.leaseTransitions).toBe(1);
+  expect(b.leader).toBe('replica-b');
   expect(history).toEqual(['a:false', 'b:false', 'a:true', 'a:false', 'b:true']);
   // The steps above add up to about 5 s by design (2.5 s of steady leading,
   // then a lease duration and a renew interval): jest's default 5 s is no

@@ -4,12 +4,15 @@
 // subresource, Events are written, and a delete waits on the finalizer.
 
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { jest } from '@jest/globals';
 import { parse } from 'yaml';
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
+import { HAPPY_PATH } from '../../src/core/phases.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startOperator } from '../../src/operator/operator.js';
 import { KubernetesSource } from '../../src/sources/kubernetes.js';
@@ -45,9 +48,23 @@ test('kubectl-applied upgrade runs to COMPLETE; delete of a running one cancels 
   const db = await openPglite(join(dir, 'store'));
   await migrate(db);
   const pair = parse(exampleHAPairText());
+  // Webhooks: one receiver from the operator's configuration, one from the
+  // HAPair custom resource; both get the upgrade's events.
+  const got: { path: string; body: string }[] = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      got.push({ path: req.url ?? '', body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   cluster.server.put(HAP, {
     ...pair,
     metadata: { ...pair.metadata, name: 'billing', namespace: 'ops' },
+    spec: { ...pair.spec, notifications: { receivers: [{ name: 'team', url: `${hook}/pair` }] } },
   });
   cluster.server.put(UR, upgradeRequest('to-v2'));
   const runtimes = new Map<string, SimRuntime>();
@@ -63,6 +80,9 @@ test('kubectl-applied upgrade runs to COMPLETE; delete of a running one cancels 
     logger: createLogger({ stream: new PassThrough(), format: 'json' }),
     trustedKeys: [],
     workDir: dir,
+    notifications: {
+      receivers: [{ name: 'global', url: `${hook}/global`, events: ['phase', 'result'] }],
+    },
     runtimes: async ({ upgradeId }) => {
       const rt = new SimRuntime();
       runtimes.set(upgradeId, rt);
@@ -88,6 +108,22 @@ test('kubectl-applied upgrade runs to COMPLETE; delete of a running one cancels 
     expect(events.map((e) => e.reason)).toEqual(
       expect.arrayContaining(['PhasePrepare', 'PhaseVipSwitch', 'UpgradeComplete']),
     );
+    await waitFor(
+      'both receivers to have the result of to-v2',
+      () =>
+        ['/global', '/pair'].every((p) =>
+          got.some((g) => g.path === p && g.body.includes('"io.pairshift.upgrade.completed"')),
+        ),
+      10_000,
+    );
+    for (const path of ['/global', '/pair']) {
+      const phases = got
+        .filter((g) => g.path === path)
+        .map((g) => JSON.parse(g.body))
+        .filter((e) => e.subject === 'to-v2' && e.type.endsWith('.phase.changed'))
+        .map((e) => e.data.phase);
+      expect(phases).toEqual(HAPPY_PATH.slice(1));
+    }
 
     // A second request on the same pair, deleted while it runs: cancelled at a
     // safe point, and only then does the object go.
@@ -108,6 +144,8 @@ test('kubectl-applied upgrade runs to COMPLETE; delete of a running one cancels 
     expect(sim.nodes.every((n) => !n.rsyncPaused && !n.configLocked)).toBe(true);
   } finally {
     await op.stop();
+    receiver.closeAllConnections();
+    await new Promise((r) => receiver.close(r));
     await db.close();
   }
 });

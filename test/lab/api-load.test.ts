@@ -404,6 +404,7 @@ describe('the REST API while the operator upgrades lab ld', () => {
     const base = new URL(api!.url);
     const runStart = new Date();
     prober = lab.startClientProber();
+    await prober.started(); // measuring from here on
     await new Promise((r) => setTimeout(r, 1500)); // the prober sees the pair serving first
 
     const triggerAgent = new Agent({ keepAlive: false });

@@ -40,6 +40,7 @@ async function explain(name: string): Promise<string> {
 it('the standby database stopped and keepalived killed in UPGRADE_MASTER: both brought back, COMPLETE', async () => {
   const name = 'rp-db-and-keepalived';
   const prober = lab.startClientProber();
+  await prober.started(); // measuring from here on
   try {
     await new Promise((r) => setTimeout(r, 1500)); // the prober sees the pair serving first
     const started = Date.now();

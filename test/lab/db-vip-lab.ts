@@ -134,6 +134,13 @@ export async function probeWhile(
   const exited = new Promise<number | null>((resolve) =>
     child.on('close', (code) => resolve(code)),
   );
+  // act only once its probes run (a loaded machine takes seconds to start it)
+  const until = Date.now() + 60_000;
+  while (!stderr.includes('probe: started')) {
+    if (child.exitCode !== null || Date.now() > until)
+      throw new Error(`the prober did not start: ${stderr.slice(-500)}`);
+    await sleep(50);
+  }
   await sleep(2000); // the prober sees the pair serving first
   let failure: unknown;
   await during().catch((err) => {

@@ -243,6 +243,7 @@ export async function runCase(
     });
   const keyBefore = await rootKeyDigests(lab);
   const prober = lab.startClientProber();
+  await prober.started(); // measuring from here on
   let injected = false;
   let result: CaseResult = 'did not end';
   let status: UpgradeRequestStatus | undefined;

@@ -2,7 +2,7 @@
 // costs seconds), then checks from the client namespace and over ssh with the
 // inventory, then teardown that must leave nothing. Needs root, keepalived,
 // openssh-server, rsync and libpostgresql-jdbc-java (see docs/lab.md).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { jest } from '@jest/globals';
 import { parse } from 'yaml';
@@ -83,40 +83,63 @@ async function vipHolder(): Promise<string | undefined> {
   return undefined;
 }
 
-/** The prober CLI, run from the client namespace (dist is built in beforeAll). */
+/**
+ * The prober CLI, run from the client namespace (dist is built in beforeAll):
+ * `during` starts once the prober says its probes run (a loaded machine may
+ * take seconds to start it), and the prober is stopped (SIGTERM, it then
+ * verifies) once `during` is over and at least `seconds` have passed.
+ */
 async function probe(seconds: number, during: () => Promise<void>) {
   const pass = inv.spec.database.passFile as string;
   const dbUrl = (host: string) => `postgres://app@${host}:5432/app`;
-  const proberRun = inLab(
-    'client',
-    [
-      'env',
-      `PGPASSFILE=${pass}`,
-      process.execPath,
-      'bin/pairshift.js',
-      'probe',
-      '--http',
-      `http://${plan.vip}:8080/health`,
-      '--db',
-      dbUrl(plan.vip),
-      '--verify-db',
-      dbUrl(plan.nodeAddress.a),
-      '--verify-db',
-      dbUrl(plan.nodeAddress.b),
-      '--duration',
-      String(seconds),
-      '--output',
-      'json',
-    ].map((a) => (a === 'bin/pairshift.js' ? `${process.cwd()}/bin/pairshift.js` : a)),
-    true,
-  );
-  await sleep(1500); // let the prober see the service up first
-  await during();
-  const r = await proberRun;
+  const [cmd, ...args] = execArgv(NAME, 'client', [
+    'env',
+    `PGPASSFILE=${pass}`,
+    process.execPath,
+    `${process.cwd()}/bin/pairshift.js`,
+    'probe',
+    '--http',
+    `http://${plan.vip}:8080/health`,
+    '--db',
+    dbUrl(plan.vip),
+    '--verify-db',
+    dbUrl(plan.nodeAddress.a),
+    '--verify-db',
+    dbUrl(plan.nodeAddress.b),
+    '--duration',
+    '600',
+    '--output',
+    'json',
+  ]);
+  const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   try {
-    return JSON.parse(r.stdout);
+    await waitFor(
+      'the prober to start',
+      async () => (err.includes('probe: started') ? true : undefined),
+      60_000,
+      50,
+    );
+    const started = Date.now();
+    await sleep(1500); // let the prober see the service up first
+    await during();
+    await sleep(Math.max(1000, seconds * 1000 - (Date.now() - started)));
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const code = await exited;
+  try {
+    return JSON.parse(out);
   } catch {
-    throw new Error(`prober gave no JSON (exit ${r.code}): ${r.stderr.slice(-500)}`);
+    throw new Error(`prober gave no JSON (exit ${code}): ${err.slice(-500)}`);
   }
 }
 

@@ -350,18 +350,37 @@ export class OperatorLab {
     return out;
   }
 
-  /** Everything the tests assert about a pair at rest, read from the nodes. */
-  async pairState(): Promise<PairState> {
+  /**
+   * Everything the tests assert about a pair at rest, read from the nodes.
+   * A read that missed something a pair at rest has (no primary found, the
+   * migration ledger unreadable, no healthy VIP holder: the observer's
+   * probes time out on a loaded machine) is taken again, a few times, so a
+   * slow probe is not reported as a broken pair; what persists is returned.
+   */
+  async pairState(attempts = 4): Promise<PairState> {
+    let state = await this.#readPairState();
+    for (let i = 1; i < attempts && !looksAtRest(state); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      state = await this.#readPairState();
+    }
+    return state;
+  }
+
+  async #readPairState(): Promise<PairState & { migrationsRead: boolean }> {
     const observed = await this.observe(false);
     const primary = observed.nodes.find((n) => n.dbRole === 'primary')?.name as
       | NodeName
       | undefined;
+    let migrationsRead = primary !== undefined;
     const migrations = primary
       ? (
           await this.psql(
             primary,
             "SELECT coalesce(string_agg(name, ',' ORDER BY name), '') FROM pairshift_schema_migrations",
-          ).catch(() => '')
+          ).catch(() => {
+            migrationsRead = false;
+            return '';
+          })
         )
           .split(',')
           .filter(Boolean)
@@ -394,6 +413,7 @@ export class OperatorLab {
       vipVersion: vip.stdout.trim() || null,
       primary: primary ?? null,
       migrations,
+      migrationsRead,
       replication: replication.split('\n').filter(Boolean),
       rsync,
       configConsistent: config.consistent,
@@ -565,6 +585,7 @@ export type ProbeReport = any;
 export class ClientProber {
   #out = '';
   #err = '';
+  #started = false;
   readonly #exited: Promise<number | null>;
 
   constructor(readonly child: ChildProcess) {
@@ -573,8 +594,23 @@ export class ClientProber {
     });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.#err = (this.#err + d).slice(-2000);
+      if (this.#err.includes('probe: started')) this.#started = true;
     });
     this.#exited = new Promise((r) => child.once('close', (code) => r(code)));
+  }
+
+  /** Resolves once the prober says its probes run (its "probe: started" line), or rejects after timeoutMs. */
+  async started(timeoutMs = 60_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!this.#started) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(`the prober exited before it started: ${this.#err.slice(-500)}`);
+      if (Date.now() > until)
+        throw new Error(
+          `the prober did not start within ${timeoutMs} ms: ${this.#err.slice(-500)}`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Stops it (SIGTERM: it verifies every acknowledged write on both nodes) and returns its report. */
@@ -625,6 +661,11 @@ export async function historyOf(db: SqlClient, upgradeId: string): Promise<Histo
 
 export function stepsOf(db: SqlClient, upgradeId: string): Promise<ProgressRow[]> {
   return listSteps(db, upgradeId);
+}
+
+/** A pair at rest has a primary whose ledger was read and one healthy VIP holder. */
+function looksAtRest(s: PairState & { migrationsRead: boolean }): boolean {
+  return s.primary !== null && s.migrationsRead && s.vipHolders.length === 1 && s.vipHolderHealthy;
 }
 
 /** Time spent in each phase, from the recorded history. */

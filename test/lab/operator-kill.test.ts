@@ -43,6 +43,7 @@ describe('the operator killed with SIGKILL after every recorded action', () => {
     await store.db.close();
     lab.writeRequest(NAME, lab.packages.v2);
     const prober = lab.startClientProber();
+    await prober.started(); // measuring from here on
     const started = Date.now();
     const runs: { phase: Phase | 'none'; exit: string; ms: number }[] = [];
     let probe: unknown = null;

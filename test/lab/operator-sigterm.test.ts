@@ -92,6 +92,7 @@ describe('SIGTERM mid-step, then a new operator resumes', () => {
     await store.db.close();
     lab.writeRequest(NAME, lab.packages.v2);
     const prober = lab.startClientProber();
+    await prober.started(); // measuring from here on
     let probe: unknown = null;
     try {
       await sleep(1500);

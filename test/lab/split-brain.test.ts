@@ -90,6 +90,7 @@ test('both nodes claim the VIP in UPGRADE_BACKUP: halted with Stalled=True and n
   }
   const keysBefore = await rootKeyDigests();
   const prober = lab.startClientProber();
+  await prober.started(); // measuring from here on
   let undo: (() => Promise<void>) | null = null;
   try {
     await sleep(1500); // the prober sees the pair serving first

@@ -156,7 +156,15 @@ describe('prober, database', () => {
       const low = startInvoked - stopReturned;
       const high = startReturned - stopInvoked;
       logAccuracy('pg stop/start', db.longestOutageMs, low, high);
-      expect(db.outages).toHaveLength(1);
+      // One outage for the hold; at its release edge a few single probes may
+      // still time out (commits queued behind the release, a busy machine):
+      // those come after it, and each is shorter than one timeout.
+      expect(db.outages.length).toBeGreaterThanOrEqual(1);
+      const [main, ...edge] = [...db.outages].sort((x, y) => y.durationMs - x.durationMs);
+      for (const o of edge) {
+        expect(o.startMs).toBeGreaterThanOrEqual(main!.startMs);
+        expect(o.durationMs).toBeLessThan(HOLD_TIMEOUT_MS);
+      }
       expect(db.longestOutageMs).toBeGreaterThanOrEqual(low - TOLERANCE_MS);
       expect(db.longestOutageMs).toBeLessThanOrEqual(high + TOLERANCE_MS);
       expect(db.writes.acked + db.writes.failed + db.writes.unknown).toBe(db.probes);
@@ -292,7 +300,13 @@ describe('prober, database', () => {
     }
     const db = report.db!;
     expect(db.writes.unknown).toBeGreaterThanOrEqual(1);
-    expect(db.reasons['timeout after send']).toBe(db.writes.unknown);
+    // every unknown write timed out after it was sent (a probe whose answer
+    // this process handled late, when its event loop was busy, says so after
+    // a comma: "timeout after send, handled late")
+    const timedOutAfterSend = Object.entries(db.reasons)
+      .filter(([reason]) => reason.startsWith('timeout after send'))
+      .reduce((n, [, count]) => n + count, 0);
+    expect(timedOutAfterSend).toBe(db.writes.unknown);
     // While commits hang every probe is down, and only then.
     // Commits were held, not refused: a probe sent less than one timeout
     // before the release was answered in time, so by definition (the send
@@ -301,7 +315,15 @@ describe('prober, database', () => {
     const low = releaseAsked - holdSeen - HOLD_TIMEOUT_MS;
     const high = releaseSeen - holdAsked - HOLD_TIMEOUT_MS;
     logAccuracy('sync-rep hold', db.longestOutageMs, low, high);
-    expect(db.outages).toHaveLength(1);
+    // One outage for the hold; at its release edge a few single probes may
+    // still time out (commits queued behind the release, a busy machine):
+    // those come after it, and each is shorter than one timeout.
+    expect(db.outages.length).toBeGreaterThanOrEqual(1);
+    const [main, ...edge] = [...db.outages].sort((x, y) => y.durationMs - x.durationMs);
+    for (const o of edge) {
+      expect(o.startMs).toBeGreaterThanOrEqual(main!.startMs);
+      expect(o.durationMs).toBeLessThan(HOLD_TIMEOUT_MS);
+    }
     expect(db.longestOutageMs).toBeGreaterThanOrEqual(low - TOLERANCE_MS);
     expect(db.longestOutageMs).toBeLessThanOrEqual(high + TOLERANCE_MS);
     // ...and the stall shows in the latency of the writes answered late.

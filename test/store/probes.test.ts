@@ -2,10 +2,8 @@
 // closed): ready while it answers, 503 naming the store (a bounded reason,
 // no path) once it is gone, while /livez stays 200 (a store outage must not
 // get the pod killed). The rest of /readyz is covered in
-// test/unit/operator-metrics.test.ts. A PostgreSQL server stopped under the
-// check is not used here: in one run it raised an unhandled pg 'error' event
-// (Connection terminated unexpectedly) in the test process; not yet
-// investigated (see the issue-13 report).
+// test/unit/operator-metrics.test.ts. The PostgreSQL store cut off under a
+// query is test/store/postgres-outage.test.ts.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -26,6 +26,8 @@ const TABLES = [
   // standalone resources and the reconciler's memory (0006)
   'resource',
   'upgrade_journal',
+  // webhook deliveries (0008)
+  'notification_delivery',
 ];
 
 /** The quoted literals of a constraint or index definition, in order. */

@@ -96,3 +96,30 @@ describe('HAPair: node names unique', () => {
     expect(schema['x-kubernetes-list-map-keys']).toEqual(['name']);
   });
 });
+
+describe('HAPair: notification receivers', () => {
+  const crd = haPairCrd();
+  const rules = rulesAt(crd, 'spec.notifications.receivers');
+
+  test('url or urlFile, each alone, passes', () => {
+    expect(
+      failures(rules, [
+        { name: 'a', url: 'https://hooks.example.com/x' },
+        { name: 'b', urlFile: '/run/secrets/url' },
+      ]),
+    ).toEqual([]);
+  });
+
+  test('both, or neither, is refused with the message', () => {
+    const message = 'spec.notifications.receivers: give exactly one of url and urlFile';
+    expect(failures(rules, [{ name: 'a', url: 'https://x/y', urlFile: '/u' }])).toEqual([message]);
+    expect(failures(rules, [{ name: 'a' }])).toEqual([message]);
+  });
+
+  test('the list is a map keyed by name', () => {
+    const schema =
+      crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.notifications
+        .properties.receivers;
+    expect(schema['x-kubernetes-list-map-keys']).toEqual(['name']);
+  });
+});

@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['packages'],
   ['drivers'],
   ['store'],
-  ['reconciler'],
+  ['reconciler', 'notify'],
   ['sources'],
   ['api', 'operator', 'lab'],
   ['demo'],

@@ -195,3 +195,50 @@ describe('judgeUploadFolders', () => {
     });
   });
 });
+
+describe('replicas sharing the folder (shared view given)', () => {
+  const live = new Map([
+    ['op-a', 'a2'],
+    ['op-b', 'b1'],
+  ]);
+  const owned = (name: string, replica: string, boot: string, modifiedMs = fresh) => ({
+    name,
+    modifiedMs,
+    owner: { replica, boot },
+  });
+  for (const pass of ['startup', 'running'] as const) {
+    it(`${pass}: unclaimed folders go or stay by their owner, never by the pass alone`, () => {
+      const v = judge({
+        pass,
+        shared: { live },
+        folders: [
+          owned('upload_liveA1', 'op-a', 'a2'),
+          owned('upload_prevA1', 'op-a', 'a1'),
+          owned('upload_goneC1', 'op-c', 'c1'),
+          owned('upload_oldB01', 'op-b', 'b1', NOW - ABANDONED_AFTER_MS),
+          { name: 'upload_noOwn1', modifiedMs: NOW - 60_000 },
+          { name: 'upload_noOwn2', modifiedMs: NOW - 11 * 60_000 },
+          owned('upload_used01', 'op-c', 'c1'),
+        ],
+        upgrades: [use('upg-1', 'PREPARE', 'upload_used01')],
+      });
+      const removed = [...v.values()].filter((x) => x.remove).map((x) => x.folder);
+      expect(removed.sort()).toEqual([
+        'upload_goneC1',
+        'upload_noOwn2',
+        'upload_oldB01',
+        'upload_prevA1',
+      ]);
+      expect(v.get('upload_liveA1')?.reason).toMatch(/in progress on op-a/);
+      expect(v.get('upload_prevA1')?.reason).toMatch(/op-a has restarted/);
+      expect(v.get('upload_goneC1')?.reason).toMatch(/op-c is gone/);
+      // An upgrade's folder stays whoever made it.
+      expect(v.get('upload_used01')?.remove).toBe(false);
+    });
+  }
+
+  it('without the shared view the start-up sweep is as before: every unclaimed folder goes', () => {
+    const v = judge({ pass: 'startup', folders: [owned('upload_liveA1', 'op-a', 'a2')] });
+    expect(v.get('upload_liveA1')?.remove).toBe(true);
+  });
+});
