@@ -14,6 +14,11 @@ const common = {
   // Sources import './x.js' (NodeNext); map to the .ts file under test.
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testEnvironment: 'node',
+  // A test's bound stops a hang; it is not a speed check (bench/ measures
+  // speed). jest's 5 s default failed CI on a busy 2-core machine for work
+  // that takes 2 s on a quiet one, so the default is wider; tests that wait
+  // on real daemons still set their own.
+  testTimeout: 30_000,
 };
 export default {
   projects: [

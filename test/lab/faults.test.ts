@@ -1,5 +1,5 @@
-// The CI subset of the fault matrix (issue 12): split brain, a cut link,
-// sshd killed, a slow /health and a corrupted backup, each thrown at a real
+// The CI subset of the fault matrix (issue 12): a cut link, sshd killed, a
+// slow /health and a corrupted backup, each thrown at a real
 // upgrade 1.0.0 -> 2.0.0 by the real operator on lab "fb" with the client
 // prober running. Each case must end in a terminal phase or a halt
 // (Stalled=True naming the fault) within its bound, with one VIP holder, the
@@ -54,9 +54,10 @@ function expectEndedWell(r: CaseReport): void {
   expect(r.vipHolders).toHaveLength(1);
 }
 
-test('split brain in UPGRADE_BACKUP: no switchover, a halt naming it (or an end), one VIP holder after', async () => {
-  expectEndedWell(await run({ fault: 'split-brain', node: 'a', phase: 'UPGRADE_BACKUP' }));
-});
+// Split brain in UPGRADE_BACKUP is not repeated here: test/lab/split-brain.test.ts
+// runs that case in CI with stricter checks (no step while it lasts, one
+// Event, resumes by itself), and the matrix (`npm run test:faults`) runs it
+// through the same FaultBench as the cases below.
 
 test('the link to the node being upgraded cut in UPGRADE_BACKUP', async () => {
   expectEndedWell(await run({ fault: 'link-cut', node: 'b', phase: 'UPGRADE_BACKUP' }));

@@ -356,8 +356,22 @@ describe('the operator upgrades lab e1', () => {
     console.log(`e1 rollback-db: ${c.acked} acked, ${c.lost} gone with the restore`);
   });
 
-  // A cancelled upgrade is short, so all six cost about two full upgrades.
-  const phases = ['PREPARE', 'BACKUP', 'UPGRADE_BACKUP', 'VIP_SWITCH', 'UPGRADE_MASTER', 'VERIFY'];
+  // Cancel in every active phase is a matrix (about six minutes with the
+  // resets between cases): CI runs the two ends of it, PREPARE (CANCELLED
+  // straight away, nothing changed) and UPGRADE_MASTER (a rollback after the
+  // VIP moved, both nodes touched), which together pass through every kind
+  // of cancel handling. `npm run test:cancel` (PAIRSHIFT_E2E_CANCEL=all) runs
+  // all six; its last results are in docs/operator.md.
+  const allPhases = [
+    'PREPARE',
+    'BACKUP',
+    'UPGRADE_BACKUP',
+    'VIP_SWITCH',
+    'UPGRADE_MASTER',
+    'VERIFY',
+  ];
+  const phases =
+    process.env.PAIRSHIFT_E2E_CANCEL === 'all' ? allPhases : ['PREPARE', 'UPGRADE_MASTER'];
   it.each(phases)('cancel in %s: CANCELLED, the pair back on 1.0.0 and serving', async (phase) => {
     let cancelledIn = '';
     const r = await runCase(
