@@ -37,6 +37,8 @@ export const HALT_REASONS = [
   'ComponentDown',
   'StepBudgetSpent',
   'WaitBoundReached',
+  /** A node stopped answering past the unreachable grace mid-upgrade (src/core/lost-node.ts). */
+  'NodeUnreachable',
 ] as const;
 export type HaltReason = (typeof HALT_REASONS)[number];
 

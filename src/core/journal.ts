@@ -5,6 +5,7 @@
 
 import type { Step } from './actions.js';
 import type { ErrorKind } from './errors.js';
+import type { DbRole, PairObservation } from './observed.js';
 
 export interface StepError {
   readonly step: Step;
@@ -58,6 +59,12 @@ export interface JournalFacts {
    */
   readonly waiting?: { readonly reason: string; readonly sinceMs: number } | null;
   /**
+   * Each node as it was the last time it answered: what the planner knows of
+   * a node it can no longer reach (core/lost-node.ts decides from it whether
+   * ending UNREACHABLE leaves the pair on one version).
+   */
+  readonly lastSeen?: Readonly<Record<string, LastSeen>>;
+  /**
    * The halt published now (Stalled=True): kept so its log line and Event
    * are written once per distinct cause, and a resume is announced once.
    */
@@ -78,6 +85,42 @@ function countBringBack(j: JournalFacts, step: Step, node: string | null): Journ
   if (!node || !BRING_BACK_STEPS.includes(step)) return j;
   const key = bringBackKey(step, node);
   return { ...j, bringBacks: { ...j.bringBacks, [key]: (j.bringBacks?.[key] ?? 0) + 1 } };
+}
+
+export interface LastSeen {
+  readonly installedVersion: string | null;
+  readonly servicesRunning: boolean;
+  readonly holdsVip: boolean;
+  readonly dbRole: DbRole;
+  readonly atMs: number;
+  /**
+   * A step that changes the node ran after this sight (an install cut off
+   * half way, a stop whose answer was lost): what the node runs now is
+   * not known. The next sight of the node clears it.
+   */
+  readonly changedSince: boolean;
+}
+
+/** Steps whose effect changes what a node runs or serves. */
+const NODE_CHANGING: readonly Step[] = [
+  'STOP_SERVICES',
+  'INSTALL_PACKAGE',
+  'START_SERVICES',
+  'BRING_BACK_SERVICES',
+  'RESTORE',
+  'SWITCHOVER',
+];
+
+/**
+ * A node-changing step ran: its node's last sight (every node's for a
+ * switchover, which changes both) no longer says what the node runs.
+ */
+function markChanged(j: JournalFacts, step: Step, node: string | null): JournalFacts {
+  if (!NODE_CHANGING.includes(step) || !j.lastSeen) return j;
+  const names = step === 'SWITCHOVER' || node === null ? Object.keys(j.lastSeen) : [node];
+  const next: Record<string, LastSeen> = { ...j.lastSeen };
+  for (const n of names) if (next[n]) next[n] = { ...next[n]!, changedSince: true };
+  return { ...j, lastSeen: next };
 }
 
 export interface HaltFact {
@@ -139,7 +182,7 @@ export function recordStep(
   node: string | null,
   outcome: StepOutcome,
 ): JournalFacts {
-  const j = countBringBack(given, step, node);
+  const j = markChanged(countBringBack(given, step, node), step, node);
   const key = runKey(step, node);
   const counted: JournalFacts = {
     ...j,
@@ -226,4 +269,38 @@ export function recordReachability(
     if (!ok) since[name] = j.unreachableSinceMs[name] ?? nowMs;
   }
   return { ...j, unreachableSinceMs: since };
+}
+
+/**
+ * Reachability and each reachable node's last sight from this round's
+ * observation (a node that does not answer, or answers only in part, keeps
+ * the sight it had).
+ */
+export function recordSight(
+  j: JournalFacts,
+  observed: PairObservation,
+  nowMs: number,
+): JournalFacts {
+  const withReach = recordReachability(
+    j,
+    Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
+    nowMs,
+  );
+  const seen: Record<string, LastSeen> = { ...j.lastSeen };
+  for (const n of observed.nodes) {
+    // A node read only in part this round (a probe failed: its fields read
+    // as "stopped", "unknown") is not a sight: lab kill-sshd in VIP_SWITCH
+    // left b "last seen with its services stopped" from the round sshd died.
+    const partial = (observed.problems ?? []).some((p) => p.startsWith(`${n.name}: `));
+    if (!n.reachable || partial) continue;
+    seen[n.name] = {
+      installedVersion: n.installedVersion,
+      servicesRunning: n.servicesRunning,
+      holdsVip: n.holdsVip,
+      dbRole: n.dbRole,
+      atMs: nowMs,
+      changedSince: false,
+    };
+  }
+  return { ...withReach, lastSeen: seen };
 }

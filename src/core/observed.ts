@@ -26,6 +26,11 @@ export interface NodeObservation {
   /** keepalived's status command says running; absent when not read this round. */
   readonly keepalivedRunning?: boolean;
   readonly holdsVip: boolean;
+  /**
+   * A running standby's WAL receiver is streaming from its primary; absent
+   * for a primary, a stopped database, or when not read.
+   */
+  readonly streaming?: boolean;
   /** A standby's replay distance behind its primary in bytes; null for a primary or unknown. */
   readonly replayLagBytes: number | null;
   readonly rsyncPaused: boolean;
@@ -59,4 +64,21 @@ export function node(obs: PairObservation, name: string): NodeObservation {
 
 export function vipHolders(obs: PairObservation): NodeObservation[] {
   return obs.nodes.filter((n) => n.reachable && n.holdsVip);
+}
+
+/**
+ * The probes whose stand-ins (unknown version, stopped, not holding the VIP)
+ * the planner would act on: a node-changing step chosen from them can hit
+ * the node serving the clients.
+ */
+const DECIDING_PROBES = ['installed version', 'services', 'vip'] as const;
+
+/**
+ * One of the node's deciding probes failed this round (observe.ts lists it
+ * in problems as "<node>: <probe>: <error>"): its fields are not a reading.
+ */
+export function notReadInWhole(observed: PairObservation, name: string): boolean {
+  return (observed.problems ?? []).some((p) =>
+    DECIDING_PROBES.some((what) => p.startsWith(`${name}: ${what}: `)),
+  );
 }

@@ -11,16 +11,19 @@ import type { UpgradeSettings } from '../config/settings.js';
 import { type Action, event, halt, type Step, step, wait } from './actions.js';
 import { decide, NO_JITTER, type RetrySettings } from './error-policy.js';
 import { BRING_BACK_STEPS, type JournalFacts, runsOf } from './journal.js';
+import { type LostNodeInput, lostNodeAction, lostNodeNote } from './lost-node.js';
 import type { UpgradeContext } from './machine.js';
 import {
   type NodeObservation,
   node,
+  notReadInWhole,
   type PairObservation,
   serving,
   vipHolders,
 } from './observed.js';
 import { isTerminal } from './phases.js';
 import { repairOrHalt } from './repair.js';
+import { timeLimitEvent } from './time-limit.js';
 
 export interface PlanRequest {
   readonly fromVersion: string;
@@ -91,46 +94,18 @@ export function plan(input: PlanInput): Action {
 
   // Time limits: the whole upgrade, and a rollback on its own clock so a
   // rollback started by a timeout gets time to finish.
-  const limitStart = ctx.phase === 'ROLLBACK' ? j.phaseEnteredAtMs : j.upgradeStartedAtMs;
-  if (limitStart !== null && nowMs - limitStart > settings.upgradeTimeout) {
-    const what = ctx.phase === 'ROLLBACK' ? 'rollback' : 'upgrade';
-    return event(
-      { type: 'TIMED_OUT', limit: `${what} timeout ${formatDuration(settings.upgradeTimeout)}` },
-      `the ${what} ran past its time limit`,
-    );
-  }
+  const limit = timeLimitEvent(ctx, j, settings, nowMs, () => lostNodeNote(lostInput(input)));
+  if (limit) return limit;
 
-  for (const [name, since] of Object.entries(j.unreachableSinceMs)) {
-    if (nowMs - since >= settings.unreachableGrace) {
-      return event(
-        {
-          type: 'NODE_UNREACHABLE',
-          node: name,
-          error: `no SSH answer for ${formatDuration(nowMs - since)}`,
-        },
-        `${name} stayed unreachable`,
-      );
-    }
-  }
+  // A node past the unreachable grace: end UNREACHABLE when that leaves
+  // both nodes on the old version, else halt until it answers (lost-node.ts).
+  const requested = requestedStop(input);
+  const lostAction = lostNodeAction(lostInput(input), requested);
+  if (lostAction) return lostAction;
   const lost = input.observed.nodes.find((n) => !n.reachable);
   if (lost) return wait(`${lost.name} is not answering; retrying before giving up`);
 
-  if (j.cancelRequested && !j.requestsSent.includes('cancel')) {
-    return event({ type: 'CANCEL_REQUESTED', reason: j.cancelRequested }, 'cancel requested');
-  }
-  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && !ctx.backupVerified) {
-    // Nothing has changed on a node yet: rolling back means stopping here.
-    return event(
-      {
-        type: 'CANCEL_REQUESTED',
-        reason: `rollback requested before any node changed: ${j.rollbackRequested}`,
-      },
-      'rollback requested; nothing to roll back yet',
-    );
-  }
-  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && ctx.phase !== 'ROLLBACK') {
-    return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
-  }
+  if (requested) return requested;
 
   // A component that died by itself comes back (bounded) or halts the
   // upgrade naming it, before the phase plans around it (core/repair.ts).
@@ -168,6 +143,39 @@ export function plan(input: PlanInput): Action {
   const failed = failure(input);
   if (failed) return failed;
   return bounded(input, phaseAction(input));
+}
+
+function lostInput(input: PlanInput): LostNodeInput {
+  return {
+    ctx: input.ctx,
+    fromVersion: input.request.fromVersion,
+    settings: input.settings,
+    observed: input.observed,
+    journal: input.journal,
+    nowMs: input.nowMs,
+  };
+}
+
+/** A person's cancel or rollback not yet fed to the machine, as the event for it, or null. */
+function requestedStop(input: PlanInput): Action | null {
+  const { ctx, journal: j } = input;
+  if (j.cancelRequested && !j.requestsSent.includes('cancel')) {
+    return event({ type: 'CANCEL_REQUESTED', reason: j.cancelRequested }, 'cancel requested');
+  }
+  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && !ctx.backupVerified) {
+    // Nothing has changed on a node yet: rolling back means stopping here.
+    return event(
+      {
+        type: 'CANCEL_REQUESTED',
+        reason: `rollback requested before any node changed: ${j.rollbackRequested}`,
+      },
+      'rollback requested; nothing to roll back yet',
+    );
+  }
+  if (j.rollbackRequested && !j.requestsSent.includes('rollback') && ctx.phase !== 'ROLLBACK') {
+    return event({ type: 'ROLLBACK_REQUESTED', reason: j.rollbackRequested }, 'rollback requested');
+  }
+  return null;
 }
 
 /** The next action of the current phase, before the bounds on runs and waits. */
@@ -385,6 +393,8 @@ function upgradeNode(
   const { observed, request, journal, settings } = input;
   const n = node(observed, name);
   const other = observed.nodes.find((x) => x.name !== name)!;
+  // Its version and services read as stand-ins would install on a running node.
+  if (notReadInWhole(observed, name)) return wait(unreadWait(name));
   if (n.installedVersion !== request.targetVersion) {
     if (n.servicesRunning) {
       if (n.dbRole === 'standby' && (n.replayLagBytes ?? 1) > 0) {
@@ -495,6 +505,12 @@ function verify(input: PlanInput): Action {
 /** Back to the old version on every node that changed, one node at a time. */
 function rollback(input: PlanInput): Action {
   const { observed, request, journal, settings } = input;
+  // Every choice below reads versions, services and the VIP: from stand-ins
+  // the node serving the clients reads as "changed, stopped" and is the one
+  // restored (lab fault matrix, stop-replication in VIP_SWITCH at load 40:
+  // a SWITCHOVER to b planned with a on 1.0.0 holding the VIP).
+  const unread = observed.nodes.find((n) => n.reachable && notReadInWhole(observed, n.name));
+  if (unread) return wait(unreadWait(unread.name));
   const onOld = (n: NodeObservation) => n.installedVersion === request.fromVersion;
   const passed = (n: NodeObservation) =>
     (journal.healthPasses[n.name] ?? 0) >= settings.healthCheckConsecutivePasses;
@@ -559,6 +575,15 @@ function rollback(input: PlanInput): Action {
   const unproven = observed.nodes.find((n) => !passed(n));
   if (unproven)
     return step('CHECK_HEALTH', unproven.name, 'prove health after the rollback (3.4.6)');
+  // A rolled-back pair whose standby does not stream is a broken pair, not
+  // a finished rollback (lab fault matrix: stop-replication in VIP_SWITCH
+  // ended FAILED with b's standby 2389 acknowledged writes behind). Wait for
+  // it; past the wait bound this is a halt naming it (bounded()).
+  const notStreaming = observed.nodes.find((n) => n.dbRole === 'standby' && n.streaming === false);
+  if (notStreaming)
+    return wait(
+      `the standby database on ${notStreaming.name} is not streaming from the primary (WAL receiver not running); replication must be back before the rollback ends`,
+    );
   return event({ type: 'ROLLBACK_DONE' }, `both nodes back on ${request.fromVersion} and healthy`);
 }
 
@@ -592,6 +617,11 @@ function tidyUp(input: PlanInput): Action {
   if (!journal.tempFilesRemoved)
     return tidy('REMOVE_TEMP_FILES', only, 'package files no longer needed');
   return { kind: 'done', reason: `finished in ${input.ctx.phase}` };
+}
+
+/** The wait for a node read only in part (stable: bounded() counts it). */
+function unreadWait(name: string): string {
+  return `${name} was not read in whole this round (its installed version, services or VIP probe failed); looking again before acting on it`;
 }
 
 function failStep(why: string): Action {

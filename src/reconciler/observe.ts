@@ -403,6 +403,9 @@ function toObservation(raw: RawNode, lag: number | null): NodeObservation {
       : {}),
     ...(raw.keepalived.value !== undefined ? { keepalivedRunning: raw.keepalived.value } : {}),
     holdsVip: raw.vip.value ?? false,
+    ...(raw.db.value?.running && raw.db.value.inRecovery
+      ? { streaming: raw.db.value.receiverStatus === 'streaming' }
+      : {}),
     replayLagBytes: lag,
     rsyncPaused: raw.rsync.value ?? false,
     configLocked: raw.lock.value ?? false,

@@ -18,11 +18,12 @@ import {
   emptyJournal,
   enterPhase,
   type JournalFacts,
-  recordReachability,
+  recordSight,
   recordStep,
   recordWait,
   type StepOutcome,
 } from '../core/journal.js';
+import { lostAtStartAction } from '../core/lost-node.js';
 import {
   initialContext,
   type TransitionRecord,
@@ -450,11 +451,7 @@ export class UpgradeReconciler {
     const observed = await runtime.observe({
       compareConfig: memory.context.phase === 'VERIFY' && memory.facts.configChecked === true,
     });
-    const facts = recordReachability(
-      memory.facts,
-      Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
-      nowMs,
-    );
+    const facts = recordSight(memory.facts, observed, nowMs);
     return { memory: { ...memory, facts }, observed, nowMs };
   }
 
@@ -1004,47 +1001,121 @@ export class UpgradeReconciler {
         ? `cannot prepare the upgrade: ${problem}`
         : `cannot prepare the upgrade: ${d.cause}: ${problem}`;
     const node = kind === 'transient' ? (err as { node?: unknown }).node : undefined;
-    const ctx = await this.#endBeforeStart(
-      request,
-      memory,
-      message,
-      typeof node === 'string' ? node : null,
-    );
+    let last: UpgradeEvent | null = null;
+    if (typeof node === 'string') {
+      // The same rule as a node lost past the grace (core/lost-node.ts): a
+      // node changed by this upgrade must not be left behind by an end.
+      const decided = lostAtStartAction({
+        ctx: memory?.context ?? initialContext({ masterNode: '?', backupNode: '?' }),
+        fromVersion: request.status?.fromVersion ?? null,
+        settings: this.settingsFor(request),
+        journal: memory?.facts ?? emptyJournal(this.deps.now().getTime()),
+        nowMs: this.deps.now().getTime(),
+        node,
+        error: message,
+      });
+      if (decided.kind === 'halt' && memory) {
+        // Keep connecting: the next failure halts again at once (same
+        // cause, no new Event); the first success goes on (#resumed).
+        this.#startFailures.set(name, START_RETRY.maxAttempts - 1);
+        return this.#haltWithoutRuntime(request, memory, decided, problem);
+      }
+      if (decided.kind === 'event') last = decided.event;
+    }
+    const ctx = await this.#endBeforeStart(request, memory, message, last);
     await this.#log(name, 'ERROR', message);
     await this.deps.source.recordEvent(name, 'Warning', REASON.CannotStart, message);
-    await this.#finishWithoutRuntime(request, ctx, message);
+    await this.#finishWithoutRuntime(request, ctx, message, null);
     return isTerminal(ctx.phase) ? {} : { requeueAfterMs: START_RETRY.maxMs };
   }
 
   /**
+   * A node cannot be connected to and ending would leave the pair on two
+   * versions: halted as the planner halts (Stalled=True, one WARNING line
+   * and one Warning Event per cause), nothing done on the nodes; the next
+   * try to connect comes after HALT_REQUEUE_MS.
+   */
+  async #haltWithoutRuntime(
+    request: UpgradeRequest,
+    memory: UpgradeMemory,
+    action: Extract<Action, { kind: 'halt' }>,
+    problem: string,
+  ): Promise<ReconcileOutcome> {
+    const name = request.metadata.name;
+    const before = memory.facts.halted;
+    const fresh = before?.cause !== action.cause || before.reason !== action.code;
+    const next: UpgradeMemory = fresh
+      ? {
+          ...memory,
+          facts: {
+            ...memory.facts,
+            halted: {
+              cause: action.cause,
+              reason: action.code,
+              message: action.reason,
+              sinceMs: this.deps.now().getTime(),
+            },
+          },
+        }
+      : memory;
+    if (fresh) {
+      await saveMemory(this.deps.db, name, next);
+      await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
+      await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
+      this.#notify({
+        ...factBase(
+          request,
+          new Date(next.facts.halted?.sinceMs ?? this.deps.now().getTime()),
+          action.reason,
+        ),
+        kind: 'halted',
+        phase: next.context.phase,
+        reason: action.code,
+      });
+    }
+    await this.#finishWithoutRuntime(
+      request,
+      next.context,
+      `${action.reason}; last try: ${problem}`,
+      next,
+    );
+    return { requeueAfterMs: HALT_REQUEUE_MS };
+  }
+
+  /**
    * Takes the machine to its end without a runtime: START if it had not
-   * started, then NODE_UNREACHABLE (a node could not be reached) or
-   * STEP_FAILED / ROLLBACK_FAILED. Only legal transitions are taken, each
-   * committed with its history row.
+   * started, then `last` (NODE_UNREACHABLE or TIMED_OUT, decided by
+   * lostAtStartAction) or STEP_FAILED / ROLLBACK_FAILED. Only legal
+   * transitions are taken, each committed with its history row.
    */
   async #endBeforeStart(
     request: UpgradeRequest,
     memory: UpgradeMemory | null,
     message: string,
-    unreachableNode: string | null,
+    given: UpgradeEvent | null,
   ): Promise<UpgradeContext> {
     const name = request.metadata.name;
     const at = this.deps.now();
     let ctx = memory?.context ?? initialContext({ masterNode: '?', backupNode: '?' });
     let facts = memory?.facts ?? emptyJournal(at.getTime());
-    const last: UpgradeEvent = unreachableNode
-      ? { type: 'NODE_UNREACHABLE', node: unreachableNode, error: message }
-      : ctx.phase === 'ROLLBACK'
+    const last: UpgradeEvent =
+      given ??
+      (ctx.phase === 'ROLLBACK'
         ? { type: 'ROLLBACK_FAILED', error: message }
-        : { type: 'STEP_FAILED', error: message };
+        : { type: 'STEP_FAILED', error: message });
     const events: UpgradeEvent[] = ctx.phase === 'IDLE' ? [{ type: 'START' }, last] : [last];
     for (const e of events) {
       const r = upgradeMachine.transition(ctx, e, { at, actor: this.deps.actor });
       if (!r.ok) continue;
       ctx = r.context;
-      // Without a runtime there is nothing to tidy on the nodes.
-      facts = { ...facts, tempFilesRemoved: true };
       const enteredAtMs = facts.phaseEnteredAtMs;
+      // A new phase starts its own clock (a rollback's time limit); at the
+      // end there is nothing to tidy on the nodes without a runtime.
+      facts = {
+        ...enterPhase(facts, at.getTime()),
+        halted: null,
+        ...(isTerminal(ctx.phase) ? { tempFilesRemoved: true } : {}),
+      };
       await commitTransition(this.deps.db, name, r.record, { context: ctx, facts });
       this.#transitioned(request, r.record, memory ? enteredAtMs : null);
     }
@@ -1056,6 +1127,7 @@ export class UpgradeReconciler {
     request: UpgradeRequest,
     ctx: UpgradeContext,
     message: string,
+    memory: UpgradeMemory | null,
   ): Promise<void> {
     const at = this.deps.now();
     const finished = isTerminal(ctx.phase);
@@ -1064,10 +1136,16 @@ export class UpgradeReconciler {
       observedGeneration: request.metadata.generation,
       progress: request.status?.progress ?? 0,
       completedSteps: request.status?.completedSteps ?? [],
+      // What the last runtime read is still what the pair ran before (the
+      // lost-node rule reads fromVersion from here on the next try).
+      ...(request.status?.fromVersion ? { fromVersion: request.status.fromVersion } : {}),
+      ...(request.status?.targetVersion ? { targetVersion: request.status.targetVersion } : {}),
+      ...(request.status?.startedAt ? { startedAt: request.status.startedAt } : {}),
       message,
       conditions: conditionsFor({
         phase: ctx.phase,
         rolledBack: false,
+        stalled: isTerminal(ctx.phase) ? null : (memory?.facts.halted ?? null),
         generation: request.metadata.generation,
         previous: request.status?.conditions ?? [],
         now: at.toISOString(),

@@ -87,7 +87,15 @@ export function allCases(filter: { fault?: string[]; phase?: string[] } = {}): F
   );
 }
 
-export type CaseResult = 'terminal' | 'halted' | 'did not end' | 'error';
+/**
+ * terminal: ended in a terminal phase with the fault held; halted: halted
+ * (Stalled=True) and not ended `resumeBoundMs` after the fault was undone
+ * (resumedAfterUndoMs tells a halt that never resumed from one that
+ * resumed and was still running); resumed: halted, then, with the fault
+ * undone, resumed by itself and ended in a terminal phase (judged as
+ * terminal, and its halt must have named the fault).
+ */
+export type CaseResult = 'terminal' | 'halted' | 'resumed' | 'did not end' | 'error';
 
 export interface CaseReport {
   fault: FaultKind;
@@ -99,11 +107,34 @@ export interface CaseReport {
   endPhase: string | null;
   /** The status message, or the Stalled condition's message for a halt. */
   message: string;
+  /** The Stalled message when the case halted (also when it resumed later). */
+  haltMessage: string | null;
+  /** From the request written to the halt, when it halted. */
+  timeToHaltMs: number | null;
+  /**
+   * After a halt: from the fault undone to Stalled=False (the halt resumed),
+   * null when it never did. A 'halted' case with a figure here resumed but
+   * did not reach a terminal phase within the resume bound (the matrix of
+   * 2026-12-06 read such a case, link-cut in UPGRADE_MASTER rolling back,
+   * as "never resumed").
+   */
+  resumedAfterUndoMs: number | null;
+  /** From the request written to the end (terminal, or the halt that never resumed). */
   timeToEndMs: number;
   clientHttpLongestMs: number | null;
   clientWriteLongestMs: number | null;
   acked: number;
+  /**
+   * Acknowledged writes missing from the node that serves at the end (the
+   * primary): what clients lost. Null when the read-back failed.
+   */
   lost: number | null;
+  /**
+   * The standby at the end, apart from the loss: whether its primary saw
+   * it streaming, and how many acknowledged writes it lacks (a standby not
+   * streaming is a broken pair, not a lost write).
+   */
+  standby: { node: string | null; streaming: boolean; missing: number | null };
   /** Acknowledged writes missing on each node's database (the prober's read-back), to tell a lagging standby from a lost write. */
   missingPerNode: Record<string, number>;
   versions: Record<string, string | null>;
@@ -118,6 +149,8 @@ export interface CaseReport {
 export interface CaseOptions {
   /** Hard bound from the request written to terminal or halted. */
   boundMs: number;
+  /** After a halt and the fault undone: how long the upgrade gets to resume and end (default 150 s). */
+  resumeBoundMs?: number;
   /** Version upgraded to (the lab's good package). */
   target: string;
   from: string;
@@ -251,17 +284,44 @@ export async function runCase(
     ended = Date.now();
   }
   // the fault is undone before the pair is judged: "whenever the network allows"
-  const undoError = await runFault(lab.name, c.fault, c.node, {
-    undo: true,
-    stageDir: join(lab.work, 'stage', name),
-  }).then(
-    () => null,
-    (e: unknown) => String(e),
-  );
-  if (c.fault === 'link-cut' || c.fault === 'kill-sshd') {
-    // the harness's own connections open across the cut may hang: start afresh
-    await lab.shell.close();
-    lab.shell = new SshPool(await sshEndpoints(lab.pair));
+  const undo = async (): Promise<string | null> => {
+    const e = await runFault(lab.name, c.fault, c.node, {
+      undo: true,
+      stageDir: join(lab.work, 'stage', name),
+    }).then(
+      () => null,
+      (err: unknown) => String(err),
+    );
+    if (c.fault === 'link-cut' || c.fault === 'kill-sshd') {
+      // the harness's own connections open across the cut may hang: start afresh
+      await lab.shell.close();
+      lab.shell = new SshPool(await sshEndpoints(lab.pair));
+    }
+    return e;
+  };
+  const undoError = await undo();
+  // A halt waits for the cause to go: with the fault undone the upgrade
+  // should resume by itself and end. One that does not is reported as a
+  // halt that never resumed.
+  const haltMessage = result === 'halted' ? (stalled(status)?.message ?? null) : null;
+  const timeToHaltMs = result === 'halted' ? ended - started : null;
+  let resumedAfterUndoMs: number | null = null;
+  if (result === 'halted') {
+    const undone = Date.now();
+    const deadline = undone + (o.resumeBoundMs ?? 150_000);
+    for (;;) {
+      const s = await op.status(name).catch(() => undefined);
+      if (s) status = s;
+      // Stalled went False: the halt resumed (whether or not it ends in time).
+      if (s && !stalled(s) && resumedAfterUndoMs === null) resumedAfterUndoMs = Date.now() - undone;
+      if (s && isTerminal(s.phase) && s.finishedAt) {
+        result = 'resumed';
+        ended = Date.now();
+        break;
+      }
+      if (Date.now() > deadline) break;
+      await sleep(250);
+    }
   }
   const holders = await settledVip(lab, 20_000);
   let probe: ReturnType<typeof clientFigures> | null = null;
@@ -270,7 +330,15 @@ export async function runCase(
   } catch {
     prober.kill();
   }
-  const state = await lab.pairState().catch(() => null);
+  // One read can miss the primary on a loaded machine (its database probe
+  // past the 2 s deadline reads as role unknown): the 2026-12-06 run judged
+  // stop-replication in VIP_SWITCH on such a read ("no primary"). Read up
+  // to 3 times, 2 s apart, before saying there is none.
+  let state = await lab.pairState().catch(() => null);
+  for (let i = 0; i < 2 && state?.primary == null; i++) {
+    await sleep(2000);
+    state = (await lab.pairState().catch(() => null)) ?? state;
+  }
   const keyAfter = await rootKeyDigests(lab);
   const failedSteps = (await stepsOf(db, name).catch(() => []))
     .filter((x) => x.status === 'FAILED')
@@ -283,19 +351,47 @@ export async function runCase(
       `did not end within ${o.boundMs / 1000} s (phase ${status?.phase ?? 'none'}; phases ${history.map((h) => h.to).join('>')})`,
     );
   if (result === 'error') violations.push(`the case itself failed: ${status?.message ?? ''}`);
-  const halt = stalled(status);
-  if (result === 'halted' && !FAULT_WORDS[c.fault].test(halt!.message))
-    violations.push(`Stalled does not name the fault: "${halt!.message}"`);
+  if (haltMessage !== null && !FAULT_WORDS[c.fault].test(haltMessage))
+    violations.push(`Stalled does not name the fault: "${haltMessage}"`);
   if (holders.length !== 1)
     violations.push(`VIP held by ${holders.length} nodes (${holders.join(',')})`);
   const keys = Object.values(keyAfter);
   if (keys[0] !== keys[1] || keyAfter.a !== keyBefore.a)
     violations.push('root key not byte-identical on both nodes (or changed)');
-  if (probe?.lost !== 0)
-    violations.push(
-      `acknowledged writes lost: ${probe?.lost ?? 'unverified'} (missing per node ${JSON.stringify(probe?.missingPerNode ?? {})})`,
+  // Lost means missing from the node that serves at the end; a standby
+  // behind is reported apart (standby), it is not a lost write.
+  const primary = state?.primary ?? null;
+  const standbyNode = primary ? (primary === 'a' ? 'b' : 'a') : null;
+  // the prober names each node by its database endpoint ("198.19.85.11:5432/app")
+  const missingOn = (n: string | null): number | null => {
+    const address = lab.pair.spec.nodes.find((x) => x.name === n)?.address;
+    const key = Object.keys(probe?.missingPerNode ?? {}).find(
+      (k) => k === n || (address !== undefined && k.startsWith(`${address}:`)),
     );
-  if (result === 'terminal' && state) {
+    return key === undefined ? null : probe!.missingPerNode[key]!;
+  };
+  const lost = probe && probe.lost !== null ? (missingOn(primary) ?? probe.lost) : null;
+  const standby = {
+    node: standbyNode,
+    streaming: (state?.replication ?? []).includes('streaming'),
+    missing: missingOn(standbyNode),
+  };
+  if (lost !== 0)
+    violations.push(
+      `acknowledged writes lost on the primary ${primary ?? '(none)'}: ${lost ?? 'unverified'} (missing per node ${JSON.stringify(probe?.missingPerNode ?? {})})`,
+    );
+  // a standby not streaming at the end must at least be named by the operator
+  const namesStandby = /standby|replicat|wal receiver/i.test(status?.message ?? '');
+  if (
+    (result === 'terminal' || result === 'resumed') &&
+    state &&
+    !standby.streaming &&
+    !namesStandby
+  )
+    violations.push(
+      `standby ${standbyNode ?? '(none)'} not streaming after ${status?.phase} (missing ${standby.missing ?? '?'} acknowledged writes) and the operator's message does not name it`,
+    );
+  if ((result === 'terminal' || result === 'resumed') && state) {
     const want = status!.phase === 'COMPLETE' ? o.target : o.from;
     if (state.versions.a !== want || state.versions.b !== want)
       violations.push(
@@ -313,18 +409,22 @@ export async function runCase(
     injected,
     result,
     endPhase: status?.phase ?? null,
-    message: (halt?.message ?? status?.message ?? '').slice(0, 300),
+    message: (stalled(status)?.message ?? status?.message ?? '').slice(0, 300),
+    haltMessage: haltMessage?.slice(0, 400) ?? null,
+    timeToHaltMs,
+    resumedAfterUndoMs,
     timeToEndMs: ended - started,
     clientHttpLongestMs: probe?.httpLongestMs ?? null,
     clientWriteLongestMs: probe?.writeLongestMs ?? null,
     acked: probe?.acked ?? 0,
-    lost: probe?.lost ?? null,
+    lost,
+    standby,
     missingPerNode: probe?.missingPerNode ?? {},
     versions: state?.versions ?? {},
     vipHolders: holders,
     violations,
     failedSteps: failedSteps.slice(-5),
-    ok: (result === 'terminal' || result === 'halted') && violations.length === 0,
+    ok: ['terminal', 'halted', 'resumed'].includes(result) && violations.length === 0,
   };
   return report;
 }
@@ -338,7 +438,7 @@ export function formatTable(rows: readonly CaseReport[]): string {
   const sep = '|---|---|---|---|---|---|---|---|';
   const body = rows.map(
     (r) =>
-      `| ${r.fault} | ${r.node} | ${r.phase}${r.injected ? '' : ' (not reached)'} | ${r.result} | ${r.endPhase ?? '-'} | ${fmt(r.timeToEndMs)} | ${fmt(r.clientHttpLongestMs)} / ${fmt(r.clientWriteLongestMs)} | ${r.violations.length ? r.violations.join('; ').replace(/\|/g, '/') : 'all held'} |`,
+      `| ${r.fault} | ${r.node} | ${r.phase}${r.injected ? '' : ' (not reached)'} | ${r.result}${r.timeToHaltMs !== null ? ` (halted at ${fmt(r.timeToHaltMs)}${r.result === 'halted' ? (r.resumedAfterUndoMs !== null ? `; resumed ${fmt(r.resumedAfterUndoMs)} after the fault was undone, not ended in time` : '; never resumed') : ''})` : ''} | ${r.endPhase ?? '-'} | ${fmt(r.timeToEndMs)} | ${fmt(r.clientHttpLongestMs)} / ${fmt(r.clientWriteLongestMs)} | ${r.violations.length ? r.violations.join('; ').replace(/\|/g, '/') : 'all held'} |`,
   );
   return [head, sep, ...body].join('\n');
 }
@@ -390,7 +490,11 @@ export class FaultBench {
       { ...this.o, boundMs },
       `${this.lab.name}${++this.#n}`,
     );
-    if (r.result !== 'terminal' || !(await atStart(this.lab, this.o.from))) await this.#reset();
+    if (
+      (r.result !== 'terminal' && r.result !== 'resumed') ||
+      !(await atStart(this.lab, this.o.from))
+    )
+      await this.#reset();
     return r;
   }
 

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { jest } from '@jest/globals';
 import { BUILT_IN_DEFAULTS } from '../../src/config/settings.js';
 import { HAPPY_PATH } from '../../src/core/phases.js';
+import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import type { HAPair } from '../../src/inventory/hapair.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -650,6 +651,62 @@ describe.each(backends)('reconciler on %s', (backendName, makeBackend) => {
     const st = (await source.getUpgradeRequest('mid-rollback'))?.status;
     expect(st?.phase).toBe('FAILED');
     expect(st?.conditions.find((c) => c.type === 'RolledBack')?.status).toBe('True');
+  });
+
+  test('a node that cannot be connected to with the pair on two versions halts (NodeUnreachable), never UNREACHABLE, and goes on when it answers', async () => {
+    await request('mixed', 'p-mixed');
+    const rt = new SimRuntime();
+    // The operator dies right after b took the VIP on 2.0.0 (UPGRADE_MASTER).
+    const doomed = new UpgradeReconciler({
+      source,
+      db,
+      settings: BUILT_IN_DEFAULTS,
+      runtimes: async () => rt,
+      logger,
+      now,
+      actor: 'operator@test',
+      afterAction: (_id, action) => {
+        if (action.kind === 'event' && action.event.type === 'VIP_MOVED') {
+          throw new Killed('killed on entering UPGRADE_MASTER');
+        }
+      },
+    });
+    await expect(runToEnd(doomed, 'mixed')).rejects.toBeInstanceOf(Killed);
+    expect((await loadMemory(db, 'mixed'))?.context.phase).toBe('UPGRADE_MASTER');
+    expect(rt.sim.nodes.map((n) => n.installedVersion)).toEqual(['1.0.0', '2.0.0']);
+    // The new operator cannot reach node-b for 10 tries: past the 6 the start allows.
+    const { r, built } = flaky(
+      rt,
+      Array.from({ length: 10 }, () => sshHiccup()),
+    );
+    let halted: UpgradeRequestStatus | undefined;
+    for (let i = 0; i < 10; i++) {
+      const out = await r.reconcile('mixed');
+      expect(out.requeueAfterMs).toBeDefined(); // never ends while b is away
+      clock += out.requeueAfterMs!;
+      const st = (await source.getUpgradeRequest('mixed'))?.status;
+      if (st?.conditions.find((c) => c.type === 'Stalled')?.status === 'True') halted ??= st;
+    }
+    expect(built).toHaveLength(10);
+    expect(halted?.phase).toBe('UPGRADE_MASTER');
+    expect(halted?.finishedAt).toBeUndefined();
+    const stalled = halted?.conditions.find((c) => c.type === 'Stalled');
+    expect(stalled?.reason).toBe('NodeUnreachable');
+    expect(stalled?.message).toMatch(/node-b is unreachable.*last seen on 2\.0\.0/);
+    // One Warning Event (the standalone source logs it) for the one cause,
+    // however many tries.
+    const logsOf = async () => (await listLogs(db, 'mixed', { page: 1, pageSize: 500 })).items;
+    expect((await logsOf()).filter((l) => l.message.startsWith('NodeUnreachable: '))).toHaveLength(
+      1,
+    );
+    // b answers again: the upgrade goes on by itself and finishes.
+    await runToEnd(r, 'mixed');
+    const st = (await source.getUpgradeRequest('mixed'))?.status;
+    expect(st?.phase).toBe('COMPLETE');
+    expect(st?.conditions.find((c) => c.type === 'Stalled')?.status).toBe('False');
+    const history = (await listHistory(db, 1, 50, { upgradeId: 'mixed' })).items.map((h) => h.to);
+    expect(history).not.toContain('UNREACHABLE');
+    expect((await logsOf()).filter((l) => l.message.startsWith('Resumed: '))).toHaveLength(1);
   });
 
   if (backendName !== 'postgres') return;

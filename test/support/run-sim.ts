@@ -8,7 +8,7 @@ import {
   emptyJournal,
   enterPhase,
   type JournalFacts,
-  recordReachability,
+  recordSight,
   recordStep,
   recordWait,
 } from '../../src/core/journal.js';
@@ -25,6 +25,14 @@ export interface SimScenario {
   readonly cancelAtRound?: number | undefined;
   readonly rollbackAtRound?: number | undefined;
   readonly settings?: Partial<UpgradeSettings>;
+  /**
+   * Stop before planning the first round where this holds (the journal
+   * already has the round's sight): the result is the upgrade as it stood,
+   * e.g. for deciding what an operator that cannot connect would do then.
+   */
+  readonly stopWhen?: (ctx: UpgradeContext, journal: JournalFacts, sim: SimPair) => boolean;
+  /** The clock at round 0 (default 1_000_000). */
+  readonly startMs?: number;
 }
 
 export interface SimResult {
@@ -41,6 +49,10 @@ export interface SimResult {
   readonly halts: readonly number[];
   /** Steps taken (outside a terminal phase) while both nodes claimed the VIP. */
   readonly stepsInSplitBrain: readonly string[];
+  /** The clock when the run stopped. */
+  readonly nowMs: number;
+  /** Stopped by stopWhen. */
+  readonly stopped: boolean;
 }
 
 export const FROM = '1.0.0';
@@ -59,7 +71,7 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
     autoRollback: s.autoRollback,
     requiredHealthPasses: settings.healthCheckConsecutivePasses,
   });
-  let now = 1_000_000;
+  let now = s.startMs ?? 1_000_000;
   let j = emptyJournal(now);
   const trace: Action[] = [];
   const violations: string[] = [];
@@ -82,6 +94,7 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
       'split-brain',
       'no-effect',
       'sick',
+      'unread',
     ];
     if (fault && selfInflicted.includes(fault.kind)) sim.inject(fault);
     if (fault && ['crash', 'database-down', 'keepalived-down'].includes(fault.kind)) crashed = true;
@@ -89,11 +102,24 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
     if (round === s.rollbackAtRound)
       j = { ...j, rollbackRequested: 'operator wants the old version' };
     const observed = sim.observe();
-    j = recordReachability(
-      j,
-      Object.fromEntries(observed.nodes.map((n) => [n.name, n.reachable])),
-      now,
-    );
+    j = recordSight(j, observed, now);
+    if (s.stopWhen?.(ctx, j, sim)) {
+      return {
+        ctx,
+        journal: j,
+        sim,
+        trace,
+        violations,
+        phases,
+        rolledBack,
+        rounds: round,
+        finished: false,
+        halts,
+        stepsInSplitBrain,
+        nowMs: now,
+        stopped: true,
+      };
+    }
     const action = plan({
       ctx,
       request: { fromVersion: FROM, targetVersion: TO },
@@ -117,6 +143,8 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
           finished: true,
           halts,
           stepsInSplitBrain,
+          nowMs: now,
+          stopped: false,
         };
       case 'halt':
         // Nothing is done while halted: the next round looks again.
@@ -199,6 +227,8 @@ export function runSim(s: SimScenario, maxRounds = 3000): SimResult {
     finished: false,
     halts,
     stepsInSplitBrain,
+    nowMs: now,
+    stopped: false,
   };
 }
 

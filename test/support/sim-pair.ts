@@ -21,6 +21,9 @@ export interface SimNode {
   configLocked: boolean;
   /** Rounds left during which the operator cannot reach the node. */
   unreachableRounds: number;
+  /** Rounds left during which the node answers but some probes time out (the 'unread' fault). */
+  unreadRounds?: number;
+  unreadProbes?: readonly UnreadProbe[];
 }
 
 export type Fault =
@@ -48,7 +51,22 @@ export type Fault =
    * From now on a node's /health fails while every component the operator
    * could bring back runs (a bug only a person can find): nothing to repair.
    */
-  | { kind: 'sick'; node: 0 | 1 };
+  | { kind: 'sick'; node: 0 | 1 }
+  /**
+   * For some rounds the node answers over SSH but its installed-version,
+   * services and VIP probes time out (a loaded machine: the observer's 2 s
+   * deadlines): those fields read as stand-ins (unknown version, stopped,
+   * not holding the VIP) and each is listed in problems, as observe.ts does.
+   */
+  | {
+      kind: 'unread';
+      node: 0 | 1;
+      rounds: number;
+      /** The probes that fail (default all three). */
+      probes?: readonly UnreadProbe[];
+    };
+
+export type UnreadProbe = 'installed version' | 'services' | 'vip';
 
 export class SimPair {
   readonly nodes: [SimNode, SimNode];
@@ -138,22 +156,45 @@ export class SimPair {
             rsyncPaused: n.rsyncPaused,
             configLocked: n.configLocked,
           };
+    const failing = (n: SimNode, what: UnreadProbe) =>
+      n.unreachableRounds === 0 &&
+      (n.unreadRounds ?? 0) > 0 &&
+      (n.unreadProbes ?? ['installed version', 'services', 'vip']).includes(what);
+    const unread = (o: NodeObservation, n: SimNode): NodeObservation => ({
+      ...o,
+      ...(failing(n, 'installed version') ? { installedVersion: null } : {}),
+      ...(failing(n, 'services')
+        ? { servicesRunning: false, appVersion: null, healthy: false }
+        : {}),
+      ...(failing(n, 'vip') ? { holdsVip: false } : {}),
+    });
+    const problems = this.nodes.flatMap((n) =>
+      (['installed version', 'services', 'vip'] as const)
+        .filter((what) => failing(n, what))
+        .map((what) => `${n.name}: ${what}: timed out after 2000 ms`),
+    );
     return {
-      nodes: [obs(this.nodes[0]), obs(this.nodes[1])],
+      nodes: [unread(obs(this.nodes[0]), this.nodes[0]), unread(obs(this.nodes[1]), this.nodes[1])],
       configConsistent: this.configConsistent,
       migrationsApplied: this.migrationsApplied,
+      ...(problems.length > 0 ? { problems } : {}),
     };
   }
 
   /** One round passes: unreachable nodes come back eventually. */
   tick(): void {
     for (const n of this.nodes) if (n.unreachableRounds > 0) n.unreachableRounds--;
+    for (const n of this.nodes) if ((n.unreadRounds ?? 0) > 0) n.unreadRounds = n.unreadRounds! - 1;
     if (this.stallRounds > 0) this.stallRounds--;
     if (this.splitRounds > 0) this.splitRounds--;
   }
 
   inject(f: Fault): void {
     if (f.kind === 'unreachable') this.nodes[f.node].unreachableRounds = f.rounds;
+    if (f.kind === 'unread') {
+      this.nodes[f.node].unreadRounds = f.rounds;
+      this.nodes[f.node].unreadProbes = f.probes ?? ['installed version', 'services', 'vip'];
+    }
     if (f.kind === 'lag' && this.nodes[f.node].dbRole === 'standby')
       this.nodes[f.node].lagBytes = 4096;
     if (f.kind === 'stall') this.stallRounds = f.rounds;

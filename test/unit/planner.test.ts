@@ -192,9 +192,10 @@ describe('named scenarios', () => {
     ]);
   });
 
-  test('a node gone for longer than the grace ends UNREACHABLE with the other still serving', () => {
+  test('a node gone for longer than the grace in BACKUP ends UNREACHABLE with the other still serving', () => {
+    // Before any node changed; a node lost after that halts (planner-lost-node.test.ts).
     const clean = runSim(base);
-    const at = clean.trace.findIndex((a) => a.kind === 'step' && a.step === 'INSTALL_PACKAGE');
+    const at = clean.trace.findIndex((a) => a.kind === 'step' && a.step === 'BACKUP');
     const faults: (Fault | null)[] = new Array(at).fill(null);
     faults.push({ kind: 'unreachable', node: 1, rounds: 100 });
     const r = runSim({ ...base, faults });
