@@ -122,9 +122,7 @@ export class PairshiftKube {
     );
     // Filtered here as well: an API server may ignore a field selector.
     return ((list.items ?? []) as KObject[])
-      .filter(
-        (e) => e.involvedObject?.kind === 'UpgradeRequest' && e.involvedObject?.name === name,
-      )
+      .filter((e) => e.involvedObject?.kind === 'UpgradeRequest' && e.involvedObject?.name === name)
       .sort((a, b) => eventTime(a).localeCompare(eventTime(b)));
   }
 

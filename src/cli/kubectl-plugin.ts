@@ -19,7 +19,6 @@ import { CliError, EXIT, exitCodeOf, exitCodesHelp, usageError } from './exit-co
 import { type KObject, PairshiftKube } from './kube-client.js';
 import { type OutputFormat, outputOption, printResult } from './output.js';
 import { watchTimingOptions } from './upgrade.js';
-import { followProgress } from './upgrade-watch.js';
 import {
   historyItem,
   historyTable,
@@ -28,6 +27,7 @@ import {
   progressOf,
   statusText,
 } from './upgrade-view.js';
+import { followProgress } from './upgrade-watch.js';
 
 const PROGRAM = 'kubectl-pairshift';
 
@@ -138,7 +138,10 @@ export function buildPluginProgram(): Command {
       const kube = kubeOf(cmd);
       const ur = await actionable(kube, name);
       if (ur.status?.phase === 'ROLLBACK' || ur.spec?.rollback)
-        throw new CliError(`upgrade ${name} is rolling back; a cancel cannot stop a rollback`, EXIT.ERROR);
+        throw new CliError(
+          `upgrade ${name} is rolling back; a cancel cannot stop a rollback`,
+          EXIT.ERROR,
+        );
       if (ur.spec?.cancel)
         throw new CliError(`upgrade ${name} has already been asked to cancel`, EXIT.ERROR);
       await kube.patchSpec(name, { cancel: request(kube, o.reason) });

@@ -98,7 +98,8 @@ export function statusText(ur: KObject, pair: KObject | null, at: Date): string 
   rows.push(['to come', ahead.length ? `phases ${ahead.join(', ')}` : '-']);
   rows.push(...nodeRows(ur, pair));
   const spec = ur.spec ?? {};
-  if (spec.options?.approved === false) rows.push(['approval', 'waiting: kubectl pairshift approve']);
+  if (spec.options?.approved === false)
+    rows.push(['approval', 'waiting: kubectl pairshift approve']);
   if (spec.cancel) rows.push(['cancel', `requested: ${spec.cancel.reason}`]);
   if (spec.rollback)
     rows.push([
@@ -158,5 +159,12 @@ export function logLine(i: ReturnType<typeof logItem>): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((v, c) => v.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((v, c) => v.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -79,7 +79,10 @@ function apiOptions(cmd: Command): Command {
 export function watchTimingOptions(cmd: Command, prefix = ''): Command {
   return cmd
     .addOption(
-      new Option('--interval <time>', `${prefix}time between polls, in seconds or a duration (500ms)`)
+      new Option(
+        '--interval <time>',
+        `${prefix}time between polls, in seconds or a duration (500ms)`,
+      )
         .argParser(interval)
         .default(2000, '2s'),
     )

@@ -177,10 +177,7 @@ export interface Halt {
  * The halt the reconciler published (Stalled=True); a finished upgrade is
  * never halted, whatever an old condition says.
  */
-export function haltOf(
-  conditions: readonly Condition[] | undefined,
-  phase: Phase,
-): Halt | null {
+export function haltOf(conditions: readonly Condition[] | undefined, phase: Phase): Halt | null {
   if (isTerminal(phase)) return null;
   const c = conditions?.find((x) => x.type === 'Stalled' && x.status === 'True');
   return c ? { reason: c.reason, message: c.message, since: c.lastTransitionTime } : null;

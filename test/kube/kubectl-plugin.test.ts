@@ -2,13 +2,24 @@
 // server, through a kubeconfig file as kubectl would hand it: every command,
 // watch's exit code for each terminal phase and a halt, not found (3), an
 // API that cannot be reached (4), usage errors (2), -o json|yaml parsed back.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { pluginMain } from '../../src/cli/kubectl-plugin.js';
+import type { KObject } from '../support/kube-api-server.js';
 import { runEntry } from '../support/run-cli.js';
-import { type Cluster, EVENTS, exampleHAPairText, HAP, NS, startCluster, UR, upgradeRequest } from './support.js';
+import {
+  type Cluster,
+  EVENTS,
+  exampleHAPairText,
+  HAP,
+  NS,
+  startCluster,
+  UR,
+  upgradeRequest,
+} from './support.js';
 
 let cluster: Cluster;
 
@@ -31,7 +42,7 @@ function condition(type: string, status: string, reason: string, message: string
 
 /** An UpgradeRequest with a status, as the operator would have written it. */
 function putUpgrade(name: string, status: Record<string, unknown> | undefined, spec = {}) {
-  const ur = upgradeRequest(name) as Record<string, any>;
+  const ur: KObject = upgradeRequest(name);
   ur.spec = { ...ur.spec, ...spec };
   if (status) ur.status = { progress: 0, completedSteps: [], conditions: [], ...status };
   return cluster.server.put(UR, ur);
@@ -70,7 +81,9 @@ test('status shows phase, progress, steps done and to come, both nodes and "not 
   expect(r.stdout).toMatch(/^step\s+BACKUP\/BACKUP_DATABASE@billing-a$/m);
   expect(r.stdout).toContain('PREPARE/PREFLIGHT');
   expect(r.stdout).toContain('BACKUP/BACKUP_JAR @billing-b');
-  expect(r.stdout).toMatch(/^to come\s+phases UPGRADE_BACKUP, VIP_SWITCH, UPGRADE_MASTER, VERIFY, COMPLETE$/m);
+  expect(r.stdout).toMatch(
+    /^to come\s+phases UPGRADE_BACKUP, VIP_SWITCH, UPGRADE_MASTER, VERIFY, COMPLETE$/m,
+  );
   expect(r.stdout).toMatch(/^node\s+billing-a \(198\.18\.10\.11\)/m);
   expect(r.stdout).toMatch(/^node\s+billing-b \(198\.18\.10\.12\)/m);
   expect(r.stdout).toMatch(/^downtime\s+not measured/m);
@@ -88,17 +101,27 @@ test('status shows what the HAPair status and a measured downtime carry', async 
   pair.status = {
     vipHolder: 'billing-b',
     nodes: [
-      { name: 'billing-a', role: 'standby', version: '2.0.0', healthy: true, replicationLag: '0 B' },
+      {
+        name: 'billing-a',
+        role: 'standby',
+        version: '2.0.0',
+        healthy: true,
+        replicationLag: '0 B',
+      },
       { name: 'billing-b', role: 'primary', version: '2.0.0', healthy: true },
     ],
   };
   cluster.server.put(HAP, pair);
   const r = await run('status', 'up-2');
   expect(r.code).toBe(EXIT.OK);
-  expect(r.stdout).toMatch(/billing-a .*role=standby version=2\.0\.0 healthy=true replicationLag=0 B/);
+  expect(r.stdout).toMatch(
+    /billing-a .*role=standby version=2\.0\.0 healthy=true replicationLag=0 B/,
+  );
   expect(r.stdout).toMatch(/billing-b .*role=primary/);
   expect(r.stdout).toMatch(/^VIP\s+held by billing-b$/m);
-  expect(r.stdout).toMatch(/^downtime\s+longest 840 ms, total 1210 ms \(within the budget of 4m\)$/m);
+  expect(r.stdout).toMatch(
+    /^downtime\s+longest 840 ms, total 1210 ms \(within the budget of 4m\)$/m,
+  );
   expect(r.stdout).toMatch(/^to come\s+-$/m);
 });
 
@@ -136,6 +159,25 @@ test('an API server that cannot be reached is exit 4, for a read and for a watch
   expect(w.code).toBe(EXIT.API_UNREACHABLE);
   expect(w.stderr).toMatch(/gave up after trying for 1s/);
   await cluster.server.restore();
+});
+
+test('a watch rides out a short outage (503, then refused) and ends with the upgrade', async () => {
+  putUpgrade('up-o', RUNNING);
+  await cluster.server.outage('503');
+  const watching = run('watch', 'up-o', '--interval', '100ms', '--reconnect-for', '30s');
+  await new Promise((r) => setTimeout(r, 800));
+  expect(cluster.server.unavailableSent).toBeGreaterThan(0);
+  await cluster.server.restore();
+  await cluster.server.outage('refuse');
+  await new Promise((r) => setTimeout(r, 800));
+  await cluster.server.restore();
+  const ur = cluster.server.object(UR, 'up-o')!;
+  ur.status = { ...ur.status, phase: 'COMPLETE', progress: 100 };
+  cluster.server.put(UR, ur);
+  const r = await watching;
+  expect(r.code).toBe(EXIT.OK);
+  expect(r.stderr).toMatch(/trying again for up to 30s/);
+  expect(r.stderr).toMatch(/the API answers again/);
 });
 
 test('usage errors are exit 2', async () => {
@@ -179,7 +221,9 @@ describe('watch ends with the exit code of how the upgrade ended', () => {
     });
     const r = await run('watch', 'up-h', '--interval', '100ms');
     expect(r.code).toBe(EXIT.HALTED);
-    expect(r.stderr).toMatch(/halted .*SplitBrain: both nodes hold the VIP .*kubectl pairshift logs up-h/);
+    expect(r.stderr).toMatch(
+      /halted .*SplitBrain: both nodes hold the VIP .*kubectl pairshift logs up-h/,
+    );
   });
 
   test('follows changes, one line each when not a terminal, until COMPLETE', async () => {
@@ -216,8 +260,13 @@ describe('watch ends with the exit code of how the upgrade ended', () => {
     putUpgrade('up-j', { ...RUNNING, phase: 'FAILED', message: 'boom' });
     const r = await run('watch', 'up-j', '-o', 'json');
     expect(r.code).toBe(EXIT.UPGRADE_FAILED);
-    const docs = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(docs).toEqual([expect.objectContaining({ upgrade_id: 'up-j', phase: 'FAILED', message: 'boom' })]);
+    const docs = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(docs).toEqual([
+      expect.objectContaining({ upgrade_id: 'up-j', phase: 'FAILED', message: 'boom' }),
+    ]);
   });
 
   test('on a terminal it redraws a block in place', async () => {
@@ -282,13 +331,20 @@ test('rollback writes spec.rollback (with --restore-database); refused without a
 });
 
 test('history lists the upgrades with phase and times; -o json|yaml parse back', async () => {
-  putUpgrade('up-old', { ...RUNNING, phase: 'COMPLETE', progress: 100, finishedAt: '2026-12-06T07:05:00.000Z' });
+  putUpgrade('up-old', {
+    ...RUNNING,
+    phase: 'COMPLETE',
+    progress: 100,
+    finishedAt: '2026-12-06T07:05:00.000Z',
+  });
   putUpgrade('up-new', RUNNING);
   const r = await run('history');
   expect(r.code).toBe(EXIT.OK);
   const rows = r.stdout.trim().split('\n');
   expect(rows[0]).toMatch(/^NAME\s+PAIR\s+VERSION\s+PHASE\s+PROGRESS\s+STARTED\s+FINISHED$/);
-  expect(rows[1]).toMatch(/^up-old\s+billing\s+2\.0\.0\s+COMPLETE\s+100%\s+2026-12-06T07:00:00\.000Z\s+2026-12-06T07:05:00\.000Z$/);
+  expect(rows[1]).toMatch(
+    /^up-old\s+billing\s+2\.0\.0\s+COMPLETE\s+100%\s+2026-12-06T07:00:00\.000Z\s+2026-12-06T07:05:00\.000Z$/,
+  );
   expect(rows[2]).toMatch(/^up-new\s+billing\s+2\.0\.0\s+BACKUP\s+30%/);
   const j = JSON.parse((await run('history', '-o', 'json')).stdout);
   expect(j.items.map((i: { name: string }) => i.name)).toEqual(['up-old', 'up-new']);
@@ -302,7 +358,12 @@ test('logs prints the Events recorded about the upgrade, oldest first; -o json p
     apiVersion: 'v1',
     kind: 'Event',
     metadata: { name: `${name}.${n}`, namespace: NS },
-    involvedObject: { apiVersion: 'pairshift.io/v1alpha1', kind: 'UpgradeRequest', name, uid: ur.metadata.uid },
+    involvedObject: {
+      apiVersion: 'pairshift.io/v1alpha1',
+      kind: 'UpgradeRequest',
+      name,
+      uid: ur.metadata.uid,
+    },
     type: reason === 'Failed' ? 'Warning' : 'Normal',
     reason,
     message,
@@ -328,9 +389,32 @@ test('completion bash|zsh name every command and its flags', async () => {
   const bash = await run('completion', 'bash');
   expect(bash.code).toBe(EXIT.OK);
   expect(bash.stdout).toContain('complete -F _kubectl_pairshift kubectl-pairshift');
-  for (const cmd of ['status', 'watch', 'approve', 'cancel', 'rollback', 'history', 'logs', 'completion'])
+  for (const cmd of [
+    'status',
+    'watch',
+    'approve',
+    'cancel',
+    'rollback',
+    'history',
+    'logs',
+    'completion',
+  ])
     expect(bash.stdout).toMatch(new RegExp(`^ {4}${cmd}\\) words=`, 'm'));
   expect(bash.stdout).toMatch(/rollback\) words="[^"]*--restore-database/);
+  // and bash completes with it: a flag of the subcommand, a subcommand at the top
+  const complete = (words: string[]) =>
+    spawnSync(
+      'bash',
+      [
+        '-c',
+        `${bash.stdout}\nCOMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; _kubectl_pairshift; echo "\${COMPREPLY[*]}"`,
+      ],
+      { encoding: 'utf8' },
+    );
+  const flag = complete(['kubectl-pairshift', 'rollback', 'x', '--re']);
+  expect(flag.stderr).toBe('');
+  expect(flag.stdout.trim().split(' ').sort()).toEqual(['--reason', '--restore-database']);
+  expect(complete(['kubectl-pairshift', '-n', 'ops', 'wa']).stdout.trim()).toBe('watch');
   const zsh = await run('completion', 'zsh');
   expect(zsh.code).toBe(EXIT.OK);
   expect(zsh.stdout.startsWith('#compdef kubectl-pairshift')).toBe(true);
@@ -338,6 +422,8 @@ test('completion bash|zsh name every command and its flags', async () => {
 });
 
 test('package.json installs kubectl-pairshift next to pairshift', () => {
-  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8'));
+  const pkg = JSON.parse(
+    readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8'),
+  );
   expect(pkg.bin['kubectl-pairshift']).toBe('bin/kubectl-pairshift.js');
 });
