@@ -11,13 +11,13 @@
 // fields the REST API writes (spec.options.approved, spec.cancel,
 // spec.rollback); the operator acts on them. plan, pause and resume wait
 // for issue 14.2/14.3 and are not offered.
-import { Argument, Command, CommanderError } from 'commander';
+import { Argument, Command } from 'commander';
 import { isPhase, isTerminal } from '../core/phases.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
-import { describeError } from './errors.js';
-import { CliError, EXIT, exitCodeOf, exitCodesHelp, usageError } from './exit-codes.js';
+import { CliError, EXIT, exitCodesHelp, usageError } from './exit-codes.js';
 import { type KObject, PairshiftKube } from './kube-client.js';
 import { type OutputFormat, outputOption, printResult } from './output.js';
+import { runProgram } from './run-program.js';
 import { watchTimingOptions } from './upgrade.js';
 import {
   historyItem,
@@ -230,16 +230,5 @@ export function buildPluginProgram(): Command {
 }
 
 export async function pluginMain(argv: string[]): Promise<void> {
-  const program = buildPluginProgram();
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // commander printed the help or the usage error already
-      process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-      return;
-    }
-    process.stderr.write(`${PROGRAM}: ${describeError(err)}\n`);
-    process.exitCode = exitCodeOf(err);
-  }
+  await runProgram(buildPluginProgram(), argv);
 }
