@@ -72,14 +72,33 @@ export class PairshiftKube {
     );
   }
 
-  /** One read for the watch loop: the status of an answer, not an exception, for HTTP errors. */
-  async answer(name: string): Promise<Answer> {
+  /**
+   * One read for the watch loop: the status of an answer, not an exception,
+   * for HTTP errors; an API server silent for silenceMs counts as
+   * unreachable (a watch must not hang on one request past --timeout).
+   */
+  async answer(name: string, silenceMs: number): Promise<Answer> {
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new CliError(
+              `the Kubernetes API did not answer within ${silenceMs} ms`,
+              EXIT.API_UNREACHABLE,
+            ),
+          ),
+        silenceMs,
+      );
+    });
     try {
-      return { status: 200, body: await this.upgradeRequest(name) };
+      return { status: 200, body: await Promise.race([this.upgradeRequest(name), silent]) };
     } catch (err) {
       const status = httpStatusOf((err as Error).cause);
       if (status === undefined) throw err;
       return { status, body: { title: (err as Error).message } };
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -97,8 +97,8 @@ export function buildPluginProgram(): Command {
     const kube = kubeOf(cmd);
     process.exitCode = await followProgress({
       upgradeId: name,
-      read: async () => {
-        const a = await kube.answer(name);
+      read: async (silenceMs) => {
+        const a = await kube.answer(name, silenceMs);
         return a.status === 200 ? { status: 200, body: progressOf(a.body as KObject) } : a;
       },
       watch: true,

@@ -3,7 +3,10 @@
 // watch's exit code for each terminal phase and a halt, not found (3), an
 // API that cannot be reached (4), usage errors (2), -o json|yaml parsed back.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { EXIT } from '../../src/cli/exit-codes.js';
@@ -178,6 +181,39 @@ test('a watch rides out a short outage (503, then refused) and ends with the upg
   expect(r.code).toBe(EXIT.OK);
   expect(r.stderr).toMatch(/trying again for up to 30s/);
   expect(r.stderr).toMatch(/the API answers again/);
+});
+
+test('a watch does not hang on an API server that accepts and never answers', async () => {
+  const silent = createServer(() => {}); // never answers
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const { port } = silent.address() as AddressInfo;
+  const config = join(tmpdir(), `kubectl-pairshift-silent-${port}`);
+  writeFileSync(
+    config,
+    readFileSync(cluster.kubeconfigPath, 'utf8').replace(
+      cluster.server.url,
+      `http://127.0.0.1:${port}`,
+    ),
+    { mode: 0o600 },
+  );
+  try {
+    const started = Date.now();
+    const r = await runEntry(pluginMain, 'kubectl-pairshift', [
+      '--kubeconfig',
+      config,
+      'watch',
+      'up-s',
+      '--timeout',
+      '2s',
+    ]);
+    expect(r.code).toBe(EXIT.WAIT_TIMEOUT);
+    expect(r.stderr).toMatch(/did not answer within/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  } finally {
+    silent.closeAllConnections();
+    await new Promise((r) => silent.close(r));
+    rmSync(config, { force: true });
+  }
 });
 
 test('usage errors are exit 2', async () => {
