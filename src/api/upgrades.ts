@@ -5,6 +5,7 @@
 // errors by throwing ApiProblem.
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
+import { haltOf } from '../core/conditions.js';
 import { emptyJournal } from '../core/journal.js';
 import { initialContext, upgradeMachine } from '../core/machine.js';
 import { isTerminal, type Phase } from '../core/phases.js';
@@ -93,16 +94,6 @@ export function parseUpgradeId(raw: unknown): string {
 
 function phaseOf(req: UpgradeRequest | null, task: UpgradeTask | null): Phase {
   return req?.status?.phase ?? task?.phase ?? 'IDLE';
-}
-
-/**
- * The halt the reconciler published (Stalled=True), as the progress answer
- * shows it; a finished upgrade is never halted, whatever an old condition says.
- */
-function haltOf(st: UpgradeRequest['status'], phase: Phase): ProgressResponse['halted'] {
-  if (isTerminal(phase)) return null;
-  const c = st?.conditions.find((x) => x.type === 'Stalled' && x.status === 'True');
-  return c ? { reason: c.reason, message: c.message, since: c.lastTransitionTime } : null;
 }
 
 export class UpgradeApi {
@@ -257,7 +248,7 @@ export class UpgradeApi {
         : null,
       rollback_requested: req?.spec.rollback !== undefined,
       cancel_requested: req?.spec.cancel !== undefined,
-      halted: haltOf(st, phaseOf(req, task)),
+      halted: haltOf(st?.conditions, phaseOf(req, task)),
     };
   }
 

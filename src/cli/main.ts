@@ -2,17 +2,16 @@
 // registers itself here; this file only wires them and turns errors into one
 // readable line and a non-zero exit (stack traces only with PAIRSHIFT_DEBUG=1).
 // Exit codes: exit-codes.ts (a usage error is 2, an error that names no code 1).
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { registerConfigCommands } from './config.js';
 import { registerDbCommands } from './db.js';
 import { registerDemoCommands } from './demo.js';
-import { describeError } from './errors.js';
-import { EXIT, exitCodeOf } from './exit-codes.js';
 import { registerLabCommands } from './lab.js';
 import { registerMachineCommands } from './machine.js';
 import { registerOperatorCommands } from './operator.js';
 import { registerPackageCommands } from './package.js';
 import { registerProbeCommands } from './probe.js';
+import { runProgram } from './run-program.js';
 import { registerUpgradeCommands } from './upgrade.js';
 
 export function buildProgram(): Command {
@@ -34,20 +33,5 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // commander already printed help or the usage error; help and
-      // --version asked for end 0, anything else was a wrong command line
-      process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-      return;
-    }
-    process.stderr.write(`pairshift: ${describeError(err)}\n`);
-    if (process.env.PAIRSHIFT_DEBUG === '1' && err instanceof Error) {
-      process.stderr.write(`${err.stack}\n`);
-    }
-    process.exitCode = exitCodeOf(err);
-  }
+  await runProgram(buildProgram(), argv);
 }

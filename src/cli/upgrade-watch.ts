@@ -38,6 +38,8 @@ export interface FollowOptions {
   readonly terminal: { readonly columns: number | undefined } | null;
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
+  /** Who speaks on stderr and how to read the logs (default: pairshift's own). */
+  readonly voice?: { readonly program: string; readonly logsCommand: string };
   readonly nowMs?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
@@ -60,13 +62,14 @@ export async function followProgress(o: FollowOptions): Promise<ExitCode> {
   const started = now();
   const deadline = o.timeoutMs > 0 ? started + o.timeoutMs : Number.POSITIVE_INFINITY;
   const show = shower(o);
+  const voice = o.voice ?? { program: 'pairshift', logsCommand: 'pairshift upgrade logs' };
   let last: Progress | null = null;
   let downSince: number | null = null;
   let retryMs = FIRST_RETRY_MS;
 
   const timedOut = (why: string): ExitCode => {
     o.err(
-      `pairshift: timed out after ${formatDuration(o.timeoutMs)} waiting for upgrade ${o.upgradeId} to end: ${why}\n`,
+      `${voice.program}: timed out after ${formatDuration(o.timeoutMs)} waiting for upgrade ${o.upgradeId} to end: ${why}\n`,
     );
     return EXIT.WAIT_TIMEOUT;
   };
@@ -85,7 +88,7 @@ export async function followProgress(o: FollowOptions): Promise<ExitCode> {
       if (downSince === null) {
         downSince = t;
         o.err(
-          `pairshift: ${describeError(e)}; trying again for up to ${formatDuration(o.reconnectForMs)}\n`,
+          `${voice.program}: ${describeError(e)}; trying again for up to ${formatDuration(o.reconnectForMs)}\n`,
         );
       }
       const lost = `the API has not answered for ${formatDuration(Math.round((t - downSince) / 1000) * 1000)}${last ? `; last seen in ${ENDS(last)}` : ''}`;
@@ -105,7 +108,7 @@ export async function followProgress(o: FollowOptions): Promise<ExitCode> {
     }
     if (downSince !== null) {
       o.err(
-        `pairshift: the API answers again (after ${formatDuration(Math.round((now() - downSince) / 1000) * 1000)})\n`,
+        `${voice.program}: the API answers again (after ${formatDuration(Math.round((now() - downSince) / 1000) * 1000)})\n`,
       );
       downSince = null;
       retryMs = FIRST_RETRY_MS;
@@ -116,7 +119,7 @@ export async function followProgress(o: FollowOptions): Promise<ExitCode> {
     // A phase this CLI does not know (a newer operator) is waited through.
     const verdict = isPhase(p.phase) ? exitCodeForUpgrade(p.phase, Boolean(p.halted)) : null;
     if (verdict !== null) {
-      if (verdict !== EXIT.OK) o.err(`pairshift: ${why(p)}\n`);
+      if (verdict !== EXIT.OK) o.err(`${voice.program}: ${why(p, voice.logsCommand)}\n`);
       return verdict;
     }
     if (!o.watch) return EXIT.OK;
@@ -126,9 +129,9 @@ export async function followProgress(o: FollowOptions): Promise<ExitCode> {
 }
 
 /** One line on stderr saying why the command ends non-zero. */
-function why(p: Progress): string {
+function why(p: Progress, logsCommand: string): string {
   if (p.halted)
-    return `upgrade ${p.upgrade_id} is halted in ${ENDS(p)}: ${p.halted.reason}: ${p.halted.message} (the operator waits; see pairshift upgrade logs ${p.upgrade_id})`;
+    return `upgrade ${p.upgrade_id} is halted in ${ENDS(p)}: ${p.halted.reason}: ${p.halted.message} (the operator waits; see ${logsCommand} ${p.upgrade_id})`;
   return `upgrade ${p.upgrade_id} ended in ${p.phase}${p.message ? `: ${p.message}` : ''}`;
 }
 

@@ -72,6 +72,38 @@ function apiOptions(cmd: Command): Command {
     .addOption(outputOption());
 }
 
+/**
+ * How a watch polls and gives up (--interval, --timeout, --reconnect-for),
+ * shared with `kubectl pairshift watch` so both take the same values.
+ */
+export function watchTimingOptions(cmd: Command, prefix = ''): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--interval <time>',
+        `${prefix}time between polls, in seconds or a duration (500ms)`,
+      )
+        .argParser(interval)
+        .default(2000, '2s'),
+    )
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        `${prefix}give up (exit 5) after this long, e.g. 90s, 5m; 0: no limit`,
+      )
+        .argParser(duration('--timeout', true))
+        .default(0, '0, no limit'),
+    )
+    .addOption(
+      new Option(
+        '--reconnect-for <duration>',
+        `${prefix}how long to keep trying an API that does not answer (then exit 4)`,
+      )
+        .argParser(duration('--reconnect-for', false))
+        .default(120_000, '2m'),
+    );
+}
+
 export function registerUpgradeCommands(program: Command): void {
   const up = program
     .command('upgrade')
@@ -127,37 +159,14 @@ export function registerUpgradeCommands(program: Command): void {
     );
   });
 
-  apiOptions(
+  const progress = apiOptions(
     up
       .command('progress')
       .description('Show an upgrade’s phase and progress')
       .argument('<id>', 'upgrade id')
-      .option('--watch', 'keep showing changes until the upgrade ends (exit code: how it ended)')
-      .addOption(
-        new Option(
-          '--interval <time>',
-          'with --watch: time between polls, in seconds or a duration (500ms)',
-        )
-          .argParser(interval)
-          .default(2000, '2s'),
-      )
-      .addOption(
-        new Option(
-          '--timeout <duration>',
-          'with --watch: give up (exit 5) after this long, e.g. 90s, 5m; 0: no limit',
-        )
-          .argParser(duration('--timeout', true))
-          .default(0, '0, no limit'),
-      )
-      .addOption(
-        new Option(
-          '--reconnect-for <duration>',
-          'with --watch: how long to keep trying an API that does not answer (then exit 4)',
-        )
-          .argParser(duration('--reconnect-for', false))
-          .default(120_000, '2m'),
-      ),
-  ).action(async (upgradeId: string, o) => {
+      .option('--watch', 'keep showing changes until the upgrade ends (exit code: how it ended)'),
+  );
+  watchTimingOptions(progress, 'with --watch: ').action(async (upgradeId: string, o) => {
     const c = await clientFrom(o);
     if (!o.watch && o.timeout > 0) throw usageError('--timeout goes with --watch');
     const terminal = process.stdout.isTTY ? { columns: process.stdout.columns } : null;

@@ -165,3 +165,20 @@ export function findCondition(
 ): Condition | undefined {
   return conditions?.find((c) => c.type === type);
 }
+
+/** A halt as the REST API and both CLIs show it: the Stalled condition's cause. */
+export interface Halt {
+  reason: string;
+  message: string;
+  since: string | null;
+}
+
+/**
+ * The halt the reconciler published (Stalled=True); a finished upgrade is
+ * never halted, whatever an old condition says.
+ */
+export function haltOf(conditions: readonly Condition[] | undefined, phase: Phase): Halt | null {
+  if (isTerminal(phase)) return null;
+  const c = conditions?.find((x) => x.type === 'Stalled' && x.status === 'True');
+  return c ? { reason: c.reason, message: c.message, since: c.lastTransitionTime } : null;
+}

@@ -1,4 +1,4 @@
-// Runs the pairshift CLI in-process (from source, no build needed) and
+// Runs the pairshift CLI (or another entry point, runEntry) in-process (from source, no build needed) and
 // captures what it prints and the exit code it sets.
 import { main } from '../../src/cli/main.js';
 
@@ -9,6 +9,15 @@ export interface CliResult {
 }
 
 export async function runCli(...args: string[]): Promise<CliResult> {
+  return runEntry(main, 'pairshift', args);
+}
+
+/** Runs one CLI entry point (pairshift's main, the kubectl plugin's) in-process. */
+export async function runEntry(
+  entry: (argv: string[]) => Promise<void>,
+  name: string,
+  args: string[],
+): Promise<CliResult> {
   const out: string[] = [];
   const err: string[] = [];
   const origOut = process.stdout.write.bind(process.stdout);
@@ -24,7 +33,7 @@ export async function runCli(...args: string[]): Promise<CliResult> {
     return true;
   }) as typeof process.stderr.write;
   try {
-    await main(['node', 'pairshift', ...args]);
+    await entry(['node', name, ...args]);
   } finally {
     process.stdout.write = origOut;
     process.stderr.write = origErr;
