@@ -66,6 +66,15 @@ describe('the fixtures', () => {
     expect(phase('v2-running.yaml')).toBe('UPGRADE_BACKUP');
     expect(phase('v2-final.yaml')).toBe('COMPLETE');
     expect(phase('broken-final.yaml')).toBe('FAILED');
+    // the failed upgrade is a rolled-back one (a node changed, then put back),
+    // not one that failed before touching anything
+    const broken = load(join(argo, 'testdata', 'broken-final.yaml')).status;
+    expect(broken.conditions.find((c: { type: string }) => c.type === 'RolledBack')).toMatchObject({
+      status: 'True',
+    });
+    const steps = broken.completedSteps.map((s: { step: string }) => s.step);
+    expect(steps.some((s: string) => s.startsWith('UPGRADE_BACKUP/'))).toBe(true);
+    expect(steps.some((s: string) => s.startsWith('ROLLBACK/'))).toBe(true);
     expect(stalled).toMatchObject({ status: 'True', reason: 'SplitBrain' });
   });
 });
