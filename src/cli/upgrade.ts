@@ -186,25 +186,31 @@ export function registerUpgradeCommands(program: Command): void {
   });
 
   for (const action of ['rollback', 'cancel'] as const) {
-    apiOptions(
-      up
-        .command(action)
-        .description(
-          action === 'rollback'
-            ? 'Roll an upgrade back to the old version'
-            : 'Stop an upgrade at a safe point',
-        )
-        .argument('<id>', 'upgrade id')
-        .requiredOption('--reason <text>', 'why (recorded with the request)'),
-    ).action(async (upgradeId: string, o) => {
+    const command = up
+      .command(action)
+      .description(
+        action === 'rollback'
+          ? 'Roll an upgrade back to the old version'
+          : 'Stop an upgrade at a safe point',
+      )
+      .argument('<id>', 'upgrade id')
+      .requiredOption('--reason <text>', 'why (recorded with the request)');
+    if (action === 'rollback') {
+      // Off unless asked: restoring the dump takes back every write made
+      // after the backup (docs/manual/rollback.md).
+      command.option(
+        '--restore-database',
+        'also restore the database from the backup (writes made after it are lost)',
+      );
+    }
+    apiOptions(command).action(async (upgradeId: string, o) => {
       const c = await clientFrom(o);
+      const body =
+        action === 'rollback' && o.restoreDatabase === true
+          ? { reason: o.reason, restore_database: true }
+          : { reason: o.reason };
       const out = ok(
-        await call(
-          c,
-          'POST',
-          `/api/v1/upgrade/${action}/${id(upgradeId)}`,
-          jsonBody({ reason: o.reason }),
-        ),
+        await call(c, 'POST', `/api/v1/upgrade/${action}/${id(upgradeId)}`, jsonBody(body)),
       );
       print(o, out, () => `${action} of ${out.upgrade_id} accepted (${out.phase}): ${out.effect}`);
     });

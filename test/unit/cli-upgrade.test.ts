@@ -16,6 +16,7 @@ import { EXIT } from '../../src/cli/exit-codes.js';
 import type { Phase } from '../../src/core/phases.js';
 import type { UpgradeRequestStatus } from '../../src/core/upgrade-request.js';
 import { loadTrustedKey } from '../../src/packages/signing.js';
+import { createUpgradeTask, recordTransition } from '../../src/store/upgrades.js';
 import { type Harness, OPERATOR_TOKEN, startHarness, VIEWER_TOKEN } from '../api/support.js';
 import { runCli } from '../support/run-cli.js';
 import { signedTestPackage } from '../support/signed-package.js';
@@ -213,6 +214,47 @@ describe('pairshift upgrade against the real API', () => {
     );
     if (r.code === 0) expect(r.stdout).toContain(`rollback of ${upgradeId} accepted`);
     else expect(r.stderr).toMatch(/^pairshift: .*\(409 PS-\d{4}; suggestion: [a-z-]+\)\n$/);
+  });
+
+  it('rollback --restore-database asks for the database too; without it, the database is kept', async () => {
+    for (const restore of [true, false]) {
+      const name = await upgradeIn('UPGRADE_MASTER');
+      // the API refuses a rollback before a verified backup (PS-1503): the
+      // task's history passes BACKUP -> UPGRADE_BACKUP, as the reconciler's would
+      await createUpgradeTask(h.db, {
+        upgradeId: name,
+        pairName: `lab-rollback-${restore}`,
+        targetVersion: '2.0.0',
+        requestedBy: 'test',
+      });
+      const path = ['IDLE', 'PREPARE', 'BACKUP', 'UPGRADE_BACKUP', 'UPGRADE_MASTER'] as const;
+      for (let i = 1; i < path.length; i++) {
+        await recordTransition(h.db, name, {
+          from: path[i - 1]!,
+          to: path[i]!,
+          cause: 'test',
+          actor: 'test',
+          at: new Date(),
+        });
+      }
+      const r = await cli(
+        'rollback',
+        name,
+        ...api(),
+        '--token-file',
+        opToken,
+        '--reason',
+        'bad data',
+        ...(restore ? ['--restore-database'] : []),
+      );
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(restore ? 'and the database' : 'are restored');
+      if (!restore) expect(r.stdout).not.toContain('and the database');
+      const spec = (await h.source.getUpgradeRequest(name))?.spec;
+      expect(spec?.rollback?.reason).toBe('bad data');
+      expect(spec?.rollback?.restoreDatabase).toBe(restore ? true : undefined);
+    }
   });
 
   it('a viewer may not trigger: one line with the code and suggestion, exit 1', async () => {

@@ -39,6 +39,8 @@ const RUN_BY: Readonly<Record<string, string>> = {
     'test/unit/cli-upgrade.test.ts',
   'pairshift upgrade rollback upg-20261206-3fa2b1c0 --reason "health checks flapping"':
     'test/unit/cli-upgrade.test.ts',
+  'pairshift upgrade rollback upg-20261206-3fa2b1c0 --reason "2.0.0 corrupts invoices" --restore-database':
+    'test/unit/cli-upgrade.test.ts',
 };
 
 /** The `pairshift` lines of every ```sh block of the manuals. */
