@@ -66,6 +66,11 @@ cp -a "$BUILD/package.json" "$BUILD/package-lock.json" "$BUILD/bin" "$BUILD/dist
 # --omit=dev must work on its own; --ignore-scripts because `prepare` runs
 # tsc (a dev dependency) and dist/ comes from the build stage anyway.
 (cd "$APPDIR" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+# Packages' own test folders are never loaded at run time, and ssh2's holds
+# well-known private test keys that a secret scanner (and the image test)
+# rightly flags: the folder right under each package root goes.
+find "$APPDIR/node_modules" -mindepth 2 -maxdepth 3 -type d -name test -regextype posix-extended \
+  -regex "$APPDIR/node_modules/(@[^/]+/)?[^/]+/test" -prune -exec rm -rf {} +
 # dev-only tools must not have slipped in
 for dev in typescript jest @swc/core @biomejs/biome; do
   [ ! -e "$APPDIR/node_modules/$dev" ] || die "dev dependency $dev ended up in the runtime's node_modules"
