@@ -10,7 +10,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
-import { HAPPY_PATH } from '../../src/core/phases.js';
+import { findCondition } from '../../src/core/conditions.js';
+import { HAPPY_PATH, isTerminal } from '../../src/core/phases.js';
 import type { UpgradeRequestSpec } from '../../src/core/upgrade-request.js';
 import type { LabPackage } from '../../src/lab/app/releases.js';
 import { LAB_AGENT_ROOT } from '../../src/reconciler/agents.js';
@@ -164,6 +165,26 @@ async function captureRunning(label: string, name: string): Promise<void> {
     if (r?.status?.finishedAt) return;
     await new Promise((res) => setTimeout(res, 100));
   }
+}
+
+/**
+ * Waits for a terminal phase (returns null) or a NodeUnreachable halt
+ * (returns the Stalled message), whichever comes first.
+ */
+async function endOrNodeUnreachableHalt(name: string, timeoutMs: number): Promise<string | null> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'not started';
+  while (Date.now() < deadline) {
+    const r = await op.source.getUpgradeRequest(name);
+    if (r?.status?.finishedAt && isTerminal(r.status.phase)) return null;
+    const stalled = findCondition(r?.status?.conditions ?? [], 'Stalled');
+    if (stalled?.status === 'True' && stalled.reason === 'NodeUnreachable') return stalled.message;
+    last = r?.status?.phase ?? last;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  throw new Error(
+    `${name}: neither an end nor a NodeUnreachable halt in ${timeoutMs} ms (in ${last})`,
+  );
 }
 
 /** What every case ends with: one healthy VIP holder, rsync running, no acknowledged write lost. */
@@ -423,8 +444,17 @@ describe('the operator upgrades lab e1', () => {
     expectServing(r, '1.0.0');
   });
 
-  it('b stops answering mid-upgrade: UNREACHABLE after the grace, a keeps serving', async () => {
+  // The lost-node rule (src/core/lost-node.ts): past the grace the upgrade
+  // ends UNREACHABLE only when both nodes are left serving the old version,
+  // i.e. b was last seen unchanged on 1.0.0; when b was cut off with a change
+  // to it under way (services stopped, 2.0.0 installing) ending would leave
+  // the pair on two versions, so the operator halts naming b and goes on
+  // once b answers. Which one happens depends on where in UPGRADE_BACKUP the
+  // cut lands (both seen here: UNREACHABLE twice, the halt once in CI), so
+  // the case takes either and checks each fully.
+  it('b stops answering mid-upgrade: UNREACHABLE when b was left unchanged, else a halt naming b that resumes to an end once b answers; a keeps serving', async () => {
     let undo: (() => Promise<void>) | null = null;
+    let halt: string | null = null;
     try {
       const r = await runCase(
         'unreachable',
@@ -433,25 +463,36 @@ describe('the operator upgrades lab e1', () => {
         async (name) => {
           await op.waitPhase(name, ['UPGRADE_BACKUP'], 120_000);
           undo = await lab.isolate('b');
-          // Checked while b is still cut off: a carries the clients alone.
-          await op.waitTerminal(name, 240_000);
+          // Checked while b is still cut off: an end or a halt, and a carries the clients alone.
+          halt = await endOrNodeUnreachableHalt(name, 240_000);
           const vip = await lab.inLab(
             'client',
             ['curl', '-s', '--max-time', '3', `http://${lab.pair.spec.vip.address}:8080/version`],
             true,
           );
-          console.log(`with b cut off the VIP answers ${JSON.stringify(vip.stdout.trim())}`);
+          console.log(
+            `with b cut off the VIP answers ${JSON.stringify(vip.stdout.trim())}; ${halt === null ? 'ended' : `halted: "${halt}"`}`,
+          );
           expect(vip.stdout.trim()).toBe('1.0.0');
           await undo();
           undo = null;
         },
-        300_000,
+        420_000,
       );
-      expect(r.status.phase).toBe('UNREACHABLE');
-      const lost = r.history.at(-1)!;
-      expect(lost.cause).toMatch(/b: no SSH answer/);
-      expect(r.pair.versions.a).toBe('1.0.0');
-      expect(r.pair.vipHolders).toEqual(['a']);
+      if (halt === null) {
+        expect(r.status.phase).toBe('UNREACHABLE');
+        const lost = r.history.at(-1)!;
+        expect(lost.cause).toMatch(/b: no SSH answer/);
+        expect(r.pair.versions.a).toBe('1.0.0');
+        expect(r.pair.vipHolders).toEqual(['a']);
+      } else {
+        expect(halt).toMatch(/^b is unreachable: no SSH answer/);
+        // b answered again: the upgrade went on by itself to an end, both
+        // nodes on one version (the new one only after COMPLETE)
+        const version = r.status.phase === 'COMPLETE' ? '2.0.0' : '1.0.0';
+        expect(r.pair.versions).toEqual({ a: version, b: version });
+        expect(r.pair.vipHolders).toHaveLength(1);
+      }
       expect(r.pair.vipHolderHealthy).toBe(true);
       expect(clientFigures(r.probe).lost).toBe(0);
     } finally {
