@@ -486,7 +486,7 @@ describe('the operator upgrades lab e1', () => {
         expect(r.pair.versions.a).toBe('1.0.0');
         expect(r.pair.vipHolders).toEqual(['a']);
       } else {
-        expect(halt).toMatch(/^b is unreachable: no SSH answer/);
+        expect(halt).toMatch(/^halted: b is unreachable: no SSH answer/);
         // b answered again: the upgrade went on by itself to an end, both
         // nodes on one version (the new one only after COMPLETE)
         const version = r.status.phase === 'COMPLETE' ? '2.0.0' : '1.0.0';
