@@ -512,39 +512,9 @@ export class UpgradeReconciler {
     action: Extract<Action, { kind: 'halt' }>,
     observed: PairObservation,
   ): Promise<{ outcome: ReconcileOutcome }> {
-    const name = request.metadata.name;
-    const before = memory.facts.halted;
-    const fresh = before?.cause !== action.cause || before.reason !== action.code;
-    const next: UpgradeMemory = fresh
-      ? {
-          ...memory,
-          facts: {
-            ...memory.facts,
-            halted: {
-              cause: action.cause,
-              reason: action.code,
-              message: action.reason,
-              sinceMs: this.deps.now().getTime(),
-            },
-          },
-        }
-      : memory;
-    await saveMemory(this.deps.db, name, next);
-    if (fresh) {
-      await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
-      await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
-      this.#notify({
-        // Dated by the halt's start: the same halt always makes the same event id.
-        ...factBase(
-          request,
-          new Date(next.facts.halted?.sinceMs ?? this.deps.now().getTime()),
-          action.reason,
-        ),
-        kind: 'halted',
-        phase: next.context.phase,
-        reason: action.code,
-      });
-    }
+    const { next, fresh } = withHalt(memory, action, this.deps.now().getTime());
+    await saveMemory(this.deps.db, request.metadata.name, next);
+    if (fresh) await this.#announceHalt(request, next, action);
     await this.#publish(
       request,
       next,
@@ -555,6 +525,28 @@ export class UpgradeReconciler {
       { observed },
     );
     return { outcome: { requeueAfterMs: HALT_REQUEUE_MS } };
+  }
+
+  /** A new halt cause: one WARNING line, one Warning Event, one notification. */
+  async #announceHalt(
+    request: UpgradeRequest,
+    next: UpgradeMemory,
+    action: Extract<Action, { kind: 'halt' }>,
+  ): Promise<void> {
+    const name = request.metadata.name;
+    await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
+    await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
+    this.#notify({
+      // Dated by the halt's start: the same halt always makes the same event id.
+      ...factBase(
+        request,
+        new Date(next.facts.halted?.sinceMs ?? this.deps.now().getTime()),
+        action.reason,
+      ),
+      kind: 'halted',
+      phase: next.context.phase,
+      reason: action.code,
+    });
   }
 
   /** The planner no longer halts: say once that the upgrade resumed, and why. */
@@ -1041,37 +1033,10 @@ export class UpgradeReconciler {
     action: Extract<Action, { kind: 'halt' }>,
     problem: string,
   ): Promise<ReconcileOutcome> {
-    const name = request.metadata.name;
-    const before = memory.facts.halted;
-    const fresh = before?.cause !== action.cause || before.reason !== action.code;
-    const next: UpgradeMemory = fresh
-      ? {
-          ...memory,
-          facts: {
-            ...memory.facts,
-            halted: {
-              cause: action.cause,
-              reason: action.code,
-              message: action.reason,
-              sinceMs: this.deps.now().getTime(),
-            },
-          },
-        }
-      : memory;
+    const { next, fresh } = withHalt(memory, action, this.deps.now().getTime());
     if (fresh) {
-      await saveMemory(this.deps.db, name, next);
-      await this.#log(name, 'WARNING', `${next.context.phase}: ${action.reason}`);
-      await this.deps.source.recordEvent(name, 'Warning', action.code, action.reason);
-      this.#notify({
-        ...factBase(
-          request,
-          new Date(next.facts.halted?.sinceMs ?? this.deps.now().getTime()),
-          action.reason,
-        ),
-        kind: 'halted',
-        phase: next.context.phase,
-        reason: action.code,
-      });
+      await saveMemory(this.deps.db, request.metadata.name, next);
+      await this.#announceHalt(request, next, action);
     }
     await this.#finishWithoutRuntime(
       request,
@@ -1381,4 +1346,25 @@ function factBase(request: UpgradeRequest, at: Date, message: string) {
     toVersion: request.status?.targetVersion ?? request.spec.package.version ?? null,
     message: redact(message) as string,
   };
+}
+
+/**
+ * The memory with the halt recorded; `fresh` when its cause or reason is
+ * new (a repeat of the same halt keeps its start, so no new Event).
+ */
+function withHalt(
+  memory: UpgradeMemory,
+  action: Extract<Action, { kind: 'halt' }>,
+  nowMs: number,
+): { next: UpgradeMemory; fresh: boolean } {
+  const before = memory.facts.halted;
+  const fresh = before?.cause !== action.cause || before.reason !== action.code;
+  if (!fresh) return { next: memory, fresh };
+  const halted = {
+    cause: action.cause,
+    reason: action.code,
+    message: action.reason,
+    sinceMs: nowMs,
+  };
+  return { next: { ...memory, facts: { ...memory.facts, halted } }, fresh };
 }
